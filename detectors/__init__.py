@@ -1,0 +1,1 @@
+"""Person detection, pose estimation and tracking (added by a later issue)."""

@@ -1,0 +1,1 @@
+"""Action-recognition engines: MMAction2-compatible models, export and inference backends."""

@@ -1,0 +1,27 @@
+"""Plain-torch model definitions whose parameter names match MMAction2 1.x.
+
+Importing this package registers every component in :data:`MODELS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from engines.models.registry import MODELS, build, register
+
+# Each module registers its classes on import. Order matters only for readability.
+_MODULES = (
+    "heads",
+    "recognizers",
+    "resnet",
+    "resnet_tsm",
+    "resnet3d",
+    "resnet3d_slowfast",
+    "x3d",
+    "c3d",
+)
+
+for _name in _MODULES:
+    importlib.import_module(f"engines.models.{_name}")
+
+__all__ = ["MODELS", "build", "register"]

@@ -1,0 +1,77 @@
+"""The one registry of model components: a plain dict from MMAction2 type name to class.
+
+Configs use MMAction2's own schema (``dict(type='ResNet', depth=50, ...)``), so
+the keys here are MMAction2's class names and the constructors take its keyword
+arguments.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from torch import nn
+
+from engines.errors import ModelConfigError, UnknownTypeError
+
+MODELS: dict[str, type[nn.Module]] = {}
+
+T = TypeVar("T", bound=type[nn.Module])
+
+
+def register(name: str | None = None) -> Callable[[T], T]:
+    """Class decorator that adds a model component to :data:`MODELS`.
+
+    Args:
+        name: Registry key; defaults to the class name (MMAction2's ``type``).
+
+    Raises:
+        ValueError: If the name is already taken.
+    """
+
+    def wrap(cls: T) -> T:
+        key = name or cls.__name__
+        if key in MODELS and MODELS[key] is not cls:
+            raise ValueError(f"model type {key!r} is registered twice")
+        MODELS[key] = cls
+        return cls
+
+    return wrap
+
+
+def build(cfg: Mapping[str, Any], *, where: str = "model", **defaults: Any) -> nn.Module:
+    """Build a registered component from an MMAction2-style config dict.
+
+    Args:
+        cfg: A mapping with a ``type`` key and the constructor's keyword arguments.
+        where: Dotted config path of ``cfg``, used in error messages.
+        **defaults: Keyword arguments used where ``cfg`` does not set them.
+
+    Raises:
+        UnknownTypeError: If ``type`` is not registered (the message lists the valid names).
+        ModelConfigError: If ``type`` is missing or the arguments don't fit the constructor.
+    """
+    import engines.models  # noqa: F401  (fills MODELS on first use)
+
+    if not isinstance(cfg, Mapping) or "type" not in cfg:
+        raise ModelConfigError(f"{where}: expected a dict with a 'type' key, got {cfg!r}")
+    kwargs = {**defaults, **{k: v for k, v in cfg.items() if k != "type"}}
+    type_name = cfg["type"]
+    cls = MODELS.get(type_name)
+    if cls is None:
+        valid = ", ".join(sorted(MODELS))
+        raise UnknownTypeError(f"{where}.type: unknown model type {type_name!r}; valid types: {valid}")
+    params = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not takes_any:
+        unknown = sorted(set(kwargs) - set(params) - {"self"})
+        if unknown:
+            valid = ", ".join(sorted(k for k in params if k != "self"))
+            raise ModelConfigError(
+                f"{where}: {type_name} got unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {valid}"
+            )
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelConfigError(f"{where}: cannot build {type_name}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Streaming runtime: packets, ZeroMQ transport, stage runner, sources, sinks and entry points."""
