@@ -1,1 +1,207 @@
-"""Placeholder: filled in by its owner."""
+"""Recognizers: backbone + head, scoring a normalised batch of views like MMAction2's ``predict``.
+
+``forward`` takes the tensor that MMAction2's ``ActionDataPreprocessor`` hands the
+model (already normalised, channels already in model order) and returns the class
+scores that ``model.predict`` stores in ``pred_score``:
+
+* :class:`Recognizer2D`: ``(N, V, C, H, W)``; ``V`` is ``num_clips * num_crops``
+  frames (a multiple of ``num_segments`` for TSM).
+* :class:`Recognizer3D`: ``(N, V, C, T, H, W)``; ``V`` is ``num_clips * num_crops``.
+
+Scores are ``(N, num_classes)``, the views folded by the head's ``average_clips``
+(``'score'``: mean of raw scores, ``'prob'``: mean of softmax probabilities). With
+``average_clips=None`` MMAction2 does not fold the clips; then the result is
+``(N, clips, num_classes)``, squeezed to ``(N, num_classes)`` when there is one clip
+per sample (TSN always; TSM with ``V == num_segments``; 3D with ``V == 1``).
+
+The ``data_preprocessor`` section is not a module here: its settings are exposed as
+attributes (``input_format``, ``mean``, ``std``, ``to_rgb``) for the pipeline that
+prepares inputs. MMAction2 registers its ``mean``/``std`` buffers as non-persistent,
+so model-zoo ``state_dict``s hold only ``backbone.*`` and ``cls_head.*`` keys.
+
+``test_cfg``: ``max_testing_views`` is accepted and ignored (it only splits the views
+into smaller backbone batches; the scores are the same); ``fcn_test=True`` is not
+supported and raises :class:`~engines.errors.ModelConfigError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from engines.errors import InputShapeError, ModelConfigError
+from engines.models.heads import BaseHead
+from engines.models.registry import build, register
+
+logger = logging.getLogger(__name__)
+
+_PREPROCESSOR_KEYS = frozenset({"type", "mean", "std", "to_rgb", "to_float32", "blending", "format_shape"})
+_TEST_CFG_KEYS = frozenset({"fcn_test", "max_testing_views", "num_segs"})
+
+
+def _as_floats(value: Sequence[float] | None, where: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ModelConfigError(f"{where}: expected a sequence of numbers, got {value!r}") from exc
+
+
+class BaseRecognizer(nn.Module):
+    """Backbone + head with MMAction2's constructor and ``backbone.*``/``cls_head.*`` names.
+
+    Built in eval mode. Subclasses set :attr:`input_format` and implement :meth:`forward`.
+
+    Args:
+        backbone: Backbone config, ``dict(type=..., ...)``.
+        cls_head: Head config; one of the heads in :mod:`engines.models.heads`.
+        neck: Not supported yet; must be ``None``.
+        data_preprocessor: ``dict(type='ActionDataPreprocessor', mean=..., std=..., to_rgb=...,
+            format_shape=...)``; read into attributes, not built.
+        train_cfg: Ignored (training only).
+        test_cfg: ``None`` or a dict; see the module docstring for the supported keys.
+        init_cfg: Ignored (weights come from checkpoints).
+
+    Attributes:
+        input_format: ``'NCHW'`` (2D) or ``'NCTHW'`` (3D), MMAction2's ``format_shape``.
+        num_classes: Number of classes the head scores.
+        mean: Per-channel mean the inputs were normalised with, or ``None``.
+        std: Per-channel std the inputs were normalised with, or ``None``.
+        to_rgb: Whether MMAction2 flips BGR input to RGB before normalising.
+
+    Raises:
+        ModelConfigError: For a neck, an unsupported ``test_cfg`` or an invalid ``data_preprocessor``.
+        UnknownTypeError: For an unknown backbone or head type.
+    """
+
+    input_format: str = "NCHW"
+
+    def __init__(
+        self,
+        backbone: Mapping[str, Any],
+        cls_head: Mapping[str, Any] | None = None,
+        neck: Mapping[str, Any] | None = None,
+        data_preprocessor: Mapping[str, Any] | None = None,
+        train_cfg: Mapping[str, Any] | None = None,
+        test_cfg: Mapping[str, Any] | None = None,
+        init_cfg: Any = None,
+    ) -> None:
+        super().__init__()
+        if neck is not None:
+            raise ModelConfigError(f"model.neck: necks are not supported yet, got {neck!r}")
+        if cls_head is None:
+            raise ModelConfigError("model.cls_head: a recognizer needs a classification head")
+        self._read_preprocessor(data_preprocessor)
+        self.test_cfg = self._check_test_cfg(test_cfg)
+        self.backbone = build(backbone, where="model.backbone")
+        head = build(cls_head, where="model.cls_head")
+        if not isinstance(head, BaseHead):
+            raise ModelConfigError(f"model.cls_head: {type(head).__name__} is not a classification head")
+        self.cls_head: BaseHead = head
+        self.num_classes = head.num_classes
+        self.eval()
+
+    def _read_preprocessor(self, cfg: Mapping[str, Any] | None) -> None:
+        where = "model.data_preprocessor"
+        cfg = dict(cfg or {"type": "ActionDataPreprocessor"})
+        if cfg.get("type") != "ActionDataPreprocessor":
+            raise ModelConfigError(
+                f"{where}.type: expected 'ActionDataPreprocessor', got {cfg.get('type')!r}"
+            )
+        unknown = sorted(set(cfg) - _PREPROCESSOR_KEYS)
+        if unknown:
+            raise ModelConfigError(
+                f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(sorted(_PREPROCESSOR_KEYS))}"
+            )
+        expected = type(self).input_format
+        fmt = cfg.get("format_shape", expected)
+        if fmt != expected:
+            raise ModelConfigError(
+                f"{where}.format_shape: {type(self).__name__} takes {expected!r} input, got {fmt!r}"
+            )
+        mean = _as_floats(cfg.get("mean"), f"{where}.mean")
+        std = _as_floats(cfg.get("std"), f"{where}.std")
+        if (mean is None) != (std is None):
+            raise ModelConfigError(f"{where}: set both mean and std, or neither")
+        if mean is not None and std is not None:
+            if len(mean) != len(std):
+                raise ModelConfigError(f"{where}: mean has {len(mean)} values but std has {len(std)}")
+            if any(s == 0 for s in std):
+                raise ModelConfigError(f"{where}.std: values must be non-zero, got {std}")
+        self.mean = mean
+        self.std = std
+        self.to_rgb = bool(cfg.get("to_rgb", False))
+
+    @staticmethod
+    def _check_test_cfg(test_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+        cfg = dict(test_cfg or {})
+        if cfg.get("fcn_test", False):
+            raise ModelConfigError("model.test_cfg.fcn_test: fully-convolutional testing is not supported")
+        unknown = sorted(set(cfg) - _TEST_CFG_KEYS)
+        if unknown:
+            # MMAction2 1.x ignores these too (e.g. a 0.x-style average_clips: set it on cls_head).
+            logger.warning("model.test_cfg: ignoring key(s) %s that MMAction2 1.x does not read", unknown)
+        return cfg
+
+    def _fold_clips(self, scores: Tensor, num_views: int) -> Tensor:
+        clips = self.cls_head.clips_per_sample(num_views)
+        scores = self.cls_head.average_clip(scores, clips)
+        if scores.dim() == 3 and clips == 1:
+            scores = scores.squeeze(1)
+        return scores
+
+
+@register()
+class Recognizer2D(BaseRecognizer):
+    """Frame-level (2D) recognizer: TSN, TSM.
+
+    ``forward(inputs)``: ``inputs`` is ``(N, V, C, H, W)``; returns the scores described in
+    the module docstring.
+    """
+
+    input_format = "NCHW"
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Score a batch of ``N`` samples of ``V`` frames each.
+
+        Raises:
+            InputShapeError: If ``inputs`` is not 5-D or ``V`` does not fit the head.
+        """
+        if inputs.dim() != 5:
+            raise InputShapeError(
+                f"Recognizer2D expects (N, V, C, H, W) input, got shape {tuple(inputs.shape)}"
+            )
+        num_views = int(inputs.shape[1])
+        frames = inputs.reshape((-1, *inputs.shape[2:]))
+        scores = self.cls_head(self.backbone(frames), num_segs=num_views)
+        return self._fold_clips(scores, num_views)
+
+
+@register()
+class Recognizer3D(BaseRecognizer):
+    """Clip-level (3D) recognizer: I3D, SlowOnly, SlowFast, X3D, C3D.
+
+    ``forward(inputs)``: ``inputs`` is ``(N, V, C, T, H, W)``; returns the scores described in
+    the module docstring.
+    """
+
+    input_format = "NCTHW"
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Score a batch of ``N`` samples of ``V`` clips each.
+
+        Raises:
+            InputShapeError: If ``inputs`` is not 6-D.
+        """
+        if inputs.dim() != 6:
+            raise InputShapeError(
+                f"Recognizer3D expects (N, V, C, T, H, W) input, got shape {tuple(inputs.shape)}"
+            )
+        num_views = int(inputs.shape[1])
+        clips = inputs.reshape((-1, *inputs.shape[2:]))
+        scores = self.cls_head(self.backbone(clips), num_segs=num_views)
+        return self._fold_clips(scores, num_views)

@@ -1,1 +1,327 @@
-"""Placeholder: filled in by its owner."""
+"""MMAction2's 2D ``ResNet`` backbone, with mmcv ``ConvModule`` parameter names.
+
+Every convolution sits in a :class:`ConvModule` holding ``conv`` (no bias) and ``bn``
+(plus a parameter-free activation), so checkpoint keys read ``conv1.conv.weight``,
+``conv1.bn.running_mean``, ``layer1.0.conv2.bn.weight``, ``layer2.0.downsample.conv.weight``
+exactly as in MMAction2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from engines.errors import ModelConfigError
+from engines.models.registry import register
+
+_CONV_TYPES = ("Conv", "Conv2d")
+_NORM_TYPES = ("BN", "BN2d", "SyncBN")
+_ACT_TYPES: dict[str, type[nn.Module]] = {"ReLU": nn.ReLU}
+
+
+def _check_conv_cfg(conv_cfg: Mapping[str, Any] | None, where: str) -> None:
+    if conv_cfg is not None and (conv_cfg.get("type") not in _CONV_TYPES or len(conv_cfg) > 1):
+        raise ModelConfigError(f"{where}.conv_cfg: only dict(type='Conv') is supported, got {dict(conv_cfg)!r}")
+
+
+def make_norm(num_features: int, norm_cfg: Mapping[str, Any], where: str = "norm_cfg") -> nn.BatchNorm2d:
+    """A 2D batch norm from an mmcv ``norm_cfg`` (``BN``/``BN2d``/``SyncBN``; ``eps``, ``momentum``).
+
+    ``SyncBN`` is plain batch norm at inference. ``requires_grad`` is accepted and ignored.
+
+    Raises:
+        ModelConfigError: For another norm type or an unknown key.
+    """
+    cfg = dict(norm_cfg)
+    norm_type = cfg.pop("type", None)
+    cfg.pop("requires_grad", None)
+    if norm_type not in _NORM_TYPES:
+        raise ModelConfigError(f"{where}.type: expected one of {_NORM_TYPES}, got {norm_type!r}")
+    unknown = sorted(set(cfg) - {"eps", "momentum"})
+    if unknown:
+        raise ModelConfigError(f"{where}: unknown key(s) {unknown}; valid keys: eps, momentum, requires_grad")
+    return nn.BatchNorm2d(num_features, eps=cfg.get("eps", 1e-5), momentum=cfg.get("momentum", 0.1))
+
+
+def make_act(act_cfg: Mapping[str, Any] | None, where: str = "act_cfg") -> nn.Module | None:
+    """The activation named by an mmcv ``act_cfg`` (``ReLU``), or ``None``.
+
+    Raises:
+        ModelConfigError: For another activation type or an unknown key.
+    """
+    if act_cfg is None:
+        return None
+    cfg = dict(act_cfg)
+    act_type = cfg.pop("type", None)
+    cfg.pop("inplace", None)  # in-place or not, the values are the same
+    if act_type not in _ACT_TYPES:
+        raise ModelConfigError(f"{where}.type: expected one of {sorted(_ACT_TYPES)}, got {act_type!r}")
+    if cfg:
+        raise ModelConfigError(f"{where}: unknown key(s) {sorted(cfg)}; valid keys: type, inplace")
+    return _ACT_TYPES[act_type]()
+
+
+class ConvModule(nn.Module):
+    """Conv2d (no bias) → BatchNorm2d → optional activation, named ``conv``/``bn``/``activate`` like mmcv.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        kernel_size: Kernel size.
+        stride: Stride.
+        padding: Zero padding.
+        dilation: Dilation.
+        norm_cfg: mmcv norm config, see :func:`make_norm`.
+        act_cfg: mmcv activation config, see :func:`make_act`; ``None`` for no activation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        *,
+        norm_cfg: Mapping[str, Any],
+        act_cfg: Mapping[str, Any] | None,
+    ) -> None:
+        super().__init__()
+        self.conv: nn.Module = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, bias=False
+        )
+        self.bn = make_norm(out_channels, norm_cfg)
+        activate = make_act(act_cfg)
+        if activate is not None:
+            self.activate = activate
+        self.with_activation = activate is not None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.bn(self.conv(x))
+        return self.activate(x) if self.with_activation else x
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convs with a residual; the first conv strides (``style`` does not matter here)."""
+
+    expansion = 1
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        dilation: int = 1,
+        downsample: nn.Module | None = None,
+        style: str = "pytorch",
+        *,
+        norm_cfg: Mapping[str, Any],
+        act_cfg: Mapping[str, Any] | None,
+    ) -> None:
+        super().__init__()
+        self.conv1 = ConvModule(
+            inplanes, planes, 3, stride, dilation, dilation, norm_cfg=norm_cfg, act_cfg=act_cfg
+        )
+        self.conv2 = ConvModule(planes, planes, 3, 1, 1, 1, norm_cfg=norm_cfg, act_cfg=None)
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv2(self.conv1(x))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1×1 → 3×3 → 1×1 convs with a residual; ``style='pytorch'`` strides the 3×3, ``'caffe'`` the first 1×1."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        dilation: int = 1,
+        downsample: nn.Module | None = None,
+        style: str = "pytorch",
+        *,
+        norm_cfg: Mapping[str, Any],
+        act_cfg: Mapping[str, Any] | None,
+    ) -> None:
+        super().__init__()
+        conv1_stride, conv2_stride = (1, stride) if style == "pytorch" else (stride, 1)
+        self.conv1 = ConvModule(inplanes, planes, 1, conv1_stride, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.conv2 = ConvModule(
+            planes, planes, 3, conv2_stride, dilation, dilation, norm_cfg=norm_cfg, act_cfg=act_cfg
+        )
+        self.conv3 = ConvModule(planes, planes * self.expansion, 1, norm_cfg=norm_cfg, act_cfg=None)
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv3(self.conv2(self.conv1(x)))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+def make_res_layer(
+    block: type[BasicBlock | Bottleneck],
+    inplanes: int,
+    planes: int,
+    blocks: int,
+    stride: int = 1,
+    dilation: int = 1,
+    style: str = "pytorch",
+    *,
+    norm_cfg: Mapping[str, Any],
+    act_cfg: Mapping[str, Any] | None,
+) -> nn.Sequential:
+    """One ResNet stage: ``blocks`` residual blocks, the first one striding and projecting."""
+    downsample = None
+    if stride != 1 or inplanes != planes * block.expansion:
+        downsample = ConvModule(
+            inplanes, planes * block.expansion, 1, stride, norm_cfg=norm_cfg, act_cfg=None
+        )
+    layers = [block(inplanes, planes, stride, dilation, downsample, style, norm_cfg=norm_cfg, act_cfg=act_cfg)]
+    inplanes = planes * block.expansion
+    for _ in range(1, blocks):
+        layers.append(block(inplanes, planes, 1, dilation, None, style, norm_cfg=norm_cfg, act_cfg=act_cfg))
+    return nn.Sequential(*layers)
+
+
+@register()
+class ResNet(nn.Module):
+    """MMAction2's ResNet: stem (7×7 conv, 3×3 max pool) and up to four stages.
+
+    Args:
+        depth: 18, 34, 50, 101 or 152.
+        pretrained: Ignored (weights come from whole-model checkpoints).
+        torchvision_pretrain: Ignored.
+        in_channels: Input channels.
+        num_stages: Stages to build, 1 to 4.
+        out_indices: Stages whose outputs are returned (a tuple if more than one).
+        strides: Stride of the first block of each stage.
+        dilations: Dilation of each stage.
+        style: ``'pytorch'`` or ``'caffe'`` (where a Bottleneck strides).
+        frozen_stages: Training only; accepted and ignored.
+        conv_cfg: Only ``dict(type='Conv')``.
+        norm_cfg: ``dict(type='BN2d')`` style config (``eps``, ``momentum``).
+        act_cfg: ``dict(type='ReLU')`` style config.
+        norm_eval: Keep batch norms in eval mode under ``train()``.
+        partial_bn: Training only; accepted and ignored.
+        with_cp: Training only; accepted and ignored.
+        init_cfg: Ignored.
+
+    Raises:
+        ModelConfigError: For an unsupported depth or inconsistent stage settings.
+    """
+
+    arch_settings: dict[int, tuple[type[BasicBlock | Bottleneck], tuple[int, ...]]] = {
+        18: (BasicBlock, (2, 2, 2, 2)),
+        34: (BasicBlock, (3, 4, 6, 3)),
+        50: (Bottleneck, (3, 4, 6, 3)),
+        101: (Bottleneck, (3, 4, 23, 3)),
+        152: (Bottleneck, (3, 8, 36, 3)),
+    }
+
+    def __init__(
+        self,
+        depth: int,
+        pretrained: str | None = None,
+        torchvision_pretrain: bool = True,
+        in_channels: int = 3,
+        num_stages: int = 4,
+        out_indices: Sequence[int] = (3,),
+        strides: Sequence[int] = (1, 2, 2, 2),
+        dilations: Sequence[int] = (1, 1, 1, 1),
+        style: str = "pytorch",
+        frozen_stages: int = -1,
+        conv_cfg: Mapping[str, Any] | None = None,
+        norm_cfg: Mapping[str, Any] | None = None,
+        act_cfg: Mapping[str, Any] | None = None,
+        norm_eval: bool = False,
+        partial_bn: bool = False,
+        with_cp: bool = False,
+        init_cfg: Any = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if depth not in self.arch_settings:
+            raise ModelConfigError(
+                f"{name}.depth: unsupported depth {depth!r}; valid depths: {sorted(self.arch_settings)}"
+            )
+        if not 1 <= num_stages <= 4:
+            raise ModelConfigError(f"{name}.num_stages: expected 1 to 4, got {num_stages!r}")
+        out_indices = tuple(out_indices)
+        if not out_indices or max(out_indices) >= num_stages or min(out_indices) < 0:
+            raise ModelConfigError(
+                f"{name}.out_indices: expected indices below num_stages={num_stages}, got {out_indices}"
+            )
+        if len(strides) != num_stages or len(dilations) != num_stages:
+            raise ModelConfigError(
+                f"{name}: strides {tuple(strides)} and dilations {tuple(dilations)} "
+                f"need num_stages={num_stages} entries each"
+            )
+        if style not in ("pytorch", "caffe"):
+            raise ModelConfigError(f"{name}.style: expected 'pytorch' or 'caffe', got {style!r}")
+        _check_conv_cfg(conv_cfg, name)
+        norm_cfg = dict(norm_cfg) if norm_cfg is not None else {"type": "BN2d", "requires_grad": True}
+        act_cfg = dict(act_cfg) if act_cfg is not None else {"type": "ReLU", "inplace": True}
+        make_norm(1, norm_cfg, f"{name}.norm_cfg")  # report a bad config once, with its path
+        make_act(act_cfg, f"{name}.act_cfg")
+
+        self.depth = depth
+        self.in_channels = in_channels
+        self.num_stages = num_stages
+        self.out_indices = out_indices
+        self.strides = tuple(strides)
+        self.dilations = tuple(dilations)
+        self.style = style
+        self.norm_eval = norm_eval
+        self.block, stage_blocks = self.arch_settings[depth]
+        self.stage_blocks = stage_blocks[:num_stages]
+
+        self.conv1 = ConvModule(in_channels, 64, 7, 2, 3, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.res_layers: list[str] = []
+        inplanes = 64
+        for i, num_blocks in enumerate(self.stage_blocks):
+            planes = 64 * 2**i
+            layer = make_res_layer(
+                self.block,
+                inplanes,
+                planes,
+                num_blocks,
+                self.strides[i],
+                self.dilations[i],
+                style,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg,
+            )
+            inplanes = planes * self.block.expansion
+            self.add_module(f"layer{i + 1}", layer)
+            self.res_layers.append(f"layer{i + 1}")
+        self.feat_dim = self.block.expansion * 64 * 2 ** (len(self.stage_blocks) - 1)
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        """Features of the stages in ``out_indices`` for images ``(B, C, H, W)``."""
+        x = self.maxpool(self.conv1(x))
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def train(self, mode: bool = True) -> ResNet:
+        """Switch train/eval mode, keeping batch norms in eval mode when ``norm_eval`` is set."""
+        super().train(mode)
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self

@@ -1,0 +1,370 @@
+"""The stage runner: threads, sockets, start-up order, end-of-stream, errors, metrics.
+
+``Pipeline(sources, stages).run()`` runs each source and each stage in its own thread,
+linked by ZeroMQ PUSH/PULL sockets (``inproc://`` by default). All sources feed the
+first stage; each stage feeds the next. The runner, not the stages, owns
+
+* end-of-stream: every thread sends :class:`EndOfStream` downstream in ``finally``,
+  so a crashed stage never leaves the others waiting;
+* errors: an exception in a stage stops the pipeline and ``run()`` raises
+  :class:`StageError` naming the stage (after downstream stages flushed what they had);
+* shutdown: :meth:`Pipeline.stop` (or Ctrl-C) stops the sources at once; the other
+  stages get ``stop_timeout_s`` to drain, then drop what is left and finish;
+* metrics: frames/s, processing time p50/p95, queue depth and drops per stage, logged
+  every ``metrics_interval_s`` and returned (and optionally written as JSON) at the end.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from stream.errors import ConfigError, StageError
+from stream.packet import EndOfStream, FramePacket, SourceEvent
+from stream.stage import Source, Stage, as_outputs
+from stream.transport import LIVE_INFERENCE, LOSSLESS, POLL_MS, LinkStats, QueuePolicy, Receiver, Sender
+
+log = logging.getLogger(__name__)
+_ids = itertools.count()
+_TIMING_WINDOW = 2048  # processing times kept per stage for percentiles
+
+
+@dataclass
+class StageMetrics:
+    """Counters of one source or stage. Updated by its thread, read by the monitor."""
+
+    name: str
+    link: LinkStats | None = None  # the link this stage reads from (None for sources)
+    frames: int = 0
+    errors: int = 0
+    times_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=_TIMING_WINDOW))
+    started: float = field(default_factory=time.monotonic)
+    _last_frames: int = 0
+    _last_time: float = field(default_factory=time.monotonic)
+
+    def snapshot(self, *, window: bool = False) -> dict[str, Any]:
+        now = time.monotonic()
+        times = np.fromiter(self.times_ms, dtype=np.float64) if self.times_ms else np.zeros(0)
+        if window:
+            fps = (self.frames - self._last_frames) / max(now - self._last_time, 1e-9)
+            self._last_frames, self._last_time = self.frames, now
+        else:
+            fps = self.frames / max(now - self.started, 1e-9)
+        out: dict[str, Any] = {
+            "frames": self.frames,
+            "fps": round(fps, 2),
+            "p50_ms": round(float(np.percentile(times, 50)), 3) if len(times) else None,
+            "p95_ms": round(float(np.percentile(times, 95)), 3) if len(times) else None,
+            "errors": self.errors,
+        }
+        if self.link is not None:
+            out["queue_depth"] = self.link.depth
+            out["dropped"] = self.link.dropped
+        return out
+
+
+@dataclass
+class RunReport:
+    """What a run did: ``status`` is ``ok``, ``interrupted`` or ``failed``."""
+
+    status: str
+    elapsed_s: float
+    stages: dict[str, dict[str, Any]]
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "error": self.error,
+            "stages": self.stages,
+        }
+
+
+class Pipeline:
+    """Sources feeding a chain of stages, each in its own thread.
+
+    Args:
+        sources: one or more sources; all feed the first stage.
+        stages: processing stages and sinks, in order.
+        policies: queue policy per link (link ``i`` feeds ``stages[i]``), or one policy for
+            all links. Default: lossless for file sources, ``drop_oldest`` when any source is live.
+        addresses: ZeroMQ address per link; default ``inproc://`` addresses.
+        metrics_interval_s: how often per-stage metrics are logged (0 disables the log).
+        metrics_path: where to write the final metrics JSON, if anywhere.
+        max_errors: frames a stage may fail on (each dropped and counted) before its error
+            becomes fatal; 0 makes the first error fatal.
+        stop_timeout_s: after a stop, how long stages may drain before dropping what is left.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        stages: Sequence[Stage],
+        *,
+        policies: QueuePolicy | Sequence[QueuePolicy] | None = None,
+        addresses: Sequence[str] | None = None,
+        metrics_interval_s: float = 5.0,
+        metrics_path: str | Path | None = None,
+        max_errors: int = 0,
+        stop_timeout_s: float = 1.0,
+    ) -> None:
+        if not sources:
+            raise ConfigError("a pipeline needs at least one source")
+        if not stages:
+            raise ConfigError("a pipeline needs at least one stage after its sources")
+        names = [s.name for s in [*sources, *stages]]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"pipeline element names must be unique, repeated: {', '.join(dupes)}")
+        self.sources = list(sources)
+        self.stages = list(stages)
+        n_links = len(self.stages)
+        if policies is None:
+            default = LIVE_INFERENCE if any(s.live for s in self.sources) else LOSSLESS
+            self.policies = [default] * n_links
+        elif isinstance(policies, QueuePolicy):
+            self.policies = [policies] * n_links
+        else:
+            if len(policies) != n_links:
+                raise ConfigError(f"expected {n_links} queue policies (one per stage), got {len(policies)}")
+            self.policies = list(policies)
+        pid = next(_ids)
+        self.addresses = list(addresses) if addresses else [f"inproc://pipeline{pid}-link{i}" for i in range(n_links)]
+        if len(self.addresses) != n_links:
+            raise ConfigError(f"expected {n_links} link addresses (one per stage), got {len(self.addresses)}")
+        self.links = [LinkStats() for _ in range(n_links)]
+        self.metrics = {s.name: StageMetrics(s.name) for s in self.sources}
+        for i, stage in enumerate(self.stages):
+            self.metrics[stage.name] = StageMetrics(stage.name, link=self.links[i])
+        self.metrics_interval_s = metrics_interval_s
+        self.metrics_path = Path(metrics_path) if metrics_path else None
+        self.max_errors = max_errors
+        self.stop_timeout_s = stop_timeout_s
+        self._ctx = zmq.Context()
+        self._stop = threading.Event()
+        self._stop_time: float | None = None
+        self._abort = threading.Event()
+        self._lock = threading.Lock()
+        self._failure: tuple[str, BaseException] | None = None
+        self._interrupted = False
+        self._bound = [threading.Event() for _ in range(n_links)]
+
+    # -- control ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the pipeline to stop: sources stop now, stages drain then finish."""
+        with self._lock:
+            if self._stop_time is None:
+                self._stop_time = time.monotonic()
+            self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _fail(self, name: str, exc: BaseException) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = (name, exc)
+        log.error("stage %r failed: %s: %s", name, type(exc).__name__, exc)
+        self.stop()
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def _run_source(self, source: Source) -> None:
+        metrics = self.metrics[source.name]
+        self._bound[0].wait()
+        sender = Sender(self._ctx, self.addresses[0], self.policies[0], self.links[0], stop=self._stop)
+        error: str | None = None
+        try:
+            source.setup()
+            for item in source:
+                if self._stop.is_set():
+                    break
+                if isinstance(item, FramePacket):
+                    metrics.frames += 1
+                sender.send(item)
+        except Exception as exc:  # the runner is the error boundary of every stage
+            error = f"{type(exc).__name__}: {exc}"
+            self._fail(source.name, exc)
+        finally:
+            try:
+                source.close()
+            except Exception as exc:
+                log.warning("closing source %r failed: %s", source.name, exc)
+            sender.send(EndOfStream(source.source_id, error=error))
+            sender.close()
+
+    def _run_stage(self, index: int, stage: Stage) -> None:
+        metrics = self.metrics[stage.name]
+        receiver = Receiver(self._ctx, self.addresses[index], self.policies[index], self.links[index], bind=True)
+        self._bound[index].set()
+        sender: Sender | None = None
+        if index + 1 < len(self.stages):
+            self._bound[index + 1].wait()
+            nxt = index + 1
+            sender = Sender(self._ctx, self.addresses[nxt], self.policies[nxt], self.links[nxt], stop=self._stop)
+        expected_eos = len(self.sources) if index == 0 else 1
+        upstream_error: str | None = None
+        error: str | None = None
+        failed = False
+        try:
+            stage.setup()
+            eos = 0
+            while eos < expected_eos:
+                packet = receiver.recv(POLL_MS)
+                if packet is None:
+                    if self._abort.is_set():
+                        log.warning("stage %r: upstream did not finish in time, closing", stage.name)
+                        break
+                    continue
+                if isinstance(packet, EndOfStream):
+                    eos += 1
+                    upstream_error = upstream_error or packet.error
+                    continue
+                if isinstance(packet, SourceEvent):
+                    outputs = as_outputs(stage.on_event(packet))
+                elif self._draining_over():
+                    self.links[index].add(dropped=1)
+                    continue
+                else:
+                    outputs = self._process(stage, metrics, packet)
+                if sender is not None:
+                    for out in outputs:
+                        sender.send(out)
+            outputs = as_outputs(stage.finish())
+            if sender is not None:
+                for out in outputs:
+                    sender.send(out)
+        except Exception as exc:
+            failed = True
+            error = f"{type(exc).__name__}: {exc}"
+            self._fail(stage.name, exc)
+        finally:
+            try:
+                stage.close()
+            except Exception as exc:
+                if not failed:
+                    error = f"{type(exc).__name__}: {exc}"
+                    self._fail(stage.name, exc)
+            if sender is not None:
+                sender.send(EndOfStream(stage.name, error=error or upstream_error))
+                sender.close()
+            receiver.close()
+
+    def _process(self, stage: Stage, metrics: StageMetrics, packet: FramePacket) -> list[Any]:
+        start = time.perf_counter()
+        try:
+            outputs = as_outputs(stage.process(packet))
+        except Exception as exc:
+            metrics.errors += 1
+            if metrics.errors > self.max_errors:
+                raise
+            log.warning(
+                "stage %r dropped frame %d of %r: %s: %s (%d of %d tolerated errors)",
+                stage.name, packet.frame_idx, packet.source_id, type(exc).__name__, exc,
+                metrics.errors, self.max_errors,
+            )  # fmt: skip
+            return []
+        metrics.times_ms.append((time.perf_counter() - start) * 1e3)
+        metrics.frames += 1
+        return outputs
+
+    def _draining_over(self) -> bool:
+        stop_time = self._stop_time
+        return stop_time is not None and time.monotonic() - stop_time > self.stop_timeout_s
+
+    def _monitor(self) -> None:
+        while not self._monitor_done.wait(self.metrics_interval_s):
+            for name, m in self.metrics.items():
+                s = m.snapshot(window=True)
+                extra = f", queue {s['queue_depth']}, dropped {s['dropped']}" if "queue_depth" in s else ""
+                p50 = "-" if s["p50_ms"] is None else f"{s['p50_ms']:.1f}"
+                p95 = "-" if s["p95_ms"] is None else f"{s['p95_ms']:.1f}"
+                log.info(
+                    "%s: %.1f fps, p50 %s ms, p95 %s ms, errors %d%s", name, s["fps"], p50, p95, s["errors"], extra
+                )
+
+    # -- run -------------------------------------------------------------------------------
+
+    def run(self) -> RunReport:
+        """Run until every source ends, a stage fails, or :meth:`stop` / Ctrl-C.
+
+        Returns:
+            The run's report (also written to ``metrics_path`` if set).
+
+        Raises:
+            StageError: If a source or stage failed; its ``report`` attribute holds the report.
+        """
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=self._run_stage, args=(i, s), name=f"stage-{s.name}", daemon=True)
+            for i, s in enumerate(self.stages)
+        ]
+        threads += [
+            threading.Thread(target=self._run_source, args=(s,), name=f"source-{s.name}", daemon=True)
+            for s in self.sources
+        ]
+        self._monitor_done = threading.Event()
+        monitor = threading.Thread(target=self._monitor, name="metrics", daemon=True)
+        if self.metrics_interval_s > 0:
+            monitor.start()
+        for t in threads:
+            t.start()
+        self._wait(threads)
+        self._monitor_done.set()
+        if all(not t.is_alive() for t in threads):
+            self._ctx.term()
+        report = self._report(started)
+        if self.metrics_path is not None:
+            self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+            self.metrics_path.write_text(json.dumps(report.to_json(), indent=2))
+        if self._failure is not None:
+            name, exc = self._failure
+            err = StageError(name, f"{type(exc).__name__}: {exc}")
+            err.report = report  # type: ignore[attr-defined]
+            raise err from exc
+        return report
+
+    def _wait(self, threads: list[threading.Thread]) -> None:
+        while any(t.is_alive() for t in threads):
+            try:
+                for t in threads:
+                    t.join(timeout=0.05)
+                    if self._stop_time is not None:
+                        since = time.monotonic() - self._stop_time
+                        if since > 2 * self.stop_timeout_s:
+                            self._abort.set()
+                        if since > 2 * self.stop_timeout_s + 3.0:
+                            stuck = [t.name for t in threads if t.is_alive()]
+                            if stuck:
+                                log.warning("threads still running after stop, leaving them: %s", ", ".join(stuck))
+                            return
+            except KeyboardInterrupt:
+                if self._interrupted:
+                    log.warning("second interrupt: leaving now")
+                    return
+                log.info("interrupted: stopping (press Ctrl-C again to leave at once)")
+                self._interrupted = True
+                self.stop()
+
+    def _report(self, started: float) -> RunReport:
+        status = "failed" if self._failure else "interrupted" if self._interrupted else "ok"
+        error = None
+        if self._failure is not None:
+            name, exc = self._failure
+            error = f"{name}: {type(exc).__name__}: {exc}"
+        stages = {name: m.snapshot() for name, m in self.metrics.items()}
+        return RunReport(status=status, elapsed_s=time.monotonic() - started, stages=stages, error=error)

@@ -1,0 +1,222 @@
+"""ZeroMQ links between stages, with backpressure and drop policy set in one place.
+
+A link is one PUSH→PULL pair (many PUSH peers may connect to one PULL for fan-in).
+Its :class:`QueuePolicy` decides what happens when the consumer is slower than the
+producer:
+
+* ``block`` — lossless: the producer waits (files, offline jobs);
+* ``latest`` — the consumer only ever sees the newest frame (live display);
+* ``drop_oldest`` — the consumer keeps the newest ``capacity`` frames and the oldest
+  are dropped (live inference).
+
+Only frames are ever dropped; events and end-of-stream markers always go through.
+Every drop is counted in :class:`LinkStats`.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import zmq
+
+from stream.errors import ConfigError, TransportError
+from stream.packet import FramePacket, Packet
+from stream.wire import decode, encode
+
+DropMode = Literal["block", "latest", "drop_oldest"]
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How one link buffers and drops.
+
+    Attributes:
+        mode: ``block``, ``latest`` or ``drop_oldest`` (see module docstring).
+        capacity: frames buffered on the link (ZeroMQ high-water mark and the consumer's buffer).
+    """
+
+    mode: DropMode = "block"
+    capacity: int = 8
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("block", "latest", "drop_oldest"):
+            raise ConfigError(f"queue mode: expected block, latest or drop_oldest, got {self.mode!r}")
+        if self.capacity < 1:
+            raise ConfigError(f"queue capacity: expected >= 1, got {self.capacity}")
+
+
+# The named defaults, in one place.
+LOSSLESS = QueuePolicy("block", 8)
+LIVE_DISPLAY = QueuePolicy("latest", 1)
+LIVE_INFERENCE = QueuePolicy("drop_oldest", 4)
+POLL_MS = 100  # how often blocked sends/receives look at the stop flag
+GIVE_UP_AFTER_STOP_S = 0.5  # a blocked send abandons its frame this long after stop
+
+
+@dataclass
+class LinkStats:
+    """Counters of one link, shared by its producers and its consumer (thread-safe increments)."""
+
+    sent: int = 0
+    received: int = 0
+    dropped: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, *, sent: int = 0, received: int = 0, dropped: int = 0) -> None:
+        with self._lock:
+            self.sent += sent
+            self.received += received
+            self.dropped += dropped
+
+    @property
+    def depth(self) -> int:
+        """Frames sent but neither received nor dropped yet (approximate)."""
+        return max(0, self.sent - self.received - self.dropped)
+
+
+def _socket(ctx: zmq.Context, kind: int, policy: QueuePolicy) -> zmq.Socket:
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    hwm = max(1, policy.capacity)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    return sock
+
+
+class Sender:
+    """Producer end of a link (PUSH). Use it from one thread only."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        address: str,
+        policy: QueuePolicy,
+        stats: LinkStats | None = None,
+        *,
+        bind: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.policy = policy
+        self.stats = stats or LinkStats()
+        self._stop = stop or threading.Event()
+        self._sock = _socket(ctx, zmq.PUSH, policy)
+        try:
+            (self._sock.bind if bind else self._sock.connect)(address)
+        except zmq.ZMQError as exc:
+            self._sock.close(0)
+            raise TransportError(f"cannot {'bind' if bind else 'connect'} {address}: {exc}") from exc
+
+    def send(self, packet: Packet) -> bool:
+        """Send a packet according to the policy; returns False if it was dropped."""
+        parts = encode(packet)
+        droppable = isinstance(packet, FramePacket) and self.policy.mode != "block"
+        if droppable:
+            try:
+                self._send_parts(parts, zmq.NOBLOCK)
+            except zmq.Again:
+                self.stats.add(dropped=1)
+                return False
+            self.stats.add(sent=1 if isinstance(packet, FramePacket) else 0)
+            return True
+        stopped_at: float | None = None
+        while True:
+            try:
+                self._send_parts(parts, zmq.NOBLOCK)
+                if isinstance(packet, FramePacket):
+                    self.stats.add(sent=1)
+                return True
+            except zmq.Again:
+                pass
+            if self._stop.is_set():
+                stopped_at = stopped_at or time.monotonic()
+                if time.monotonic() - stopped_at > GIVE_UP_AFTER_STOP_S:
+                    if isinstance(packet, FramePacket):
+                        self.stats.add(dropped=1)
+                    return False
+            self._sock.poll(POLL_MS, zmq.POLLOUT)
+
+    def _send_parts(self, parts: list[object], flags: int) -> None:
+        if len(parts) == 1:
+            self._sock.send(parts[0], flags, copy=True)  # type: ignore[arg-type]
+        else:
+            self._sock.send(parts[0], flags | zmq.SNDMORE, copy=True)  # type: ignore[arg-type]
+            self._sock.send(parts[1], flags, copy=False)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._sock.close(0)
+
+
+class Receiver:
+    """Consumer end of a link (PULL). Use it from one thread only."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        address: str,
+        policy: QueuePolicy,
+        stats: LinkStats | None = None,
+        *,
+        bind: bool = True,
+    ) -> None:
+        self.policy = policy
+        self.stats = stats or LinkStats()
+        self._sock = _socket(ctx, zmq.PULL, policy)
+        self._buffer: collections.deque[Packet] = collections.deque()
+        try:
+            (self._sock.bind if bind else self._sock.connect)(address)
+        except zmq.ZMQError as exc:
+            self._sock.close(0)
+            raise TransportError(f"cannot {'bind' if bind else 'connect'} {address}: {exc}") from exc
+        self.address = self._sock.getsockopt_string(zmq.LAST_ENDPOINT) if bind else address
+
+    def recv(self, timeout_ms: int = POLL_MS) -> Packet | None:
+        """Next packet per the policy, or None if nothing arrived within ``timeout_ms``.
+
+        Raises:
+            TransportError: If a malformed message arrives.
+        """
+        if self.policy.mode == "block":
+            if self._buffer:
+                return self._buffer.popleft()
+            if not self._sock.poll(timeout_ms, zmq.POLLIN):
+                return None
+            return self._take(self._sock.recv_multipart(copy=False))
+        # Drop modes: drain everything waiting, keep the newest `capacity` frames.
+        if not self._buffer and not self._sock.poll(timeout_ms, zmq.POLLIN):
+            return None
+        while True:
+            try:
+                parts = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            self._buffer.append(self._take(parts))
+        self._trim()
+        return self._buffer.popleft() if self._buffer else None
+
+    def _take(self, parts: list[zmq.Frame]) -> Packet:
+        packet = decode(parts)
+        if isinstance(packet, FramePacket):
+            self.stats.add(received=1)
+        return packet
+
+    def _trim(self) -> None:
+        keep = 1 if self.policy.mode == "latest" else self.policy.capacity
+        frames = sum(isinstance(p, FramePacket) for p in self._buffer)
+        excess = frames - keep
+        if excess <= 0:
+            return
+        kept: collections.deque[Packet] = collections.deque()
+        for packet in self._buffer:
+            if excess > 0 and isinstance(packet, FramePacket):
+                excess -= 1
+                self.stats.add(dropped=1, received=-1)
+                continue
+            kept.append(packet)
+        self._buffer = kept
+
+    def close(self) -> None:
+        self._sock.close(0)
