@@ -169,6 +169,10 @@ class Pipeline:
             if self._stop_time is None:
                 self._stop_time = time.monotonic()
             self._stop.set()
+        for source in self.sources:
+            event = getattr(source, "stop_event", None)
+            if event is not None:
+                event.set()
 
     @property
     def stopping(self) -> bool:

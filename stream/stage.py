@@ -7,6 +7,7 @@ never touches sockets or threads: the runner does (see :mod:`stream.runner`).
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
@@ -57,11 +58,15 @@ class Source(ABC):
     """
 
     name: str = ""
+    #: Set by the runner when the pipeline stops; long waits (reconnect back-off, idle
+    #: network reads) should wait on it so that a stop takes effect within a second.
+    stop_event: threading.Event
     #: Live sources (cameras, RTSP, ``--realtime`` files) get drop policies by default.
     live: bool = False
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.name or type(self).__name__
+        self.stop_event = threading.Event()
 
     @property
     def source_id(self) -> str:

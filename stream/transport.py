@@ -99,19 +99,26 @@ class Sender:
         *,
         bind: bool = False,
         stop: threading.Event | None = None,
+        linger_ms: int = 0,
     ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats()
         self._stop = stop or threading.Event()
         self._sock = _socket(ctx, zmq.PUSH, policy)
+        self._sock.setsockopt(zmq.LINGER, linger_ms)
         try:
             (self._sock.bind if bind else self._sock.connect)(address)
         except zmq.ZMQError as exc:
             self._sock.close(0)
             raise TransportError(f"cannot {'bind' if bind else 'connect'} {address}: {exc}") from exc
 
-    def send(self, packet: Packet) -> bool:
-        """Send a packet according to the policy; returns False if it was dropped."""
+    def send(self, packet: Packet, timeout_s: float | None = None) -> bool:
+        """Send a packet according to the policy; returns False if it was dropped.
+
+        Args:
+            packet: what to send.
+            timeout_s: give up a blocking send after this long (None: until sent or stopped).
+        """
         parts = encode(packet)
         droppable = isinstance(packet, FramePacket) and self.policy.mode != "block"
         if droppable:
@@ -123,6 +130,7 @@ class Sender:
             self.stats.add(sent=1 if isinstance(packet, FramePacket) else 0)
             return True
         stopped_at: float | None = None
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             try:
                 self._send_parts(parts, zmq.NOBLOCK)
@@ -137,6 +145,10 @@ class Sender:
                     if isinstance(packet, FramePacket):
                         self.stats.add(dropped=1)
                     return False
+            if deadline is not None and time.monotonic() > deadline:
+                if isinstance(packet, FramePacket):
+                    self.stats.add(dropped=1)
+                return False
             self._sock.poll(POLL_MS, zmq.POLLOUT)
 
     def _send_parts(self, parts: list[object], flags: int) -> None:
@@ -151,7 +163,13 @@ class Sender:
 
 
 class Receiver:
-    """Consumer end of a link (PULL). Use it from one thread only."""
+    """Consumer end of a link (PULL). Use it from one thread only.
+
+    In ``block`` mode the socket is read directly, so ZeroMQ's high-water marks push back
+    on the producers. In the drop modes a small drain thread empties the socket as fast as
+    messages arrive into a buffer of ``capacity`` frames, dropping the oldest, so producers
+    never wait and the consumer always gets the newest frames.
+    """
 
     def __init__(
         self,
@@ -164,14 +182,22 @@ class Receiver:
     ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats()
-        self._sock = _socket(ctx, zmq.PULL, policy)
+        hwm_policy = policy if policy.mode == "block" else QueuePolicy(policy.mode, max(16, 2 * policy.capacity))
+        self._sock = _socket(ctx, zmq.PULL, hwm_policy)
         self._buffer: collections.deque[Packet] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self._error: TransportError | None = None
         try:
             (self._sock.bind if bind else self._sock.connect)(address)
         except zmq.ZMQError as exc:
             self._sock.close(0)
             raise TransportError(f"cannot {'bind' if bind else 'connect'} {address}: {exc}") from exc
         self.address = self._sock.getsockopt_string(zmq.LAST_ENDPOINT) if bind else address
+        self._drain: threading.Thread | None = None
+        if policy.mode != "block":
+            self._drain = threading.Thread(target=self._drain_loop, name=f"drain-{self.address}", daemon=True)
+            self._drain.start()
 
     def recv(self, timeout_ms: int = POLL_MS) -> Packet | None:
         """Next packet per the policy, or None if nothing arrived within ``timeout_ms``.
@@ -179,23 +205,39 @@ class Receiver:
         Raises:
             TransportError: If a malformed message arrives.
         """
-        if self.policy.mode == "block":
-            if self._buffer:
-                return self._buffer.popleft()
+        if self._drain is None:
             if not self._sock.poll(timeout_ms, zmq.POLLIN):
                 return None
             return self._take(self._sock.recv_multipart(copy=False))
-        # Drop modes: drain everything waiting, keep the newest `capacity` frames.
-        if not self._buffer and not self._sock.poll(timeout_ms, zmq.POLLIN):
-            return None
-        while True:
+        with self._cond:
+            if not self._buffer and self._error is None:
+                self._cond.wait(timeout_ms / 1000)
+            if self._error is not None:
+                raise self._error
+            return self._buffer.popleft() if self._buffer else None
+
+    def _drain_loop(self) -> None:
+        sock = self._sock
+        while not self._closing.is_set():
             try:
-                parts = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                if not sock.poll(POLL_MS, zmq.POLLIN):
+                    continue
+                while True:
+                    packet = self._take(sock.recv_multipart(zmq.NOBLOCK, copy=False))
+                    with self._cond:
+                        self._buffer.append(packet)
+                        self._trim()
+                        self._cond.notify()
             except zmq.Again:
-                break
-            self._buffer.append(self._take(parts))
-        self._trim()
-        return self._buffer.popleft() if self._buffer else None
+                continue
+            except TransportError as exc:
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify()
+                return
+            except zmq.ZMQError:
+                return
+        sock.close(0)
 
     def _take(self, parts: list[zmq.Frame]) -> Packet:
         packet = decode(parts)
@@ -219,4 +261,8 @@ class Receiver:
         self._buffer = kept
 
     def close(self) -> None:
-        self._sock.close(0)
+        if self._drain is not None:
+            self._closing.set()
+            self._drain.join(timeout=2 * POLL_MS / 1000 + 1)
+        else:
+            self._sock.close(0)

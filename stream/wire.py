@@ -119,6 +119,7 @@ def decode(parts: list[Any]) -> Packet:
                 raise ValueError(f"a frame message has 2 parts, got {len(parts)}")
             buffer = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
             image = np.frombuffer(buffer, dtype=np.uint8).reshape(header["shape"])
+            image.flags.writeable = False  # inproc shares the sender's memory: never write into it
             det = header["detections"]
             poses = header["poses"]
             return FramePacket(
