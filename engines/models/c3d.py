@@ -8,6 +8,7 @@ the default 8192 = 512 × 1 × 4 × 4 features is what a 16×112×112 clip gives
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,9 +76,7 @@ class C3D(nn.Module):
         self.dropout_ratio = dropout_ratio
 
         def conv(cin: int, cout: int) -> ConvModule:
-            return ConvModule(
-                cin, cout, 3, padding=1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg
-            )
+            return ConvModule(cin, cout, 3, padding=1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
         self.conv1a = conv(3, 64)
         self.pool1 = nn.MaxPool3d(kernel_size=(1, 2, 2), stride=(1, 2, 2))
@@ -100,18 +99,24 @@ class C3D(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Check that ``x`` is ``(N, 3, T, H, W)`` with T, H, W giving ``out_dim`` features.
 
+        Only the static dimensions are read, so the check also runs, silently, while
+        ``torch.onnx.export`` traces the model with a dynamic batch.
+
         Raises:
             InputShapeError: If the rank, channels or clip size cannot match ``fc6``.
         """
-        if x.dim() != 5 or x.shape[1] != 3:
+        if x.dim() != 5:
             raise InputShapeError(f"C3D expects (N, 3, T, H, W) clips, got shape {tuple(x.shape)}")
-        t, h, w = (int(s) for s in x.shape[2:])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            c, t, h, w = (int(s) for s in x.shape[1:])
+        if c != 3:
+            raise InputShapeError(f"C3D expects (N, 3, T, H, W) clips, got shape {tuple(x.shape)}")
         got = c3d_feature_size(t, h, w)
         if got != self.out_dim:
             hint = " (16x112x112 clips for out_dim=8192)" if self.out_dim == 8192 else ""
             raise InputShapeError(
-                f"C3D input size {t}x{h}x{w} (TxHxW) gives {got} features but fc6 expects "
-                f"out_dim={self.out_dim}{hint}"
+                f"C3D input size {t}x{h}x{w} (TxHxW) gives {got} features but fc6 expects out_dim={self.out_dim}{hint}"
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -170,7 +170,7 @@ def _round_repeats(repeats: int, multiplier: float) -> int:
     """Scale a block count by the depth multiplier, rounding up."""
     if not multiplier:
         return repeats
-    return int(math.ceil(multiplier * repeats))
+    return math.ceil(multiplier * repeats)
 
 
 class SEModule(nn.Module):
@@ -358,9 +358,7 @@ class X3D(nn.Module):
             stride = self.spatial_strides[i]
             downsample = None
             if stride != 1 or layer_inplanes != inplanes:
-                downsample = ConvModule(
-                    layer_inplanes, inplanes, 1, stride=(1, stride, stride), act_cfg=None, **common
-                )
+                downsample = ConvModule(layer_inplanes, inplanes, 1, stride=(1, stride, stride), act_cfg=None, **common)
             blocks = []
             for j in range(num_blocks):
                 use_se = se_style == "all" or j % 2 == 0
