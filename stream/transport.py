@@ -54,6 +54,7 @@ LOSSLESS = QueuePolicy("block", 8)
 LIVE_DISPLAY = QueuePolicy("latest", 1)
 LIVE_INFERENCE = QueuePolicy("drop_oldest", 4)
 POLL_MS = 100  # how often blocked sends/receives look at the stop flag
+DEFAULT_LINGER_MS = 1000  # ipc/tcp senders: how long close() may take to deliver queued messages
 GIVE_UP_AFTER_STOP_S = 0.5  # a blocked send abandons its frame this long after stop
 
 
@@ -99,12 +100,14 @@ class Sender:
         *,
         bind: bool = False,
         stop: threading.Event | None = None,
-        linger_ms: int = 0,
+        linger_ms: int | None = None,
     ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats()
         self._stop = stop or threading.Event()
         self._sock = _socket(ctx, zmq.PUSH, policy)
+        if linger_ms is None:  # inproc delivers at once; other transports need time to flush on close
+            linger_ms = 0 if address.startswith("inproc://") else DEFAULT_LINGER_MS
         self._sock.setsockopt(zmq.LINGER, linger_ms)
         try:
             (self._sock.bind if bind else self._sock.connect)(address)
@@ -159,7 +162,7 @@ class Sender:
             self._sock.send(parts[1], flags, copy=False)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        self._sock.close(0)
+        self._sock.close()  # honours the LINGER set above
 
 
 class Receiver:
@@ -194,6 +197,7 @@ class Receiver:
             self._sock.close(0)
             raise TransportError(f"cannot {'bind' if bind else 'connect'} {address}: {exc}") from exc
         self.address = self._sock.getsockopt_string(zmq.LAST_ENDPOINT) if bind else address
+        self._rcvtimeo = -1
         self._drain: threading.Thread | None = None
         if policy.mode != "block":
             self._drain = threading.Thread(target=self._drain_loop, name=f"drain-{self.address}", daemon=True)
@@ -206,9 +210,13 @@ class Receiver:
             TransportError: If a malformed message arrives.
         """
         if self._drain is None:
-            if not self._sock.poll(timeout_ms, zmq.POLLIN):
+            if timeout_ms != self._rcvtimeo:
+                self._sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+                self._rcvtimeo = timeout_ms
+            try:
+                return self._take(self._sock.recv_multipart(copy=False))
+            except zmq.Again:
                 return None
-            return self._take(self._sock.recv_multipart(copy=False))
         with self._cond:
             if not self._buffer and self._error is None:
                 self._cond.wait(timeout_ms / 1000)

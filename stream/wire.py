@@ -18,24 +18,23 @@ from stream.errors import TransportError
 from stream.packet import Detections, EndOfStream, FramePacket, Packet, Poses, Prediction, SourceEvent
 
 WIRE_VERSION = 1
-_ND = "__nd__"
+_ND_EXT = 1  # msgpack extension code of a numpy array: packed [dtype, shape, bytes]
 
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
-        return {_ND: [arr.dtype.str, list(arr.shape), arr.tobytes()]}
+        return msgpack.ExtType(_ND_EXT, msgpack.packb([arr.dtype.str, list(arr.shape), arr.tobytes()]))
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"cannot put {type(obj).__name__} on the wire")
 
 
-def _hook(obj: dict[str, Any]) -> Any:
-    nd = obj.get(_ND)
-    if nd is not None:
-        dtype, shape, raw = nd
-        return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape)
-    return obj
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code != _ND_EXT:
+        raise ValueError(f"unknown msgpack extension {code}")
+    dtype, shape, raw = msgpack.unpackb(data)
+    return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape)
 
 
 def _detections(d: Detections | None) -> dict[str, Any] | None:
@@ -110,7 +109,7 @@ def decode(parts: list[Any]) -> Packet:
         TransportError: If the message is not in this wire format.
     """
     try:
-        header = msgpack.unpackb(_as_bytes(parts[0]), object_hook=_hook, strict_map_key=False)
+        header = msgpack.unpackb(_as_bytes(parts[0]), ext_hook=_ext_hook, strict_map_key=False)
         if not isinstance(header, dict) or header.get("v") != WIRE_VERSION:
             raise ValueError(f"unknown wire version {header.get('v') if isinstance(header, dict) else header!r}")
         kind = header["k"]
