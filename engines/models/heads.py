@@ -112,9 +112,7 @@ class BaseHead(nn.Module):
         if not isinstance(in_channels, int) or in_channels <= 0:
             raise ModelConfigError(f"{name}.in_channels: expected a positive int, got {in_channels!r}")
         if average_clips not in AVERAGE_CLIPS:
-            raise ModelConfigError(
-                f"{name}.average_clips: expected one of {AVERAGE_CLIPS}, got {average_clips!r}"
-            )
+            raise ModelConfigError(f"{name}.average_clips: expected one of {AVERAGE_CLIPS}, got {average_clips!r}")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.average_clips = average_clips
@@ -354,7 +352,7 @@ class SlowFastHead(_Head3D):
             raise ModelConfigError(f"SlowFastHead.spatial_type: only 'avg' works, got {spatial_type!r}")
         super().__init__(num_classes, in_channels, spatial_type, dropout_ratio, average_clips)
 
-    def forward(self, x: tuple[Tensor, Tensor], num_segs: int = 1) -> Tensor:  # type: ignore[override]
+    def forward(self, x: tuple[Tensor, Tensor], num_segs: int = 1) -> Tensor:
         """Scores ``(N, num_classes)`` from ``(slow, fast)`` features, each ``(N, C_i, T_i, H, W)``."""
         x_slow, x_fast = x
         if self.avg_pool is not None:  # always set: __init__ accepts only 'avg'

@@ -27,9 +27,11 @@ supported and raises :class:`~engines.errors.ModelConfigError`.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from engines.errors import InputShapeError, ModelConfigError
@@ -49,6 +51,13 @@ def _as_floats(value: Sequence[float] | None, where: str) -> tuple[float, ...] |
         return tuple(float(v) for v in value)
     except (TypeError, ValueError) as exc:
         raise ModelConfigError(f"{where}: expected a sequence of numbers, got {value!r}") from exc
+
+
+def _static_size(x: Tensor, dim: int) -> int:
+    """Size of a dimension that an exported graph keeps fixed (the view count), read without a tracer warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return int(x.shape[dim])
 
 
 class BaseRecognizer(nn.Module):
@@ -109,9 +118,7 @@ class BaseRecognizer(nn.Module):
         where = "model.data_preprocessor"
         cfg = dict(cfg or {"type": "ActionDataPreprocessor"})
         if cfg.get("type") != "ActionDataPreprocessor":
-            raise ModelConfigError(
-                f"{where}.type: expected 'ActionDataPreprocessor', got {cfg.get('type')!r}"
-            )
+            raise ModelConfigError(f"{where}.type: expected 'ActionDataPreprocessor', got {cfg.get('type')!r}")
         unknown = sorted(set(cfg) - _PREPROCESSOR_KEYS)
         if unknown:
             raise ModelConfigError(
@@ -120,9 +127,7 @@ class BaseRecognizer(nn.Module):
         expected = type(self).input_format
         fmt = cfg.get("format_shape", expected)
         if fmt != expected:
-            raise ModelConfigError(
-                f"{where}.format_shape: {type(self).__name__} takes {expected!r} input, got {fmt!r}"
-            )
+            raise ModelConfigError(f"{where}.format_shape: {type(self).__name__} takes {expected!r} input, got {fmt!r}")
         mean = _as_floats(cfg.get("mean"), f"{where}.mean")
         std = _as_floats(cfg.get("std"), f"{where}.std")
         if (mean is None) != (std is None):
@@ -147,8 +152,7 @@ class BaseRecognizer(nn.Module):
             logger.warning("model.test_cfg: ignoring key(s) %s that MMAction2 1.x does not read", unknown)
         return cfg
 
-    def _fold_clips(self, scores: Tensor, num_views: int) -> Tensor:
-        clips = self.cls_head.clips_per_sample(num_views)
+    def _fold_clips(self, scores: Tensor, clips: int) -> Tensor:
         scores = self.cls_head.average_clip(scores, clips)
         if scores.dim() == 3 and clips == 1:
             scores = scores.squeeze(1)
@@ -172,13 +176,12 @@ class Recognizer2D(BaseRecognizer):
             InputShapeError: If ``inputs`` is not 5-D or ``V`` does not fit the head.
         """
         if inputs.dim() != 5:
-            raise InputShapeError(
-                f"Recognizer2D expects (N, V, C, H, W) input, got shape {tuple(inputs.shape)}"
-            )
-        num_views = int(inputs.shape[1])
+            raise InputShapeError(f"Recognizer2D expects (N, V, C, H, W) input, got shape {tuple(inputs.shape)}")
+        num_views = _static_size(inputs, 1)
+        clips = self.cls_head.clips_per_sample(num_views)  # checks V before the backbone sees it
         frames = inputs.reshape((-1, *inputs.shape[2:]))
         scores = self.cls_head(self.backbone(frames), num_segs=num_views)
-        return self._fold_clips(scores, num_views)
+        return self._fold_clips(scores, clips)
 
 
 @register()
@@ -198,10 +201,9 @@ class Recognizer3D(BaseRecognizer):
             InputShapeError: If ``inputs`` is not 6-D.
         """
         if inputs.dim() != 6:
-            raise InputShapeError(
-                f"Recognizer3D expects (N, V, C, T, H, W) input, got shape {tuple(inputs.shape)}"
-            )
-        num_views = int(inputs.shape[1])
-        clips = inputs.reshape((-1, *inputs.shape[2:]))
-        scores = self.cls_head(self.backbone(clips), num_segs=num_views)
-        return self._fold_clips(scores, num_views)
+            raise InputShapeError(f"Recognizer3D expects (N, V, C, T, H, W) input, got shape {tuple(inputs.shape)}")
+        num_views = _static_size(inputs, 1)
+        clips = self.cls_head.clips_per_sample(num_views)
+        batch = inputs.reshape((-1, *inputs.shape[2:]))
+        scores = self.cls_head(self.backbone(batch), num_segs=num_views)
+        return self._fold_clips(scores, clips)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from engines.errors import ModelConfigError, UnknownTypeError
+from engines.errors import EngineError, ModelConfigError, UnknownTypeError
 
 MODELS: dict[str, type[nn.Module]] = {}
 
@@ -73,5 +73,7 @@ def build(cfg: Mapping[str, Any], *, where: str = "model", **defaults: Any) -> n
             )
     try:
         return cls(**kwargs)
+    except EngineError:
+        raise  # already names its config key
     except (TypeError, ValueError) as exc:
         raise ModelConfigError(f"{where}: cannot build {type_name}: {exc}") from exc

@@ -9,7 +9,7 @@ exactly as in MMAction2.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -90,9 +90,7 @@ class ConvModule(nn.Module):
         act_cfg: Mapping[str, Any] | None,
     ) -> None:
         super().__init__()
-        self.conv: nn.Module = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, bias=False
-        )
+        self.conv: nn.Module = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=False)
         self.bn = make_norm(out_channels, norm_cfg)
         activate = make_act(act_cfg)
         if activate is not None:
@@ -122,9 +120,7 @@ class BasicBlock(nn.Module):
         act_cfg: Mapping[str, Any] | None,
     ) -> None:
         super().__init__()
-        self.conv1 = ConvModule(
-            inplanes, planes, 3, stride, dilation, dilation, norm_cfg=norm_cfg, act_cfg=act_cfg
-        )
+        self.conv1 = ConvModule(inplanes, planes, 3, stride, dilation, dilation, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.conv2 = ConvModule(planes, planes, 3, 1, 1, 1, norm_cfg=norm_cfg, act_cfg=None)
         self.relu = nn.ReLU()
         self.downsample = downsample
@@ -155,9 +151,7 @@ class Bottleneck(nn.Module):
         super().__init__()
         conv1_stride, conv2_stride = (1, stride) if style == "pytorch" else (stride, 1)
         self.conv1 = ConvModule(inplanes, planes, 1, conv1_stride, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.conv2 = ConvModule(
-            planes, planes, 3, conv2_stride, dilation, dilation, norm_cfg=norm_cfg, act_cfg=act_cfg
-        )
+        self.conv2 = ConvModule(planes, planes, 3, conv2_stride, dilation, dilation, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.conv3 = ConvModule(planes, planes * self.expansion, 1, norm_cfg=norm_cfg, act_cfg=None)
         self.relu = nn.ReLU()
         self.downsample = downsample
@@ -183,9 +177,7 @@ def make_res_layer(
     """One ResNet stage: ``blocks`` residual blocks, the first one striding and projecting."""
     downsample = None
     if stride != 1 or inplanes != planes * block.expansion:
-        downsample = ConvModule(
-            inplanes, planes * block.expansion, 1, stride, norm_cfg=norm_cfg, act_cfg=None
-        )
+        downsample = ConvModule(inplanes, planes * block.expansion, 1, stride, norm_cfg=norm_cfg, act_cfg=None)
     layers = [block(inplanes, planes, stride, dilation, downsample, style, norm_cfg=norm_cfg, act_cfg=act_cfg)]
     inplanes = planes * block.expansion
     for _ in range(1, blocks):
@@ -220,7 +212,7 @@ class ResNet(nn.Module):
         ModelConfigError: For an unsupported depth or inconsistent stage settings.
     """
 
-    arch_settings: dict[int, tuple[type[BasicBlock | Bottleneck], tuple[int, ...]]] = {
+    arch_settings: ClassVar[dict[int, tuple[type[BasicBlock | Bottleneck], tuple[int, ...]]]] = {
         18: (BasicBlock, (2, 2, 2, 2)),
         34: (BasicBlock, (3, 4, 6, 3)),
         50: (Bottleneck, (3, 4, 6, 3)),
