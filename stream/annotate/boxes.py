@@ -87,7 +87,7 @@ class BoxAnnotator(Annotator):
             score = float(detections.scores[i])
             if score < self.min_score:
                 continue
-            x1, y1, x2, y2 = (int(round(float(v))) for v in detections.xyxy[i])
+            x1, y1, x2, y2 = (round(float(v)) for v in detections.xyxy[i])
             x1, x2 = max(0, min(w - 1, x1)), max(0, min(w - 1, x2))
             y1, y2 = max(0, min(h - 1, y1)), max(0, min(h - 1, y2))
             label = int(detections.labels[i])

@@ -85,7 +85,7 @@ class LabelAnnotator(Annotator):
     def lines(self, prediction: Prediction) -> list[str]:
         """The text lines drawn for ``prediction`` (top-k, above the threshold)."""
         out = []
-        for name, score in zip(prediction.names[: self.top_k], prediction.scores[: self.top_k]):
+        for name, score in zip(prediction.names[: self.top_k], prediction.scores[: self.top_k], strict=True):
             if score >= self.threshold:
                 out.append(self.text_format.format(name=name, score=float(score)))
         return out
@@ -111,12 +111,12 @@ class LabelAnnotator(Annotator):
 
         detections = packet.detections
         if detections is not None and detections.track_ids is not None and len(detections):
-            for box, track_id in zip(detections.xyxy, detections.track_ids):
-                prediction = self._current(packet.source_id, int(track_id), now)
-                if prediction is None:
+            for box, track_id in zip(detections.xyxy, detections.track_ids, strict=True):
+                track_prediction = self._current(packet.source_id, int(track_id), now)
+                if track_prediction is None:
                     continue
                 x, y = int(max(0.0, box[0])) + 2, int(max(0.0, box[1])) + 2
-                for line in self.lines(prediction):
+                for line in self.lines(track_prediction):
                     _, box_h = draw_text(image, line, x, y, self.style)
                     y += box_h
         return image

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -102,8 +103,10 @@ class Color:
                 "'#rrggbb', 'b,g,r' or a (b, g, r) tuple"
             )
         if isinstance(value, (Sequence, np.ndarray)) and len(value) == 3:
-            channels = [int(c) if isinstance(c, (int, np.integer)) and not isinstance(c, bool) else c for c in value]
-            return cls(*channels)
+            if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in value):
+                raise ConfigError(f"colour channels: expected integers in 0..255, got {tuple(value)}")
+            b, g, r = (int(c) for c in value)
+            return cls(b, g, r)
         raise ConfigError(f"colour: expected a name, '#rrggbb' or a (b, g, r) tuple, got {value!r}")
 
 

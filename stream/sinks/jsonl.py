@@ -64,7 +64,7 @@ class JsonlSink(Stage):
         path = Path(self.path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a" if self.append else "w", encoding="utf-8")  # noqa: SIM115
+            self._file = open(path, "a" if self.append else "w", encoding="utf-8")
         except OSError as exc:
             raise SinkError(f"cannot write results to {self.path}: {exc.strerror or exc}") from exc
 

@@ -1,0 +1,404 @@
+"""Video file output: H.264 MP4 (or any PyAV container/codec) written as frames arrive.
+
+Timing:
+
+* without ``fps`` (no ``--output-fps``) each frame keeps its source timestamp, rescaled
+  to a 90 kHz clock and shifted so the file starts at 0. A stream with dropped frames
+  therefore plays back at real speed (variable frame rate). The nominal rate given to
+  the encoder is the source's: ``packet.meta["fps"]`` or, failing that, the spacing of
+  the first two timestamps. Timestamps that go backwards (a source that restarted)
+  continue one frame after the last one written.
+* with ``fps`` the file is constant-rate: frame ``n`` is shown at ``n / fps``, as in
+  MMAction2's demos (the playback speed changes when ``fps`` differs from the source).
+
+Frames are written at the size of the first frame: later frames of another size are
+resized to it, and odd widths/heights are padded by one pixel (edge replicated) because
+``yuv420p`` needs even sizes.
+
+The file is finalised (encoder flushed, MP4 index written) in ``finish()``, and in
+``close()`` when the pipeline failed before ``finish()``: a run that stops early leaves
+a valid file with every frame that reached the sink. Only a killed process leaves an
+MP4 without its index; ``fragmented=True`` writes a fragmented MP4 that stays readable
+even then, at the cost of slightly larger files and slower seeking in some players.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import tempfile
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from stream.errors import ConfigError, SinkError
+from stream.packet import FramePacket
+from stream.stage import Outputs, Stage
+
+log = logging.getLogger(__name__)
+
+CLOCK_RATE = 90_000  # output time base for source timestamps (the MPEG clock)
+DEFAULT_FPS = Fraction(25)  # nominal rate when neither meta nor timestamps tell
+_X264_LIKE = ("libx264", "libx265", "libx264rgb")
+
+
+def as_rate(fps: float | Fraction | int, what: str = "fps") -> Fraction:
+    """A frame rate as a fraction (``29.97`` → ``2997/100``).
+
+    Raises:
+        ConfigError: If ``fps`` is not a positive finite number.
+    """
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: expected a positive number, got {fps!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{what}: expected a positive number, got {fps!r}")
+    return fps if isinstance(fps, Fraction) else Fraction(value).limit_denominator(1001)
+
+
+def _safe(source_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", source_id).strip("._") or "source"
+
+
+class _Writer:
+    """One output file; opened on its first frame."""
+
+    def __init__(self, sink: VideoWriterSink, path: Path) -> None:
+        self.sink = sink
+        self.path = path
+        self.container: av.container.OutputContainer | None = None
+        self.stream: av.video.stream.VideoStream | None = None
+        self.pending: list[FramePacket] = []
+        self.raw_size = (0, 0)  # (h, w) of the first frame, set when the file is opened
+        self.frames = 0
+        self.resized = False
+        self.closed = False
+        self.failed: SinkError | None = None  # the file could not be opened
+        # source-timestamp mode
+        self.frame_ticks = 0
+        self.first_ticks: int | None = None
+        self.offset = 0
+        self.last_pts: int | None = None
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write(self, packet: FramePacket) -> None:
+        if self.failed is not None:
+            raise self.failed
+        if self.closed:
+            return
+        if self.stream is None:
+            self.pending.append(packet)
+            rate = self._rate()
+            if rate is None:
+                return
+            try:
+                self._open(rate)
+            except SinkError as exc:
+                self.failed, self.pending = exc, []  # no retry per frame, no frames piling up
+                raise
+            pending, self.pending = self.pending, []
+            for p in pending:
+                self._encode(p)
+            return
+        self._encode(packet)
+
+    def _rate(self, *, final: bool = False) -> Fraction | None:
+        """The output's frame rate, or None while the pending frames cannot tell yet."""
+        if self.sink.fps is not None:
+            return self.sink.fps
+        first = self.pending[0]
+        meta_fps = first.meta.get("fps")
+        if meta_fps is not None:
+            try:
+                return as_rate(meta_fps, "packet meta 'fps'")  # type: ignore[arg-type]
+            except ConfigError as exc:
+                log.warning("%s: %s; deriving the rate from timestamps", self.path, exc)
+        if len(self.pending) >= 2:
+            delta = self.pending[1].time_s - first.time_s
+            if delta > 0:
+                return as_rate(1.0 / delta)
+        if final or len(self.pending) >= 8:
+            log.warning("%s: source frame rate unknown, assuming %s fps", self.path, DEFAULT_FPS)
+            return DEFAULT_FPS
+        return None
+
+    def _open(self, rate: Fraction) -> None:
+        sink = self.sink
+        first = self.pending[0]
+        h, w = first.image.shape[:2]
+        self.raw_size = (h, w)
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if sink.fragmented else {}
+        container: av.container.OutputContainer | None = None
+        try:
+            container = av.open(str(self.path), "w", options=options)
+            stream = container.add_stream(sink.codec, rate=rate)
+            if not isinstance(stream, av.video.stream.VideoStream):
+                raise ValueError(f"codec {sink.codec!r} is not a video encoder")
+            stream.width, stream.height = w + w % 2, h + h % 2
+            stream.pix_fmt = sink.pix_fmt
+            if sink.fps is None:
+                stream.codec_context.time_base = Fraction(1, CLOCK_RATE)
+                self.frame_ticks = max(1, round(CLOCK_RATE / rate))
+            else:
+                stream.codec_context.time_base = 1 / rate
+            codec_options: dict[str, object] = {}
+            if sink.codec in _X264_LIKE:
+                codec_options["preset"] = sink.preset
+                if sink.bitrate is None:
+                    codec_options["crf"] = str(sink.crf)
+            if sink.bitrate is not None:
+                stream.bit_rate = sink.bitrate
+            codec_options.update(sink.options)
+            stream.options = codec_options
+            container.start_encoding()  # open the file and the encoder now, so errors surface here
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if container is not None:
+                with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+                    container.close()
+            raise SinkError(f"cannot open {self.path} for writing video: {exc}") from exc
+        self.container, self.stream = container, stream
+        log.info("writing %s: %dx%d %s at %s fps (%s)", self.path, stream.width, stream.height, sink.codec,
+                 f"{float(rate):.3f}".rstrip("0").rstrip("."),
+                 "source timestamps" if sink.fps is None else "constant rate")  # fmt: skip
+
+    def _pts(self, packet: FramePacket) -> int:
+        if self.sink.fps is not None:
+            return self.frames
+        ticks = round(packet.pts * packet.time_base * CLOCK_RATE)
+        if self.first_ticks is None:
+            self.first_ticks = ticks
+        pts = ticks - self.first_ticks + self.offset
+        if self.last_pts is not None and pts <= self.last_pts:
+            # timestamps repeated or went backwards (source restarted): continue one frame on
+            self.offset += self.last_pts + self.frame_ticks - pts
+            pts = self.last_pts + self.frame_ticks
+        self.last_pts = pts
+        return pts
+
+    def _image(self, image: np.ndarray) -> np.ndarray:
+        h, w = self.raw_size
+        if image.shape[:2] != (h, w):
+            if not self.resized:
+                log.warning("%s: frame size changed from %dx%d to %dx%d; resizing to the first",
+                            self.path, w, h, image.shape[1], image.shape[0])  # fmt: skip
+                self.resized = True
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        if h % 2 or w % 2:
+            image = cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(image)
+
+    def _encode(self, packet: FramePacket) -> None:
+        stream, container = self.stream, self.container
+        if stream is None or container is None:
+            raise SinkError(f"{self.path}: frame written before the file was opened or after it was closed")
+        frame = av.VideoFrame.from_ndarray(self._image(packet.image), format="bgr24")
+        frame.pts = self._pts(packet)
+        frame.time_base = stream.codec_context.time_base
+        try:
+            for out in stream.encode(frame):
+                container.mux(out)
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise SinkError(f"cannot write video to {self.path}: {exc}") from exc
+        self.frames += 1
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Encode what is pending, flush the encoder and write the index. Idempotent.
+
+        Raises:
+            SinkError: If flushing or finalising the file fails.
+        """
+        if self.closed:
+            return
+        try:
+            if self.stream is None and self.pending:
+                self._open(self._rate(final=True) or DEFAULT_FPS)
+                pending, self.pending = self.pending, []
+                for p in pending:
+                    self._encode(p)
+            if self.stream is not None and self.container is not None:
+                try:
+                    for out in self.stream.encode(None):
+                        self.container.mux(out)
+                except (av.error.FFmpegError, OSError, ValueError) as exc:
+                    raise SinkError(f"cannot flush video to {self.path}: {exc}") from exc
+        finally:
+            self.closed = True
+            container, self.container = self.container, None
+            if container is not None:
+                try:
+                    container.close()
+                except (av.error.FFmpegError, OSError, ValueError) as exc:
+                    raise SinkError(f"cannot finalise {self.path}: {exc}") from exc
+        if self.frames:
+            log.info("wrote %d frames to %s", self.frames, self.path)
+
+
+class VideoWriterSink(Stage):
+    """Encodes frames into a video file (H.264 MP4 by default); passes packets on unchanged.
+
+    Args:
+        path: output file (``--out-file``); the extension picks the container. Parent
+            folders are created.
+        fps: output frame rate (``--output-fps``) for a constant-rate file; None keeps
+            the source timestamps (see the module docstring).
+        codec: PyAV/FFmpeg encoder name.
+        crf: constant rate factor for libx264/libx265 (lower is better quality), used
+            when ``bitrate`` is None.
+        bitrate: target bit rate in bits/s instead of ``crf``.
+        preset: libx264/libx265 speed preset.
+        pix_fmt: pixel format of the encoded video.
+        per_source: one file per source: ``path`` may contain ``{source_id}``, otherwise
+            ``-<source_id>`` is added before the extension. When False, frames of any
+            source other than the first one seen are skipped (with a warning).
+        fragmented: write a fragmented MP4, readable even if the process is killed.
+        options: extra encoder options (FFmpeg ``AVOption`` names → values).
+        name: stage name; defaults to ``VideoWriterSink``.
+
+    Raises:
+        ConfigError: If a number is out of range.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        fps: float | Fraction | None = None,
+        codec: str = "libx264",
+        crf: int = 23,
+        bitrate: int | None = None,
+        preset: str = "veryfast",
+        pix_fmt: str = "yuv420p",
+        per_source: bool = False,
+        fragmented: bool = False,
+        options: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        if not 0 <= crf <= 63:
+            raise ConfigError(f"crf: expected 0..63, got {crf}")
+        if bitrate is not None and bitrate <= 0:
+            raise ConfigError(f"bitrate: expected a positive number of bits/s, got {bitrate}")
+        self.path = Path(path)
+        self.fps = None if fps is None else as_rate(fps, "fps")
+        self.codec = codec
+        self.crf = crf
+        self.bitrate = bitrate
+        self.preset = preset
+        self.pix_fmt = pix_fmt
+        self.per_source = per_source
+        self.fragmented = fragmented
+        self.options = {str(k): str(v) for k, v in (options or {}).items()}
+        self._writers: dict[str, _Writer] = {}
+        self._skipped: set[str] = set()
+        self._probe: Path | None = None
+        self._ready = False  # setup() succeeded
+        self._closed = False
+
+    @property
+    def frames(self) -> int:
+        """Frames written so far, over all files."""
+        return sum(w.frames for w in self._writers.values())
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """The file of each source seen so far."""
+        return {sid: w.path for sid, w in self._writers.items()}
+
+    def path_for(self, source_id: str) -> Path:
+        """The file ``source_id``'s frames go to."""
+        if not self.per_source:
+            return self.path
+        if "{source_id}" in str(self.path):
+            return Path(str(self.path).replace("{source_id}", _safe(source_id)))
+        return self.path.with_name(f"{self.path.stem}-{_safe(source_id)}{self.path.suffix}")
+
+    def setup(self) -> None:
+        """Check the encoder, the container format and that the path is writable.
+
+        Raises:
+            SinkError: If the encoder or pixel format is unknown, the extension names no
+                container format, or the file (folder with ``per_source``) cannot be written.
+        """
+        try:
+            codec = av.codec.Codec(self.codec, "w")
+        except ValueError:
+            raise SinkError(f"video codec {self.codec!r} is not available in this PyAV/FFmpeg build") from None
+        if codec.type != "video":
+            raise SinkError(f"codec {self.codec!r} is not a video encoder")
+        try:
+            av.VideoFormat(self.pix_fmt)
+        except ValueError:
+            raise SinkError(f"pix_fmt {self.pix_fmt!r} is not a pixel format") from None
+        probe_path = self.path_for("probe")
+        try:
+            av.open(str(probe_path), "w").close()  # guesses the format; creates no file
+        except ValueError:
+            raise SinkError(
+                f"cannot tell the container format of {self.path} from its extension (use .mp4, .mkv, .avi...)"
+            ) from None
+        folder = self.path.parent if not self.per_source else probe_path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if self.per_source:
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            else:
+                existed = self.path.exists()
+                with open(self.path, "wb"):
+                    pass
+                self._probe = None if existed else self.path
+        except OSError as exc:
+            raise SinkError(f"cannot write video to {self.path}: {exc.strerror or exc}") from exc
+        self._ready = True
+
+    def process(self, packet: FramePacket) -> Outputs:
+        writer = self._writers.get(packet.source_id)
+        if writer is None:
+            if not self.per_source and self._writers:
+                if packet.source_id not in self._skipped:
+                    self._skipped.add(packet.source_id)
+                    first = next(iter(self._writers))
+                    log.warning("%s: writing only source %r; frames of %r are skipped (use per_source=True)",
+                                self.path, first, packet.source_id)  # fmt: skip
+                return packet
+            writer = self._writers[packet.source_id] = _Writer(self, self.path_for(packet.source_id))
+        writer.write(packet)
+        return packet
+
+    def finish(self) -> Outputs:
+        self._close_all()
+        return None
+
+    def close(self) -> None:
+        self._close_all()
+
+    def _close_all(self) -> None:
+        error: SinkError | None = None
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except SinkError as exc:
+                log.error("%s", exc)
+                error = error or exc
+        if not self._writers and self._ready and not self._closed:
+            log.warning("%s: no frames arrived, no video written", self.path)
+        self._closed = True
+        if self._probe is not None and not self._writers:
+            try:
+                if self._probe.exists() and self._probe.stat().st_size == 0:
+                    self._probe.unlink()
+            except OSError:
+                pass
+        self._probe = None
+        if error is not None:
+            raise error
