@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         for size_name in args.sizes.split(","):
             image = np.random.default_rng(0).integers(0, 255, (*SIZES[size_name], 3), dtype=np.uint8)
             n = args.frames
-            q_fps, q_p50, q_p95 = measure(lambda pace, im=image: run_queue(im, n, pace), n)
+            q_fps, q_p50, q_p95 = measure(lambda pace, im=image, n=n: run_queue(im, n, pace), n)
             rows.append(dict(size=size_name, scheme="-", impl="queue", fps=q_fps, p50_us=q_p50, p95_us=q_p95))
             for scheme in args.schemes.split(","):
                 m = max(30, n // 10) if scheme != "inproc" else n
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in goals:
         ok = r["p50_vs_bare"] <= 1.5 and r["p50_us"] < 200
         print(
-            f"goal {r['size']} inproc: p50 {r['p50_us']:.0f} µs, {r['p50_vs_bare']:.2f}× bare -> {'met' if ok else 'NOT met'}"
+            f"goal {r['size']} inproc: p50 {r['p50_us']:.0f} µs, {r['p50_vs_bare']:.2f}× bare"
+            f" -> {'met' if ok else 'NOT met'}"
         )
     write_json(args.json, {"benchmark": "transport", "frames": args.frames, "rows": rows})
     return 0
