@@ -1,0 +1,80 @@
+"""Shared plumbing of the command-line entry points: logging, flags, error reporting.
+
+Every entry point runs its job through :func:`run_main`, which turns the project's
+errors into one clear line on stderr and an exit code, never a traceback:
+
+* 0 — done (also after Ctrl-C: outputs are closed and valid);
+* 1 — a stage failed while running (the message names it);
+* 2 — bad input: a missing file, an unreachable camera, a wrong config key…
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from stream.errors import StageError, StreamError
+from stream.stage import Stage
+from stream.transport import LIVE_DISPLAY, LIVE_INFERENCE, LOSSLESS, QueuePolicy
+
+log = logging.getLogger("stream")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname).1s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Third-party libraries are noisy at INFO.
+    for name in ("mmengine", "matplotlib", "PIL"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Flags every entry point shares."""
+    parser.add_argument("--metrics", metavar="FILE.json", help="write per-stage metrics (fps, p50/p95, drops) here")
+    parser.add_argument("--metrics-interval", type=float, default=5.0, metavar="S", help="log metrics every S seconds")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+
+def add_drawing_args(parser: argparse.ArgumentParser) -> None:
+    """MMAction2's drawing flags."""
+    parser.add_argument("--font-scale", type=float, default=None, help="label font scale (default: from frame height)")
+    parser.add_argument("--font-color", default="white", help="label colour: a name, #rrggbb or b,g,r")
+
+
+def policies_for(stages: Sequence[Stage], live: bool) -> list[QueuePolicy]:
+    """Link policies of a chain: lossless for files; drop-oldest for live, latest-only into a display."""
+    if not live:
+        return [LOSSLESS] * len(stages)
+    return [LIVE_DISPLAY if type(s).__name__ == "DisplaySink" else LIVE_INFERENCE for s in stages]
+
+
+def run_main(job: Callable[[], int]) -> int:
+    """Run a job and map errors to exit codes with a one-line message.
+
+    Returns:
+        The process exit code.
+    """
+    from engines.errors import EngineError
+
+    try:
+        return job()
+    except StageError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, (StreamError, EngineError)):
+            print(f"error: {cause}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (StreamError, EngineError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_OK
