@@ -47,7 +47,7 @@ def test_setup_failure_is_fatal_and_does_not_hang() -> None:
         def setup(self) -> None:
             raise FileNotFoundError("model.onnx not found")
 
-    with pytest.raises(StageError, match="model.onnx not found"):
+    with pytest.raises(StageError, match=r"model\.onnx not found"):
         Pipeline([CountingSource(None)], [BadSetup("bad"), Collect()], metrics_interval_s=0, stop_timeout_s=0.2).run()
 
 
