@@ -53,8 +53,6 @@ def play(args: argparse.Namespace) -> int:
     if not (args.out_file or args.events or args.show):
         log.warning("no output chosen (--out-file, --events or --show): decoding only")
     options = {}
-    if args.max_frames is not None:
-        options["max_frames"] = args.max_frames
     kind = "images" if args.use_frames else detect_kind(args.source)
     if kind == "rtsp":
         options["fail_fast"] = True  # an unreachable URL at start-up is an error, not a reconnect loop
@@ -74,6 +72,7 @@ def play(args: argparse.Namespace) -> int:
         policies=policies_for(stages, source.live),
         metrics_interval_s=args.metrics_interval,
         metrics_path=args.metrics,
+        max_frames=args.max_frames,
     )
     if display is not None:
         display.on_quit = pipeline.stop

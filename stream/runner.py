@@ -106,6 +106,7 @@ class Pipeline:
         max_errors: frames a stage may fail on (each dropped and counted) before its error
             becomes fatal; 0 makes the first error fatal.
         stop_timeout_s: after a stop, how long stages may drain before dropping what is left.
+        max_frames: end each source after this many frames (``--max-frames``), whatever its kind.
     """
 
     def __init__(
@@ -119,7 +120,11 @@ class Pipeline:
         metrics_path: str | Path | None = None,
         max_errors: int = 0,
         stop_timeout_s: float = 1.0,
+        max_frames: int | None = None,
     ) -> None:
+        if max_frames is not None and max_frames < 1:
+            raise ConfigError(f"max_frames: expected a positive number of frames, got {max_frames}")
+        self.max_frames = max_frames
         if not sources:
             raise ConfigError("a pipeline needs at least one source")
         if not stages:
@@ -197,9 +202,11 @@ class Pipeline:
             for item in source:
                 if self._stop.is_set():
                     break
+                sender.send(item)
                 if isinstance(item, FramePacket):
                     metrics.frames += 1
-                sender.send(item)
+                    if self.max_frames is not None and metrics.frames >= self.max_frames:
+                        break
         except Exception as exc:  # the runner is the error boundary of every stage
             error = f"{type(exc).__name__}: {exc}"
             self._fail(source.name, exc)
