@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ class StageMetrics:
 
     name: str
     link: LinkStats | None = None  # the link this stage reads from (None for sources)
+    extra: Callable[[], dict[str, Any]] | None = None  # the stage's own counters
     frames: int = 0
     errors: int = 0
     times_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=_TIMING_WINDOW))
@@ -71,6 +72,11 @@ class StageMetrics:
         if self.link is not None:
             out["queue_depth"] = self.link.depth
             out["dropped"] = self.link.dropped
+        if self.extra is not None:
+            try:
+                out.update(self.extra())
+            except Exception as exc:  # metrics must never break a run
+                log.debug("metrics of %s failed: %s", self.name, exc)
         return out
 
 
@@ -152,7 +158,7 @@ class Pipeline:
         self.links = [LinkStats() for _ in range(n_links)]
         self.metrics = {s.name: StageMetrics(s.name) for s in self.sources}
         for i, stage in enumerate(self.stages):
-            self.metrics[stage.name] = StageMetrics(stage.name, link=self.links[i])
+            self.metrics[stage.name] = StageMetrics(stage.name, link=self.links[i], extra=stage.metrics)
         self.metrics_interval_s = metrics_interval_s
         self.metrics_path = Path(metrics_path) if metrics_path else None
         self.max_errors = max_errors
@@ -302,6 +308,8 @@ class Pipeline:
             for name, m in self.metrics.items():
                 s = m.snapshot(window=True)
                 extra = f", queue {s['queue_depth']}, dropped {s['dropped']}" if "queue_depth" in s else ""
+                known = {"frames", "fps", "p50_ms", "p95_ms", "errors", "queue_depth", "dropped"}
+                extra += "".join(f", {k} {v}" for k, v in s.items() if k not in known and v is not None)
                 p50 = "-" if s["p50_ms"] is None else f"{s['p50_ms']:.1f}"
                 p95 = "-" if s["p95_ms"] is None else f"{s['p95_ms']:.1f}"
                 log.info(

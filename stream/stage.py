@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from stream.packet import FramePacket, SourceEvent
 
@@ -48,6 +49,10 @@ class Stage:
 
     def close(self) -> None:
         """Release resources. Always called, also after errors."""
+
+    def metrics(self) -> dict[str, Any]:
+        """Stage-specific counters merged into the runner's metrics (e.g. clips, latency)."""
+        return {}
 
 
 class Source(ABC):

@@ -38,6 +38,9 @@ class LabelAnnotator(Annotator):
         hold_s: stream seconds a prediction stays on screen without a newer one;
             None keeps it until replaced.
         margin: distance in pixels of the first line from the top-left corner.
+        waiting_text: shown until the source's first prediction arrives (MMAction2's
+            "Preparing action recognition ..."), or None.
+        waiting_color: colour of ``waiting_text`` (``--msg-color``).
 
     Raises:
         ConfigError: If an argument is out of range or a colour is unknown.
@@ -56,6 +59,8 @@ class LabelAnnotator(Annotator):
         text_format: str = "{name}: {score:.2f}",
         hold_s: float | None = None,
         margin: int = 8,
+        waiting_text: str | None = None,
+        waiting_color: ColorLike = "gray",
     ) -> None:
         if top_k < 1:
             raise ConfigError(f"top_k: expected >= 1, got {top_k}")
@@ -70,6 +75,14 @@ class LabelAnnotator(Annotator):
         self.text_format = text_format
         self.hold_s = hold_s
         self.margin = margin
+        self.waiting_text = waiting_text
+        self.waiting_style = TextStyle(
+            font_scale=font_scale,
+            color=Color.parse(waiting_color),
+            thickness=thickness,
+            background=None if background is None else Color.parse(background),
+            background_alpha=background_alpha,
+        )
         self.style = TextStyle(
             font_scale=font_scale,
             color=Color.parse(font_color),
@@ -108,6 +121,8 @@ class LabelAnnotator(Annotator):
                 y += box_h
                 if y >= image.shape[0]:
                     break
+        elif self.waiting_text:
+            draw_text(image, self.waiting_text, self.margin, self.margin, self.waiting_style)
 
         detections = packet.detections
         if detections is not None and detections.track_ids is not None and len(detections):

@@ -1,0 +1,270 @@
+"""A recognizer ready for streams: engine + clip settings + class names.
+
+:func:`open_recognizer` turns what the user typed (config, checkpoint, backend, label
+file) into a :class:`Recognizer`. Engines are built once and cached on disk, keyed by
+everything that changes them (config text after ``--cfg-options``, checkpoint hash,
+backend, precision, input shape), so the second start is fast. ``--engine DIR`` uses a
+prebuilt engine directory (``python -m engines.build``) instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.engine import Engine, build_engine, load_engine
+from pipelines.clip_buffer import Clip
+from pipelines.clip_spec import ClipSpec
+from stream.config import load_config, to_plain
+from stream.errors import ConfigError, SourceNotFound
+
+log = logging.getLogger(__name__)
+
+ENGINE_FORMAT = 1  # bump when the cached engine layout changes
+DEVICES = ("cpu", "cuda")
+
+
+def cache_root() -> Path:
+    """Where built engines are cached: ``$ACTION_STREAM_CACHE`` or ``~/.cache/action-stream``."""
+    root = os.environ.get("ACTION_STREAM_CACHE") or Path.home() / ".cache" / "action-stream"
+    return Path(root) / "engines"
+
+
+def read_label_file(path: str | Path) -> list[str]:
+    """Class names, one per line (MMAction2's label-map format; ``id name`` lines are accepted too).
+
+    Raises:
+        SourceNotFound: If the file does not exist.
+        ConfigError: If it holds no names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceNotFound(f"label file not found: {path}; pass a text file with one class name per line")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise ConfigError(f"label file {path} is empty; it needs one class name per line")
+    return names
+
+
+def backend_for(backend: str, device: str) -> str:
+    """Resolve ``--backend``/``--device``: ``--device cuda`` with ``--backend auto`` means GPU backends.
+
+    Raises:
+        ConfigError: For an unknown device.
+    """
+    kind = device.split(":")[0]
+    if kind not in DEVICES:
+        raise ConfigError(f"--device: expected cpu, cuda or cuda:N, got {device!r}")
+    if backend == "auto" and kind == "cpu":
+        from engines.backends import is_intel_cpu
+
+        try:
+            import openvino  # noqa: F401
+
+            return "openvino" if is_intel_cpu() else "onnxruntime"
+        except ImportError:
+            return "onnxruntime"
+    return backend
+
+
+@dataclass
+class Recognizer:
+    """An engine with the clip settings and class names needed to feed it from a stream.
+
+    Attributes:
+        engine: the loaded engine.
+        spec: how clips are sampled and preprocessed (from the config's test pipeline).
+        class_names: one name per output score.
+        normalize: whether inputs must be normalised here (False when the engine folded it).
+        probabilities: whether the engine's scores are probabilities (``average_clips='prob'``);
+            otherwise they are turned into probabilities with a softmax for thresholds.
+    """
+
+    engine: Engine
+    spec: ClipSpec
+    class_names: list[str]
+    normalize: bool = True
+    probabilities: bool = True
+
+    @property
+    def max_batch(self) -> int:
+        return int(self.engine.manifest.max_batch)
+
+    def inputs(self, clips: Sequence[Clip]) -> np.ndarray:
+        """Preprocess clips into one float32 batch."""
+        return np.stack([clip.to_input(self.spec, normalize=self.normalize) for clip in clips])
+
+    def scores(self, clips: Sequence[Clip]) -> np.ndarray:
+        """Class probabilities ``(len(clips), num_classes)``, in chunks of the engine's max batch.
+
+        Raises:
+            InputShapeError: If the clips do not fit the engine's input (e.g. frame size changed
+                with a config whose input size depends on it).
+        """
+        out = []
+        for start in range(0, len(clips), self.max_batch):
+            out.append(self.engine.infer(self.inputs(clips[start : start + self.max_batch])))
+        scores = np.concatenate(out).astype(np.float32, copy=False)
+        if not self.probabilities:
+            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+            scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def open_recognizer(
+    config: str | Path,
+    checkpoint: str | Path | None = None,
+    *,
+    backend: str = "auto",
+    device: str = "cpu",
+    precision: str = "fp32",
+    cfg_options: Mapping[str, Any] | None = None,
+    label_file: str | Path | None = None,
+    engine_dir: str | Path | None = None,
+    max_batch: int = 4,
+    num_clips: int | None = None,
+    frame_size: tuple[int, int] | None = None,
+    num_threads: int | None = None,
+) -> Recognizer:
+    """Build (or reuse from the cache) the engine for a config and checkpoint.
+
+    Args:
+        config: Project or MMAction2 config (``model`` + ``test_pipeline``).
+        checkpoint: ``.pth`` in MMAction2 layout; default: the config's ``load_from``.
+        backend: Engine backend (``auto`` picks for the device).
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32``, ``fp16`` or ``bf16`` (backend permitting).
+        cfg_options: ``--cfg-options`` overrides.
+        label_file: Class names, one per line; default the config's ``label_file``, then the
+            checkpoint's ``dataset_meta.classes``, then ``class_0``…
+        engine_dir: Use this prebuilt engine instead of building one.
+        max_batch: Largest batch the engine runs at once.
+        num_clips: Override the test pipeline's ``num_clips`` (fewer views: faster, for live use).
+        frame_size: ``(width, height)`` of the frames, for configs whose input size depends on it.
+        num_threads: CPU threads for the backend.
+
+    Raises:
+        ConfigError / SourceNotFound: Bad config, missing checkpoint or label file, label file
+            with fewer names than the model has classes.
+        EngineError: The checkpoint does not fit the config, or the backend is unavailable.
+    """
+    cfg = load_config(config, cfg_options)
+    spec = ClipSpec.from_config(cfg)
+    if num_clips is not None:
+        if num_clips < 1:
+            raise ConfigError(f"num_clips: expected >= 1, got {num_clips}")
+        spec = replace(spec, num_clips=num_clips)
+    config_dir = Path(config).resolve().parent
+    if engine_dir is not None:
+        engine = load_engine(engine_dir, None if backend == "auto" else backend, num_threads=num_threads)
+    else:
+        checkpoint = checkpoint or cfg.get("load_from")
+        if not checkpoint:
+            raise ConfigError(f"{config}: no checkpoint given (--checkpoint) and the config has no load_from")
+        checkpoint = _local_path(str(checkpoint), config_dir, what="checkpoint")
+        name = backend_for(backend, device)
+        shape = _input_shape(spec, frame_size)
+        key = _cache_key(cfg, checkpoint, name, precision, shape, max_batch)
+        out = cache_root() / key
+        engine = _cached(out, name, num_threads)
+        if engine is None:
+            log.info("building the %s engine for %s (cached in %s)", name, Path(config).name, out)
+            engine = build_engine(
+                _dump_config(cfg, out),
+                checkpoint,
+                backend=name,
+                precision=precision,
+                max_batch=max_batch,
+                out_dir=out,
+                input_shape=shape,
+                num_threads=num_threads,
+            )
+    manifest = engine.manifest
+    names = _class_names(cfg, config_dir, label_file, manifest.class_names, manifest.num_classes)
+    probabilities = manifest.average_clips == "prob"
+    return Recognizer(engine, spec, names, normalize=not manifest.normalize_folded, probabilities=probabilities)
+
+
+def _local_path(value: str, config_dir: Path, *, what: str) -> Path:
+    if "://" in value:
+        raise ConfigError(
+            f"the config's {what} is a URL ({value}); nothing is downloaded: fetch it yourself and pass --{what} FILE"
+        )
+    path = Path(value).expanduser()
+    for candidate in (path, config_dir / path):
+        if candidate.is_file():
+            return candidate
+    hint = "an existing .pth file" if what == "checkpoint" else "an existing file"
+    raise SourceNotFound(f"{what} not found: {value}; pass {hint} with --{what}")
+
+
+def _input_shape(spec: ClipSpec, frame_size: tuple[int, int] | None) -> tuple[int, ...]:
+    """Per-sample input shape; needs the frame size only when neither a crop nor a fixed resize sets it."""
+    fixed = spec.crop_size is not None or (spec.resize is not None and not spec.resize.keep_ratio)
+    if not fixed and frame_size is None:
+        raise ConfigError("this config's input size depends on the frame size, which is not known yet")
+    width, height = frame_size or (256, 256)
+    return spec.input_shape(height, width)
+
+
+def _cache_key(cfg: Any, checkpoint: Path, backend: str, precision: str, shape: tuple[int, ...], batch: int) -> str:
+    from engines.checkpoint import file_sha256
+
+    digest = hashlib.sha256()
+    model_text = repr(to_plain(cfg.get("model")))
+    for part in (model_text, file_sha256(checkpoint), backend, precision, repr(shape), str(batch), str(ENGINE_FORMAT)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return f"{backend}-{precision}-{digest.hexdigest()[:16]}"
+
+
+def _dump_config(cfg: Any, out: Path) -> Path:
+    from mmengine.config import Config
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "source_config.py"
+    Config({"model": to_plain(cfg.model), "test_pipeline": to_plain(cfg.get("test_pipeline", []))}).dump(str(path))
+    return path
+
+
+def _cached(out: Path, backend: str, num_threads: int | None) -> Engine | None:
+    if not (out / "manifest.json").is_file():
+        return None
+    try:
+        return load_engine(out, backend, num_threads=num_threads)
+    except Exception as exc:  # a broken cache entry is rebuilt, never fatal
+        log.warning("cached engine %s is unusable (%s); rebuilding", out, exc)
+        return None
+
+
+def _class_names(
+    cfg: Any, config_dir: Path, label_file: str | Path | None, meta_names: Sequence[str] | None, num_classes: int
+) -> list[str]:
+    source = "checkpoint"
+    names: list[str] | None = None
+    if label_file is None and cfg.get("label_file"):
+        label_file = _local_path(str(cfg.label_file), config_dir, what="label-file")
+    if label_file is not None:
+        names, source = read_label_file(label_file), str(label_file)
+    elif meta_names:
+        names = list(meta_names)
+    if names is None:
+        return [f"class_{i}" for i in range(num_classes)]
+    if len(names) < num_classes:
+        raise ConfigError(
+            f"{source} has {len(names)} class names but the model has {num_classes} classes; "
+            "pass the label file the checkpoint was trained with"
+        )
+    if len(names) > num_classes:
+        log.warning("%s has %d names for %d classes; using the first %d", source, len(names), num_classes, num_classes)
+    return names[:num_classes]
