@@ -11,6 +11,7 @@ from engines.models.registry import MODELS, build, register
 
 # Each module registers its classes on import. Order matters only for readability.
 _MODULES = (
+    "layers",
     "heads",
     "recognizers",
     "resnet",

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from engines.errors import InputShapeError, ModelConfigError
+from engines.models.layers import CONV3D_CFG, ConvModule, check_conv_cfg
 from engines.models.registry import register
-from engines.models.x3d import ConvModule
 
 
 def c3d_feature_size(frames: int, height: int, width: int) -> int:
@@ -70,6 +70,8 @@ class C3D(nn.Module):
             raise ModelConfigError(f"C3D: out_dim must be a positive multiple of 512, got {out_dim!r}")
         if not 0 <= dropout_ratio < 1:
             raise ModelConfigError(f"C3D: dropout_ratio must be in [0, 1), got {dropout_ratio}")
+        check_conv_cfg(conv_cfg, ("Conv3d",), "conv_cfg")
+        conv_cfg = CONV3D_CFG if conv_cfg is None else conv_cfg
         act_cfg = {"type": "ReLU"} if act_cfg is None else act_cfg
         self.style = style
         self.out_dim = out_dim

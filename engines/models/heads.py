@@ -156,15 +156,9 @@ class TSNHead(BaseHead):
         consensus: Mapping[str, Any] | None = None,
         dropout_ratio: float = 0.4,
         init_std: float = 0.01,
-        *,
-        loss_cls: Mapping[str, Any] | None = None,
-        multi_class: bool = False,
-        label_smooth_eps: float = 0.0,
-        topk: int | Sequence[int] = (1, 5),
-        average_clips: str | None = None,
-        init_cfg: Any = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(num_classes, in_channels, average_clips=average_clips)
+        super().__init__(num_classes, in_channels, **kwargs)
         self.spatial_type = spatial_type
         self.dropout_ratio = dropout_ratio
         self.consensus = _build_consensus(consensus, "TSNHead")
@@ -214,15 +208,9 @@ class TSMHead(BaseHead):
         init_std: float = 0.001,
         is_shift: bool = True,
         temporal_pool: bool = False,
-        *,
-        loss_cls: Mapping[str, Any] | None = None,
-        multi_class: bool = False,
-        label_smooth_eps: float = 0.0,
-        topk: int | Sequence[int] = (1, 5),
-        average_clips: str | None = None,
-        init_cfg: Any = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(num_classes, in_channels, average_clips=average_clips)
+        super().__init__(num_classes, in_channels, **kwargs)
         if not isinstance(num_segments, int) or num_segments <= 0:
             raise ModelConfigError(f"TSMHead.num_segments: expected a positive int, got {num_segments!r}")
         self.num_segments = num_segments
@@ -268,9 +256,9 @@ class _Head3D(BaseHead):
         in_channels: int,
         spatial_type: str,
         dropout_ratio: float,
-        average_clips: str | None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(num_classes, in_channels, average_clips=average_clips)
+        super().__init__(num_classes, in_channels, **kwargs)
         self.spatial_type = spatial_type
         self.dropout_ratio = dropout_ratio
         self.dropout = _make_dropout(dropout_ratio)
@@ -298,15 +286,9 @@ class I3DHead(_Head3D):
         spatial_type: str = "avg",
         dropout_ratio: float = 0.5,
         init_std: float = 0.01,
-        *,
-        loss_cls: Mapping[str, Any] | None = None,
-        multi_class: bool = False,
-        label_smooth_eps: float = 0.0,
-        topk: int | Sequence[int] = (1, 5),
-        average_clips: str | None = None,
-        init_cfg: Any = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(num_classes, in_channels, spatial_type, dropout_ratio, average_clips)
+        super().__init__(num_classes, in_channels, spatial_type, dropout_ratio, **kwargs)
 
     def forward(self, x: Tensor, num_segs: int = 1) -> Tensor:
         """Scores ``(N, num_classes)`` from features ``(N, C, T, H, W)``."""
@@ -340,17 +322,11 @@ class SlowFastHead(_Head3D):
         spatial_type: str = "avg",
         dropout_ratio: float = 0.8,
         init_std: float = 0.01,
-        *,
-        loss_cls: Mapping[str, Any] | None = None,
-        multi_class: bool = False,
-        label_smooth_eps: float = 0.0,
-        topk: int | Sequence[int] = (1, 5),
-        average_clips: str | None = None,
-        init_cfg: Any = None,
+        **kwargs: Any,
     ) -> None:
         if spatial_type != "avg":
             raise ModelConfigError(f"SlowFastHead.spatial_type: only 'avg' works, got {spatial_type!r}")
-        super().__init__(num_classes, in_channels, spatial_type, dropout_ratio, average_clips)
+        super().__init__(num_classes, in_channels, spatial_type, dropout_ratio, **kwargs)
 
     def forward(self, x: tuple[Tensor, Tensor], num_segs: int = 1) -> Tensor:
         """Scores ``(N, num_classes)`` from ``(slow, fast)`` features, each ``(N, C_i, T_i, H, W)``."""
@@ -390,15 +366,9 @@ class X3DHead(BaseHead):
         dropout_ratio: float = 0.5,
         init_std: float = 0.01,
         fc1_bias: bool = False,
-        *,
-        loss_cls: Mapping[str, Any] | None = None,
-        multi_class: bool = False,
-        label_smooth_eps: float = 0.0,
-        topk: int | Sequence[int] = (1, 5),
-        average_clips: str | None = None,
-        init_cfg: Any = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(num_classes, in_channels, average_clips=average_clips)
+        super().__init__(num_classes, in_channels, **kwargs)
         pools = {"avg": nn.AdaptiveAvgPool3d, "max": nn.AdaptiveMaxPool3d}
         if spatial_type not in pools:
             raise ModelConfigError(f"X3DHead.spatial_type: expected 'avg' or 'max', got {spatial_type!r}")

@@ -7,7 +7,6 @@ arguments.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -53,24 +52,15 @@ def build(cfg: Mapping[str, Any], *, where: str = "model", **defaults: Any) -> n
         ModelConfigError: If ``type`` is missing or the arguments don't fit the constructor.
     """
     import engines.models  # noqa: F401  (fills MODELS on first use)
+    from engines.models.layers import check_keys, split_cfg
 
-    if not isinstance(cfg, Mapping) or "type" not in cfg:
-        raise ModelConfigError(f"{where}: expected a dict with a 'type' key, got {cfg!r}")
-    kwargs = {**defaults, **{k: v for k, v in cfg.items() if k != "type"}}
-    type_name = cfg["type"]
+    type_name, rest = split_cfg(cfg, where)
+    kwargs = {**defaults, **rest}
     cls = MODELS.get(type_name)
     if cls is None:
         valid = ", ".join(sorted(MODELS))
         raise UnknownTypeError(f"{where}.type: unknown model type {type_name!r}; valid types: {valid}")
-    params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if not takes_any:
-        unknown = sorted(set(kwargs) - set(params) - {"self"})
-        if unknown:
-            valid = ", ".join(sorted(k for k in params if k != "self"))
-            raise ModelConfigError(
-                f"{where}: {type_name} got unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {valid}"
-            )
+    check_keys(kwargs, cls, f"{where}: {type_name}")
     try:
         return cls(**kwargs)
     except EngineError:

@@ -1,7 +1,7 @@
 """MMAction2's 2D ``ResNet`` backbone, with mmcv ``ConvModule`` parameter names.
 
-Every convolution sits in a :class:`ConvModule` holding ``conv`` (no bias) and ``bn``
-(plus a parameter-free activation), so checkpoint keys read ``conv1.conv.weight``,
+Every convolution sits in a :class:`~engines.models.layers.ConvModule` holding ``conv``
+(no bias) and ``bn`` (plus a parameter-free activation), so checkpoint keys read ``conv1.conv.weight``,
 ``conv1.bn.running_mean``, ``layer1.0.conv2.bn.weight``, ``layer2.0.downsample.conv.weight``
 exactly as in MMAction2.
 """
@@ -14,92 +14,8 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from engines.errors import ModelConfigError
+from engines.models.layers import ConvModule, build_activation, build_norm, check_conv_cfg
 from engines.models.registry import register
-
-_CONV_TYPES = ("Conv", "Conv2d")
-_NORM_TYPES = ("BN", "BN2d", "SyncBN")
-_ACT_TYPES: dict[str, type[nn.Module]] = {"ReLU": nn.ReLU}
-
-
-def _check_conv_cfg(conv_cfg: Mapping[str, Any] | None, where: str) -> None:
-    if conv_cfg is not None and (conv_cfg.get("type") not in _CONV_TYPES or len(conv_cfg) > 1):
-        raise ModelConfigError(f"{where}.conv_cfg: only dict(type='Conv') is supported, got {dict(conv_cfg)!r}")
-
-
-def make_norm(num_features: int, norm_cfg: Mapping[str, Any], where: str = "norm_cfg") -> nn.BatchNorm2d:
-    """A 2D batch norm from an mmcv ``norm_cfg`` (``BN``/``BN2d``/``SyncBN``; ``eps``, ``momentum``).
-
-    ``SyncBN`` is plain batch norm at inference. ``requires_grad`` is accepted and ignored.
-
-    Raises:
-        ModelConfigError: For another norm type or an unknown key.
-    """
-    cfg = dict(norm_cfg)
-    norm_type = cfg.pop("type", None)
-    cfg.pop("requires_grad", None)
-    if norm_type not in _NORM_TYPES:
-        raise ModelConfigError(f"{where}.type: expected one of {_NORM_TYPES}, got {norm_type!r}")
-    unknown = sorted(set(cfg) - {"eps", "momentum"})
-    if unknown:
-        raise ModelConfigError(f"{where}: unknown key(s) {unknown}; valid keys: eps, momentum, requires_grad")
-    return nn.BatchNorm2d(num_features, eps=cfg.get("eps", 1e-5), momentum=cfg.get("momentum", 0.1))
-
-
-def make_act(act_cfg: Mapping[str, Any] | None, where: str = "act_cfg") -> nn.Module | None:
-    """The activation named by an mmcv ``act_cfg`` (``ReLU``), or ``None``.
-
-    Raises:
-        ModelConfigError: For another activation type or an unknown key.
-    """
-    if act_cfg is None:
-        return None
-    cfg = dict(act_cfg)
-    act_type = cfg.pop("type", None)
-    cfg.pop("inplace", None)  # in-place or not, the values are the same
-    if act_type not in _ACT_TYPES:
-        raise ModelConfigError(f"{where}.type: expected one of {sorted(_ACT_TYPES)}, got {act_type!r}")
-    if cfg:
-        raise ModelConfigError(f"{where}: unknown key(s) {sorted(cfg)}; valid keys: type, inplace")
-    return _ACT_TYPES[act_type]()
-
-
-class ConvModule(nn.Module):
-    """Conv2d (no bias) → BatchNorm2d → optional activation, named ``conv``/``bn``/``activate`` like mmcv.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        kernel_size: Kernel size.
-        stride: Stride.
-        padding: Zero padding.
-        dilation: Dilation.
-        norm_cfg: mmcv norm config, see :func:`make_norm`.
-        act_cfg: mmcv activation config, see :func:`make_act`; ``None`` for no activation.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-        dilation: int = 1,
-        *,
-        norm_cfg: Mapping[str, Any],
-        act_cfg: Mapping[str, Any] | None,
-    ) -> None:
-        super().__init__()
-        self.conv: nn.Module = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=False)
-        self.bn = make_norm(out_channels, norm_cfg)
-        activate = make_act(act_cfg)
-        if activate is not None:
-            self.activate = activate
-        self.with_activation = activate is not None
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.bn(self.conv(x))
-        return self.activate(x) if self.with_activation else x
 
 
 class BasicBlock(nn.Module):
@@ -260,11 +176,11 @@ class ResNet(nn.Module):
             )
         if style not in ("pytorch", "caffe"):
             raise ModelConfigError(f"{name}.style: expected 'pytorch' or 'caffe', got {style!r}")
-        _check_conv_cfg(conv_cfg, name)
+        check_conv_cfg(conv_cfg, ("Conv", "Conv2d"), f"{name}.conv_cfg")
         norm_cfg = dict(norm_cfg) if norm_cfg is not None else {"type": "BN2d", "requires_grad": True}
         act_cfg = dict(act_cfg) if act_cfg is not None else {"type": "ReLU", "inplace": True}
-        make_norm(1, norm_cfg, f"{name}.norm_cfg")  # report a bad config once, with its path
-        make_act(act_cfg, f"{name}.act_cfg")
+        build_norm(norm_cfg, 1, 2, f"{name}.norm_cfg")  # report a bad config once, with its path
+        build_activation(act_cfg, f"{name}.act_cfg")
 
         self.depth = depth
         self.in_channels = in_channels

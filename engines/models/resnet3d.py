@@ -1,13 +1,14 @@
-"""3D ResNets of MMAction2 1.x: I3D (``ResNet3d``), SlowOnly and R(2+1)D.
+"""3D ResNets of MMAction2 1.x: I3D (``ResNet3d``) and R(2+1)D; SlowOnly is in :mod:`.resnet3d_slowfast`.
 
 Parameter and submodule names follow MMAction2 so that the ``backbone.*`` keys of
 model-zoo checkpoints load with ``strict=True``:
 
-* every conv+norm+act triple is a :class:`ConvModule3d` with children ``conv``,
-  ``bn`` and ``activate`` (mmcv's ``ConvModule`` layout);
+* every conv+norm+act triple is a :class:`~engines.models.layers.ConvModule` with
+  children ``conv``, ``bn`` and ``activate`` (mmcv's ``ConvModule`` layout);
 * blocks live in ``layer1`` ... ``layer4`` (``nn.Sequential``), the stem is ``conv1``;
 * a non-local block sits in ``non_local_block`` after the block's last ReLU;
-* R(2+1)D's factorised conv (:class:`Conv2plus1d`) holds ``conv_s``, ``bn_s``, ``conv_t``.
+* R(2+1)D's factorised conv (:class:`~engines.models.layers.Conv2plus1d`) holds ``conv_s``,
+  ``bn_s``, ``conv_t``.
 
 Only inference is implemented: arguments that drive weight initialisation, freezing,
 gradient checkpointing or training-mode BN (``pretrained``, ``pretrained2d``,
@@ -17,404 +18,27 @@ are accepted so MMAction2 configs build unchanged, and ignored.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from engines.errors import ModelConfigError
+from engines.models.layers import (
+    BN3D_CFG,
+    CONV3D_CFG,
+    EMPTY_CFG,
+    RELU_CFG,
+    ConfigDict,
+    ConvModule,
+    IntOrSeq,
+    build_activation,
+    build_non_local,
+    check_conv_cfg,
+    triple,
+)
 from engines.models.registry import register
-
-ConfigDict = Mapping[str, Any]
-
-# Immutable stand-ins for MMAction2's dict defaults (a shared mutable default would leak edits).
-CONV3D_CFG: ConfigDict = MappingProxyType({"type": "Conv3d"})
-BN3D_CFG: ConfigDict = MappingProxyType({"type": "BN3d", "requires_grad": True})
-RELU_CFG: ConfigDict = MappingProxyType({"type": "ReLU", "inplace": True})
-EMPTY_CFG: ConfigDict = MappingProxyType({})
-
-IntOrSeq = int | Sequence[int]
-
-
-def _triple(value: IntOrSeq, name: str) -> tuple[int, int, int]:
-    if isinstance(value, int):
-        return (value, value, value)
-    values = tuple(value)
-    if len(values) != 3 or not all(isinstance(v, int) for v in values):
-        raise ModelConfigError(f"{name}: expected an int or 3 ints (t, h, w), got {value!r}")
-    return values
-
-
-def _split_cfg(cfg: ConfigDict | None, what: str) -> tuple[str, dict[str, Any]]:
-    if not isinstance(cfg, Mapping) or "type" not in cfg:
-        raise ModelConfigError(f"{what}: expected a dict with a 'type' key, got {cfg!r}")
-    rest = {k: v for k, v in cfg.items() if k != "type"}
-    return str(cfg["type"]), rest
-
-
-def check_keys(kwargs: Mapping[str, Any], func: Callable[..., Any], what: str, also_valid: Sequence[str] = ()) -> None:
-    """Raise a clear error for keyword arguments that ``func`` does not take.
-
-    Args:
-        kwargs: Keyword arguments about to be passed to ``func``.
-        func: The callable (usually a constructor) that will receive them.
-        what: Config path or class name used in the message.
-        also_valid: Further keys the caller consumes itself (listed as valid in the message).
-
-    Raises:
-        ModelConfigError: If some key is not a parameter of ``func``.
-    """
-    params = inspect.signature(func).parameters
-    valid = sorted({k for k, p in params.items() if k != "self" and p.kind is not p.VAR_KEYWORD} | set(also_valid))
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise ModelConfigError(
-            f"{what}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}"
-        )
-
-
-# --------------------------------------------------------------------------- layer builders
-
-_BN_KEYS = {"eps", "momentum", "affine", "track_running_stats"}
-
-
-def build_norm3d(cfg: ConfigDict, num_features: int) -> tuple[str, nn.Module]:
-    """Build a norm layer for 5-D features from an mmcv ``norm_cfg``.
-
-    Returns ``(name, layer)`` where ``name`` is the attribute mmcv gives it (``bn``).
-
-    Raises:
-        ModelConfigError: For a norm type other than ``BN3d``/``SyncBN`` or an unknown key.
-    """
-    type_name, rest = _split_cfg(cfg, "norm_cfg")
-    if type_name not in ("BN3d", "SyncBN"):
-        raise ModelConfigError(f"norm_cfg.type: expected 'BN3d' or 'SyncBN', got {type_name!r}")
-    rest.pop("requires_grad", None)  # training-only
-    unknown = sorted(set(rest) - _BN_KEYS)
-    if unknown:
-        raise ModelConfigError(
-            f"norm_cfg: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: "
-            f"requires_grad, {', '.join(sorted(_BN_KEYS))}"
-        )
-    # SyncBN equals BatchNorm in eval mode, and its keys are the same.
-    return "bn", nn.BatchNorm3d(num_features, **{"eps": 1e-5, **rest})
-
-
-_ACTIVATIONS: dict[str, Callable[..., nn.Module]] = {
-    "ReLU": nn.ReLU,
-    "LeakyReLU": nn.LeakyReLU,
-    "ReLU6": nn.ReLU6,
-    "ELU": nn.ELU,
-    "GELU": nn.GELU,
-    "Sigmoid": nn.Sigmoid,
-    "Tanh": nn.Tanh,
-    "SiLU": nn.SiLU,
-    "Swish": nn.SiLU,
-    "HSwish": nn.Hardswish,
-}
-
-
-def build_activation(cfg: ConfigDict) -> nn.Module:
-    """Build an activation from an mmcv ``act_cfg`` (``inplace`` is ignored).
-
-    Raises:
-        ModelConfigError: For an unknown activation type or argument.
-    """
-    type_name, rest = _split_cfg(cfg, "act_cfg")
-    rest.pop("inplace", None)
-    factory = _ACTIVATIONS.get(type_name)
-    if factory is None:
-        raise ModelConfigError(
-            f"act_cfg.type: unknown activation {type_name!r}; valid: {', '.join(sorted(_ACTIVATIONS))}"
-        )
-    try:
-        return factory(**rest)
-    except TypeError as exc:
-        raise ModelConfigError(f"act_cfg: bad arguments for {type_name}: {exc}") from exc
-
-
-@register()
-class Conv2plus1d(nn.Module):
-    """R(2+1)D's factorised convolution: a spatial (1×k×k) conv, BN, ReLU, then a temporal (k×1×1) conv.
-
-    The middle width follows the paper's parameter-matching rule
-    ``M = floor(t·d²·N_in·N_out / (d²·N_in + t·N_out))`` with ``t = 3`` as in MMAction2.
-    ``dilation`` and ``groups`` are stored but not applied, as in MMAction2.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        kernel_size: ``(t, h, w)`` kernel of the equivalent 3D conv.
-        stride: ``(t, h, w)`` stride; ``t`` goes to the temporal conv, ``h, w`` to the spatial one.
-        padding: ``(t, h, w)`` padding, split the same way.
-        dilation: Ignored (kept for signature compatibility).
-        groups: Ignored (kept for signature compatibility).
-        bias: Whether both convs have a bias.
-        norm_cfg: Norm between the two convs (``bn_s``).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: IntOrSeq,
-        stride: IntOrSeq = 1,
-        padding: IntOrSeq = 0,
-        dilation: IntOrSeq = 1,
-        groups: int = 1,
-        bias: bool = True,
-        norm_cfg: ConfigDict = BN3D_CFG,
-    ) -> None:
-        super().__init__()
-        kernel = _triple(kernel_size, "Conv2plus1d.kernel_size")
-        strides = _triple(stride, "Conv2plus1d.stride")
-        pads = _triple(padding, "Conv2plus1d.padding")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel
-        self.stride = strides
-        self.padding = pads
-        self.dilation = dilation
-        self.groups = groups
-        spatial = in_channels * kernel[1] * kernel[2]
-        mid_channels = int(3 * spatial * out_channels / (spatial + 3 * out_channels))
-        self.conv_s = nn.Conv3d(
-            in_channels,
-            mid_channels,
-            kernel_size=(1, kernel[1], kernel[2]),
-            stride=(1, strides[1], strides[2]),
-            padding=(0, pads[1], pads[2]),
-            bias=bias,
-        )
-        _, self.bn_s = build_norm3d(norm_cfg, mid_channels)
-        self.relu = nn.ReLU()
-        self.conv_t = nn.Conv3d(
-            mid_channels,
-            out_channels,
-            kernel_size=(kernel[0], 1, 1),
-            stride=(strides[0], 1, 1),
-            padding=(pads[0], 0, 0),
-            bias=bias,
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_t(self.relu(self.bn_s(self.conv_s(x))))
-
-
-def build_conv3d(
-    cfg: ConfigDict | None,
-    in_channels: int,
-    out_channels: int,
-    kernel_size: IntOrSeq,
-    *,
-    stride: IntOrSeq = 1,
-    padding: IntOrSeq = 0,
-    dilation: IntOrSeq = 1,
-    groups: int = 1,
-    bias: bool = False,
-) -> nn.Module:
-    """Build a 3D conv from an mmcv ``conv_cfg`` (``Conv3d`` or ``Conv2plus1d``; ``None`` means ``Conv3d``).
-
-    Raises:
-        ModelConfigError: For another conv type or an unknown key.
-    """
-    type_name, rest = _split_cfg(cfg if cfg is not None else CONV3D_CFG, "conv_cfg")
-    if type_name == "Conv3d":
-        if rest:
-            raise ModelConfigError(f"conv_cfg: Conv3d takes no extra keys, got {sorted(rest)}")
-        return nn.Conv3d(
-            in_channels,
-            out_channels,
-            _triple(kernel_size, "kernel_size"),
-            stride=_triple(stride, "stride"),
-            padding=_triple(padding, "padding"),
-            dilation=_triple(dilation, "dilation"),
-            groups=groups,
-            bias=bias,
-        )
-    if type_name == "Conv2plus1d":
-        check_keys(rest, Conv2plus1d.__init__, "conv_cfg (Conv2plus1d)")
-        return Conv2plus1d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
-            **rest,
-        )
-    raise ModelConfigError(f"conv_cfg.type: expected 'Conv3d' or 'Conv2plus1d', got {type_name!r}")
-
-
-class ConvModule3d(nn.Module):
-    """Conv → norm → activation with mmcv ``ConvModule``'s child names (``conv``, ``bn``, ``activate``).
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        kernel_size: Conv kernel.
-        stride: Conv stride.
-        padding: Conv padding.
-        dilation: Conv dilation.
-        groups: Conv groups.
-        bias: Conv bias; ``'auto'`` means "only without a norm", as in mmcv.
-        conv_cfg: Conv type (``Conv3d`` or ``Conv2plus1d``).
-        norm_cfg: Norm type, or ``None`` for no norm.
-        act_cfg: Activation type, or ``None`` for no activation.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: IntOrSeq,
-        stride: IntOrSeq = 1,
-        padding: IntOrSeq = 0,
-        dilation: IntOrSeq = 1,
-        groups: int = 1,
-        bias: bool | str = "auto",
-        conv_cfg: ConfigDict | None = None,
-        norm_cfg: ConfigDict | None = None,
-        act_cfg: ConfigDict | None = RELU_CFG,
-    ) -> None:
-        super().__init__()
-        with_bias = norm_cfg is None if bias == "auto" else bool(bias)
-        self.conv = build_conv3d(
-            conv_cfg,
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=with_bias,
-        )
-        self.norm_name: str | None = None
-        if norm_cfg is not None:
-            self.norm_name, norm = build_norm3d(norm_cfg, out_channels)
-            self.add_module(self.norm_name, norm)
-        self.activate: nn.Module | None = build_activation(act_cfg) if act_cfg is not None else None
-
-    @property
-    def norm(self) -> nn.Module | None:
-        """The norm layer, or ``None``."""
-        return getattr(self, self.norm_name) if self.norm_name else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        if self.norm_name is not None:
-            x = getattr(self, self.norm_name)(x)
-        if self.activate is not None:
-            x = self.activate(x)
-        return x
-
-
-# --------------------------------------------------------------------------- non-local
-
-_NL_MODES = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
-
-
-class NonLocal3d(nn.Module):
-    """Non-local block (Wang et al., 2018) with mmcv ``NonLocal3d``'s child names.
-
-    Children: ``g``, ``theta``, ``phi`` (1×1×1 convs, bias, no norm), ``conv_out`` (1×1×1
-    conv with optional norm) and, for ``mode='concatenation'``, ``concat_project``.
-    With ``sub_sample`` a (1, 2, 2) max-pool follows ``g`` and ``phi`` (``g.0``, ``phi.0``).
-
-    Args:
-        in_channels: Channels of the input feature.
-        sub_sample: Spatially sub-sample the keys and values by 2.
-        conv_cfg: Conv type of the 1×1×1 convs.
-        reduction: Channel reduction of the embedding (``inter = max(C // reduction, 1)``).
-        use_scale: Divide the affinity by ``sqrt(inter)`` in ``embedded_gaussian`` mode.
-        norm_cfg: Norm after ``conv_out``, or ``None``.
-        mode: ``gaussian``, ``embedded_gaussian``, ``dot_product`` or ``concatenation``.
-        std: Initialisation only; ignored.
-        zeros_init: Initialisation only; ignored.
-
-    Raises:
-        ModelConfigError: For an unknown ``mode``.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        sub_sample: bool = False,
-        conv_cfg: ConfigDict = CONV3D_CFG,
-        reduction: int = 2,
-        use_scale: bool = True,
-        norm_cfg: ConfigDict | None = None,
-        mode: str = "embedded_gaussian",
-        std: float = 0.01,
-        zeros_init: bool = True,
-    ) -> None:
-        super().__init__()
-        if mode not in _NL_MODES:
-            raise ModelConfigError(f"non_local_cfg.mode: expected one of {_NL_MODES}, got {mode!r}")
-        self.in_channels = in_channels
-        self.inter_channels = max(in_channels // reduction, 1)
-        self.use_scale = use_scale
-        self.mode = mode
-        self.sub_sample = sub_sample
-        inter = self.inter_channels
-
-        def embed(cin: int, cout: int) -> ConvModule3d:
-            return ConvModule3d(cin, cout, 1, conv_cfg=conv_cfg, act_cfg=None)
-
-        g: nn.Module = embed(in_channels, inter)
-        self.conv_out = ConvModule3d(inter, in_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
-        theta: nn.Module | None = None
-        phi: nn.Module | None = None
-        if mode != "gaussian":
-            theta = embed(in_channels, inter)
-            phi = embed(in_channels, inter)
-        if mode == "concatenation":
-            self.concat_project = nn.Sequential()
-            self.concat_project.add_module("conv", nn.Conv2d(inter * 2, 1, 1, bias=False))
-            self.concat_project.add_module("activate", nn.ReLU())
-        if sub_sample:
-            pool = nn.MaxPool3d(kernel_size=(1, 2, 2))
-            g = nn.Sequential(g, pool)
-            phi = nn.Sequential(phi, pool) if phi is not None else pool
-        self.g = g
-        if theta is not None:
-            self.theta = theta
-        if phi is not None:
-            self.phi = phi
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.size(0)
-        g_x = self.g(x).reshape(n, self.inter_channels, -1).permute(0, 2, 1)
-        if self.mode == "gaussian":
-            theta_x = x.reshape(n, self.in_channels, -1).permute(0, 2, 1)
-            source = self.phi(x) if self.sub_sample else x
-            phi_x = source.reshape(n, self.in_channels, -1)
-            affinity = torch.matmul(theta_x, phi_x).softmax(dim=-1)
-        elif self.mode == "concatenation":
-            theta_x = self.theta(x).reshape(n, self.inter_channels, -1, 1)
-            phi_x = self.phi(x).reshape(n, self.inter_channels, 1, -1)
-            h, w = theta_x.size(2), phi_x.size(3)
-            pair = torch.cat([theta_x.repeat(1, 1, 1, w), phi_x.repeat(1, 1, h, 1)], dim=1)
-            affinity = self.concat_project(pair).reshape(n, h, w) / w
-        else:
-            theta_x = self.theta(x).reshape(n, self.inter_channels, -1).permute(0, 2, 1)
-            phi_x = self.phi(x).reshape(n, self.inter_channels, -1)
-            affinity = torch.matmul(theta_x, phi_x)
-            if self.mode == "dot_product":
-                affinity = affinity / affinity.shape[-1]
-            else:
-                if self.use_scale:
-                    affinity = affinity / theta_x.shape[-1] ** 0.5
-                affinity = affinity.softmax(dim=-1)
-        y = torch.matmul(affinity, g_x).permute(0, 2, 1).reshape(n, self.inter_channels, *x.shape[2:])
-        return x + self.conv_out(y)
-
 
 # --------------------------------------------------------------------------- residual blocks
 
@@ -432,7 +56,7 @@ class BasicBlock3d(nn.Module):
         style: ``'pytorch'`` or ``'caffe'`` (no effect on this block).
         inflate: 3×3×3 kernels when true, 1×3×3 otherwise.
         inflate_style: Unused by this block (accepted as in MMAction2).
-        non_local: Append a :class:`NonLocal3d` after the block.
+        non_local: Append a :class:`~engines.models.layers.NonLocal3d` after the block.
         non_local_cfg: Keyword arguments of the non-local block.
         conv_cfg: Conv type.
         norm_cfg: Norm type.
@@ -464,7 +88,7 @@ class BasicBlock3d(nn.Module):
         _check_style(style, inflate_style)
         kt, pt = (3, 1) if inflate else (1, 0)
         common: dict[str, Any] = dict(bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
-        self.conv1 = ConvModule3d(
+        self.conv1 = ConvModule(
             inplanes,
             planes,
             (kt, 3, 3),
@@ -474,13 +98,11 @@ class BasicBlock3d(nn.Module):
             act_cfg=act_cfg,
             **common,
         )
-        self.conv2 = ConvModule3d(
-            planes, planes * self.expansion, (kt, 3, 3), padding=(pt, 1, 1), act_cfg=None, **common
-        )
+        self.conv2 = ConvModule(planes, planes * self.expansion, (kt, 3, 3), padding=(pt, 1, 1), act_cfg=None, **common)
         self.downsample = downsample
         self.relu = build_activation(act_cfg)
         if non_local:
-            self.non_local_block = NonLocal3d(planes * self.expansion, **dict(non_local_cfg))
+            self.non_local_block = build_non_local(planes * self.expansion, non_local_cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -503,7 +125,7 @@ class Bottleneck3d(nn.Module):
         style: ``'pytorch'`` or ``'caffe'``.
         inflate: Whether the block has a temporal kernel of 3.
         inflate_style: ``'3x1x1'`` (temporal kernel on ``conv1``) or ``'3x3x3'`` (on ``conv2``).
-        non_local: Append a :class:`NonLocal3d` after the block.
+        non_local: Append a :class:`~engines.models.layers.NonLocal3d` after the block.
         non_local_cfg: Keyword arguments of the non-local block.
         conv_cfg: Conv type.
         norm_cfg: Norm type.
@@ -544,8 +166,8 @@ class Bottleneck3d(nn.Module):
         elif inflate:
             k2, p2 = (3, 3, 3), (1, dilation, dilation)
         common: dict[str, Any] = dict(bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
-        self.conv1 = ConvModule3d(inplanes, planes, k1, stride=stride1, padding=p1, act_cfg=act_cfg, **common)
-        self.conv2 = ConvModule3d(
+        self.conv1 = ConvModule(inplanes, planes, k1, stride=stride1, padding=p1, act_cfg=act_cfg, **common)
+        self.conv2 = ConvModule(
             planes,
             planes,
             k2,
@@ -555,11 +177,11 @@ class Bottleneck3d(nn.Module):
             act_cfg=act_cfg,
             **common,
         )
-        self.conv3 = ConvModule3d(planes, planes * self.expansion, 1, act_cfg=None, **common)
+        self.conv3 = ConvModule(planes, planes * self.expansion, 1, act_cfg=None, **common)
         self.downsample = downsample
         self.relu = build_activation(act_cfg)
         if non_local:
-            self.non_local_block = NonLocal3d(planes * self.expansion, **dict(non_local_cfg))
+            self.non_local_block = build_non_local(planes * self.expansion, non_local_cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -642,7 +264,7 @@ class ResNet3d(nn.Module):
         act_cfg: Activation type.
         norm_eval: Training-only; ignored.
         with_cp: Training-only; ignored.
-        non_local: Per stage, an int or one int per block: 1 appends a :class:`NonLocal3d`.
+        non_local: Per stage, an int or one int per block: 1 appends a :class:`~engines.models.layers.NonLocal3d`.
         non_local_cfg: Keyword arguments of the non-local blocks.
         zero_init_residual: Training-only; ignored.
         init_cfg: Training-only; ignored.
@@ -708,6 +330,8 @@ class ResNet3d(nn.Module):
         elif len(stage_blocks) != num_stages:
             raise ModelConfigError(f"stage_blocks: expected {num_stages} entries (num_stages), got {stage_blocks!r}")
         _check_style(style, inflate_style)
+        conv_cfg = CONV3D_CFG if conv_cfg is None else conv_cfg
+        check_conv_cfg(conv_cfg, ("Conv3d", "Conv2plus1d"), "conv_cfg")
 
         self.depth = depth
         self.in_channels = in_channels
@@ -724,8 +348,8 @@ class ResNet3d(nn.Module):
         stage_inflations = _per_stage(inflate, num_stages, "inflate")
         non_local_stages = _per_stage(non_local, num_stages, "non_local")
 
-        kernel = _triple(conv1_kernel, "conv1_kernel")
-        self.conv1 = ConvModule3d(
+        kernel = triple(conv1_kernel, "conv1_kernel")
+        self.conv1 = ConvModule(
             in_channels,
             base_channels,
             kernel,
@@ -799,7 +423,7 @@ class ResNet3d(nn.Module):
         downsample = None
         # As MMAction2: a temporal stride alone does not add a projection shortcut.
         if spatial_stride != 1 or inplanes != planes * block.expansion:
-            downsample = ConvModule3d(
+            downsample = ConvModule(
                 inplanes,
                 planes * block.expansion,
                 1,
@@ -856,67 +480,6 @@ class ResNet3d(nn.Module):
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-# MMAction2's ResNet3dPathway arguments; SlowOnly accepts them (``lateral`` must stay false).
-PATHWAY_KEYS = (
-    "lateral",
-    "lateral_inv",
-    "lateral_norm",
-    "speed_ratio",
-    "channel_ratio",
-    "fusion_kernel",
-    "lateral_infl",
-    "lateral_activate",
-)
-
-
-@register()
-class ResNet3dSlowOnly(ResNet3d):
-    """The slow pathway of SlowFast on its own: ResNet3d with SlowOnly defaults.
-
-    Defaults differ from :class:`ResNet3d` in ``conv1_kernel=(1, 7, 7)``,
-    ``inflate=(0, 0, 1, 1)`` and ``with_pool2=False``. The lateral-connection
-    arguments of MMAction2's ``ResNet3dPathway`` are accepted; ``lateral`` must be false.
-    Other keyword arguments are those of :class:`ResNet3d`.
-
-    Raises:
-        ModelConfigError: If ``lateral`` is true or a key is unknown.
-    """
-
-    def __init__(
-        self,
-        conv1_kernel: IntOrSeq = (1, 7, 7),
-        conv1_stride_t: int = 1,
-        pool1_stride_t: int = 1,
-        inflate: Sequence[Any] | int = (0, 0, 1, 1),
-        with_pool2: bool = False,
-        lateral: bool = False,
-        lateral_inv: bool = False,
-        lateral_norm: bool = False,
-        speed_ratio: int = 8,
-        channel_ratio: int = 8,
-        fusion_kernel: int = 5,
-        lateral_infl: int = 2,
-        lateral_activate: Sequence[int] = (1, 1, 1, 1),
-        **kwargs: Any,
-    ) -> None:
-        if lateral:
-            raise ModelConfigError("ResNet3dSlowOnly: lateral must be False (use ResNet3dSlowFast)")
-        check_keys(
-            kwargs,
-            ResNet3d.__init__,
-            "ResNet3dSlowOnly",
-            also_valid=PATHWAY_KEYS,
-        )
-        super().__init__(
-            conv1_kernel=conv1_kernel,
-            conv1_stride_t=conv1_stride_t,
-            pool1_stride_t=pool1_stride_t,
-            inflate=inflate,
-            with_pool2=with_pool2,
-            **kwargs,
-        )
-
-
 @register()
 class ResNet2Plus1d(ResNet3d):
     """R(2+1)D: ResNet3d whose convs are :class:`Conv2plus1d` (``conv_cfg=dict(type='Conv2plus1d')``).
@@ -926,14 +489,11 @@ class ResNet2Plus1d(ResNet3d):
     as in MMAction2. Keyword arguments are those of :class:`ResNet3d`.
 
     Raises:
-        ModelConfigError: If ``conv_cfg`` is not ``Conv2plus1d`` or a key is unknown.
+        ModelConfigError: If ``conv_cfg`` is not ``Conv2plus1d``.
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        check_keys(kwargs, ResNet3d.__init__, "ResNet2Plus1d")
-        conv_cfg = kwargs.get("conv_cfg", CONV3D_CFG)
-        if not isinstance(conv_cfg, Mapping) or conv_cfg.get("type") != "Conv2plus1d":
-            raise ModelConfigError(f"ResNet2Plus1d: conv_cfg.type must be 'Conv2plus1d', got {conv_cfg!r}")
+        check_conv_cfg(kwargs.get("conv_cfg") or CONV3D_CFG, ("Conv2plus1d",), "ResNet2Plus1d.conv_cfg")
         super().__init__(**kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,10 @@
-"""SlowFast (Feichtenhofer et al., 2019) with MMAction2 1.x parameter names.
+"""SlowFast (Feichtenhofer et al., 2019) and SlowOnly with MMAction2 1.x parameter names.
 
 ``ResNet3dSlowFast`` holds two :class:`ResNet3dPathway` children, ``slow_path`` and
 ``fast_path``. The slow pathway has lateral convs (``conv1_lateral``,
 ``layer1_lateral`` ...) that bring fast features in, concatenated along channels
 before each of its stages, so checkpoint keys match MMAction2's.
+``ResNet3dSlowOnly`` is the slow pathway on its own, without lateral convs.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import torch
 from torch import nn
 
 from engines.errors import ModelConfigError
+from engines.models.layers import ConfigDict, ConvModule, IntOrSeq, check_keys, split_cfg
 from engines.models.registry import register
-from engines.models.resnet3d import PATHWAY_KEYS, ConfigDict, ConvModule3d, ResNet3d, check_keys
+from engines.models.resnet3d import ResNet3d
 
 
 class ResNet3dPathway(ResNet3d):
@@ -32,7 +34,7 @@ class ResNet3dPathway(ResNet3d):
 
     Args:
         lateral: Whether this pathway receives lateral connections.
-        lateral_inv: Deconv laterals (RGBPoseConv3D only); not supported.
+        lateral_inv: Deconv laterals (RGBPoseConv3D only); not supported with ``lateral``.
         lateral_norm: Whether the lateral convs have a norm and activation.
         speed_ratio: Frame-rate ratio of the fast to the slow pathway (alpha).
         channel_ratio: Channel ratio of the slow to the fast pathway (1/beta).
@@ -41,7 +43,7 @@ class ResNet3dPathway(ResNet3d):
         lateral_activate: Per stage, whether a lateral connection enters it.
 
     Raises:
-        ModelConfigError: For ``lateral_inv``, a short ``lateral_activate`` or an unknown key.
+        ModelConfigError: For ``lateral_inv`` with ``lateral`` or a short ``lateral_activate``.
     """
 
     def __init__(
@@ -56,9 +58,8 @@ class ResNet3dPathway(ResNet3d):
         lateral_activate: Sequence[int] = (1, 1, 1, 1),
         **kwargs: Any,
     ) -> None:
-        if lateral_inv:
+        if lateral and lateral_inv:
             raise ModelConfigError("lateral_inv=True (deconv laterals of RGBPoseConv3D) is not supported")
-        check_keys(kwargs, ResNet3d.__init__, "ResNet3dPathway", also_valid=PATHWAY_KEYS)
         num_stages = kwargs.get("num_stages", 4)
         if lateral and len(lateral_activate) < num_stages:
             raise ModelConfigError(
@@ -86,8 +87,8 @@ class ResNet3dPathway(ResNet3d):
                 self.add_module(name, self._lateral_conv(self.base_channels * 2**i * self.block.expansion))
                 self.lateral_connections.append(name)
 
-    def _lateral_conv(self, slow_channels: int) -> ConvModule3d:
-        return ConvModule3d(
+    def _lateral_conv(self, slow_channels: int) -> ConvModule:
+        return ConvModule(
             slow_channels // self.channel_ratio,
             slow_channels * self.lateral_infl // self.channel_ratio,
             kernel_size=(self.fusion_kernel, 1, 1),
@@ -103,6 +104,39 @@ class ResNet3dPathway(ResNet3d):
         if self.lateral and self.lateral_activate[stage]:
             return inplanes * self.lateral_infl // self.channel_ratio
         return 0
+
+
+@register()
+class ResNet3dSlowOnly(ResNet3dPathway):
+    """The slow pathway of SlowFast on its own, as MMAction2's ``ResNet3dSlowOnly``.
+
+    Defaults differ from :class:`~engines.models.resnet3d.ResNet3d` in
+    ``conv1_kernel=(1, 7, 7)``, ``inflate=(0, 0, 1, 1)`` and ``with_pool2=False``.
+    Other keyword arguments are those of :class:`ResNet3dPathway`; ``lateral`` must be false.
+
+    Raises:
+        ModelConfigError: If ``lateral`` is true.
+    """
+
+    def __init__(
+        self,
+        conv1_kernel: IntOrSeq = (1, 7, 7),
+        conv1_stride_t: int = 1,
+        pool1_stride_t: int = 1,
+        inflate: Sequence[Any] | int = (0, 0, 1, 1),
+        with_pool2: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("lateral", False):
+            raise ModelConfigError("ResNet3dSlowOnly: lateral must be False (use ResNet3dSlowFast)")
+        super().__init__(
+            conv1_kernel=conv1_kernel,
+            conv1_stride_t=conv1_stride_t,
+            pool1_stride_t=pool1_stride_t,
+            inflate=inflate,
+            with_pool2=with_pool2,
+            **kwargs,
+        )
 
 
 _SLOW_DEFAULT: ConfigDict = MappingProxyType(
@@ -133,15 +167,12 @@ _PATHWAYS: dict[str, type[ResNet3dPathway]] = {"resnet3d": ResNet3dPathway}
 
 
 def _build_pathway(cfg: ConfigDict, where: str, **overrides: Any) -> ResNet3dPathway:
-    if not isinstance(cfg, Mapping) or "type" not in cfg:
-        raise ModelConfigError(f"{where}: expected a dict with a 'type' key, got {cfg!r}")
-    cls = _PATHWAYS.get(cfg["type"])
+    type_name, kwargs = split_cfg(cfg, where)
+    cls = _PATHWAYS.get(type_name)
     if cls is None:
-        raise ModelConfigError(
-            f"{where}.type: unknown pathway type {cfg['type']!r}; valid types: {', '.join(_PATHWAYS)}"
-        )
-    kwargs = {k: v for k, v in cfg.items() if k != "type"}
+        raise ModelConfigError(f"{where}.type: unknown pathway type {type_name!r}; valid types: {', '.join(_PATHWAYS)}")
     kwargs.update(overrides)
+    check_keys(kwargs, cls, f"{where}: {cls.__name__}")
     try:
         return cls(**kwargs)
     except ModelConfigError as exc:

@@ -10,9 +10,7 @@ keys of MMAction2 model-zoo checkpoints load with ``strict=True``:
   ``se_module.fc2``) and Swish;
 * ``conv5``: 1×1×1 conv + BN + ReLU that widens the features by ``gamma_b``.
 
-This module also holds :class:`ConvModule`, a small conv → norm → activation
-unit whose child names (``conv``, ``bn``, ``activate``) are those of mmcv's
-``ConvModule``; :mod:`engines.models.c3d` reuses it.
+Convs are :class:`~engines.models.layers.ConvModule` (children ``conv``, ``bn``, ``activate``).
 """
 
 from __future__ import annotations
@@ -25,134 +23,8 @@ import torch
 from torch import nn
 
 from engines.errors import ModelConfigError
+from engines.models.layers import CONV3D_CFG, ConvModule, Swish, build_activation, check_conv_cfg
 from engines.models.registry import register
-
-IntOr3 = int | tuple[int, int, int]
-
-
-class Swish(nn.Module):
-    """``x * sigmoid(x)``, the activation X3D uses around its depthwise conv."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(x)
-
-
-# Activation types accepted in ``act_cfg``; ``inplace`` is dropped (inference only).
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "ReLU": nn.ReLU,
-    "ReLU6": nn.ReLU6,
-    "LeakyReLU": nn.LeakyReLU,
-    "Sigmoid": nn.Sigmoid,
-    "SiLU": nn.SiLU,
-    "Swish": Swish,
-    "GELU": nn.GELU,
-}
-
-# Norm types accepted in ``norm_cfg``. At inference SyncBN is plain BatchNorm3d and
-# both are named ``bn`` in mmcv, so checkpoints load either way.
-_NORMS: dict[str, type[nn.Module]] = {"BN3d": nn.BatchNorm3d, "SyncBN": nn.BatchNorm3d}
-_NORM_TRAINING_KEYS = frozenset({"requires_grad"})
-
-
-def build_activation(cfg: Mapping[str, Any] | None) -> nn.Module | None:
-    """Build an activation layer from an mmcv-style ``act_cfg``.
-
-    Args:
-        cfg: ``dict(type=..., **kwargs)`` or ``None`` for no activation.
-
-    Raises:
-        ModelConfigError: If the type is unknown or its arguments don't fit.
-    """
-    if cfg is None:
-        return None
-    kwargs = {k: v for k, v in cfg.items() if k not in ("type", "inplace")}
-    cls = _ACTIVATIONS.get(cfg.get("type", ""))
-    if cls is None:
-        raise ModelConfigError(
-            f"act_cfg: unknown activation type {cfg.get('type')!r}; valid types: {', '.join(sorted(_ACTIVATIONS))}"
-        )
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ModelConfigError(f"act_cfg: cannot build {cfg['type']}: {exc}") from exc
-
-
-def build_norm(cfg: Mapping[str, Any], channels: int) -> nn.Module:
-    """Build a 3D norm layer from an mmcv-style ``norm_cfg`` (``eps`` defaults to 1e-5).
-
-    Raises:
-        ModelConfigError: If the type is unknown or its arguments don't fit.
-    """
-    cls = _NORMS.get(cfg.get("type", ""))
-    if cls is None:
-        raise ModelConfigError(
-            f"norm_cfg: unknown norm type {cfg.get('type')!r}; valid types: {', '.join(sorted(_NORMS))}"
-        )
-    kwargs = {k: v for k, v in cfg.items() if k != "type" and k not in _NORM_TRAINING_KEYS}
-    kwargs.setdefault("eps", 1e-5)
-    try:
-        return cls(channels, **kwargs)
-    except TypeError as exc:
-        raise ModelConfigError(f"norm_cfg: cannot build {cfg['type']}: {exc}") from exc
-
-
-def _check_conv_cfg(conv_cfg: Mapping[str, Any] | None) -> None:
-    if conv_cfg is not None and dict(conv_cfg) != {"type": "Conv3d"}:
-        raise ModelConfigError(f"conv_cfg: only dict(type='Conv3d') is supported, got {dict(conv_cfg)!r}")
-
-
-class ConvModule(nn.Module):
-    """Conv3d → optional norm (``bn``) → optional activation (``activate``).
-
-    Child names and the ``bias='auto'`` rule (a bias only when there is no norm)
-    match mmcv's ``ConvModule`` with its default ``order=('conv', 'norm', 'act')``.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        kernel_size: Kernel size, an int or ``(t, h, w)``.
-        stride: Stride, an int or ``(t, h, w)``.
-        padding: Zero padding, an int or ``(t, h, w)``.
-        groups: Conv groups (``in_channels`` for a depthwise conv).
-        bias: ``True``/``False``, or ``'auto'`` for a bias only without a norm.
-        conv_cfg: ``None`` or ``dict(type='Conv3d')``.
-        norm_cfg: ``None`` or e.g. ``dict(type='BN3d')``.
-        act_cfg: ``None`` or e.g. ``dict(type='ReLU')``.
-
-    Raises:
-        ModelConfigError: If a cfg names an unsupported type.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: IntOr3,
-        stride: IntOr3 = 1,
-        padding: IntOr3 = 0,
-        groups: int = 1,
-        bias: bool | str = "auto",
-        conv_cfg: Mapping[str, Any] | None = None,
-        norm_cfg: Mapping[str, Any] | None = None,
-        act_cfg: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        _check_conv_cfg(conv_cfg)
-        if bias == "auto":
-            bias = norm_cfg is None
-        self.conv = nn.Conv3d(
-            in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups, bias=bool(bias)
-        )
-        self.bn = build_norm(norm_cfg, out_channels) if norm_cfg is not None else None
-        self.activate = build_activation(act_cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        if self.activate is not None:
-            x = self.activate(x)
-        return x
 
 
 def _round_width(width: float, multiplier: float, min_width: int = 8, divisor: int = 8) -> int:
@@ -228,7 +100,7 @@ class BlockX3D(nn.Module):
         with_cp: bool = False,
     ) -> None:
         super().__init__()
-        conv_cfg = {"type": "Conv3d"} if conv_cfg is None else conv_cfg
+        conv_cfg = CONV3D_CFG if conv_cfg is None else conv_cfg
         norm_cfg = {"type": "BN3d"} if norm_cfg is None else norm_cfg
         act_cfg = {"type": "ReLU"} if act_cfg is None else act_cfg
         common: dict[str, Any] = {"bias": False, "conv_cfg": conv_cfg, "norm_cfg": norm_cfg}
@@ -262,7 +134,7 @@ class BlockX3D(nn.Module):
         out = self.conv3(self.swish(out))
         identity = x if self.downsample is None else self.downsample(x)
         out = out + identity
-        return out if self.relu is None else self.relu(out)
+        return self.relu(out)
 
 
 @register()
@@ -327,7 +199,8 @@ class X3D(nn.Module):
             raise ModelConfigError(f"X3D: se_style must be 'all' or 'half', got {se_style!r}")
         if se_ratio is not None and se_ratio <= 0:
             raise ModelConfigError(f"X3D: se_ratio must be None or > 0, got {se_ratio}")
-        conv_cfg = {"type": "Conv3d"} if conv_cfg is None else conv_cfg
+        check_conv_cfg(conv_cfg, ("Conv3d",), "conv_cfg")
+        conv_cfg = CONV3D_CFG if conv_cfg is None else conv_cfg
         norm_cfg = {"type": "BN3d"} if norm_cfg is None else norm_cfg
         act_cfg = {"type": "ReLU"} if act_cfg is None else act_cfg
 
@@ -346,7 +219,14 @@ class X3D(nn.Module):
         common: dict[str, Any] = {"bias": False, "conv_cfg": conv_cfg, "norm_cfg": norm_cfg}
         base = self.base_channels
         self.conv1_s = ConvModule(
-            in_channels, base, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False, conv_cfg=conv_cfg
+            in_channels,
+            base,
+            (1, 3, 3),
+            stride=(1, 2, 2),
+            padding=(0, 1, 1),
+            bias=False,
+            conv_cfg=conv_cfg,
+            act_cfg=None,
         )
         self.conv1_t = ConvModule(base, base, (5, 1, 1), padding=(2, 0, 0), groups=base, act_cfg=act_cfg, **common)
 

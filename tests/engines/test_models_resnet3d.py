@@ -356,13 +356,19 @@ BAD = {
     "out-indices": (dict(type="ResNet3d", depth=18, num_stages=2, out_indices=(3,)), r"out_indices"),
     "style": (dict(type="ResNet3d", depth=18, style="tf"), r"style: expected 'pytorch' or 'caffe'"),
     "inflate-style": (dict(type="ResNet3d", inflate_style="3x2x2"), r"inflate_style"),
-    "norm": (dict(type="ResNet3d", depth=18, norm_cfg=dict(type="GN")), r"norm_cfg.type: expected 'BN3d'"),
+    "norm": (
+        dict(type="ResNet3d", depth=18, norm_cfg=dict(type="GN")),
+        r"norm_cfg\.type: unknown norm type 'GN'; valid types for 3D features: BN3d, SyncBN",
+    ),
     "non-local-mode": (
         dict(type="ResNet3d", depth=18, non_local=(0, 0, 1, 0), non_local_cfg=dict(mode="cosine")),
         r"non_local_cfg.mode",
     ),
     "slowonly-lateral": (dict(type="ResNet3dSlowOnly", lateral=True), r"lateral must be False"),
-    "r2plus1d-conv3d": (dict(type="ResNet2Plus1d", depth=34), r"conv_cfg.type must be 'Conv2plus1d'"),
+    "r2plus1d-conv3d": (
+        dict(type="ResNet2Plus1d", depth=34),
+        r"ResNet2Plus1d\.conv_cfg: only dict\(type='Conv2plus1d'\) is supported",
+    ),
     "slowfast-pathway-type": (
         dict(SMALL_SLOWFAST, fast_pathway=dict(type="bninception")),
         r"fast_pathway.type: unknown pathway type 'bninception'; valid types: resnet3d",

@@ -144,7 +144,7 @@ def test_c3d_feature_size(clip: tuple[int, int, int], features: int) -> None:
     ("cfg", "error", "match"),
     [
         ({"type": "X3D", "gamma_x": 1}, ModelConfigError, r"unknown key\(s\) 'gamma_x'.*valid keys: .*gamma_w"),
-        ({"type": "C3D", "out_channels": 3}, ModelConfigError, r"C3D got unknown key\(s\) 'out_channels'"),
+        ({"type": "C3D", "out_channels": 3}, ModelConfigError, r"C3D: unknown key\(s\) 'out_channels'"),
         ({"type": "X3DD"}, UnknownTypeError, r"unknown model type 'X3DD'.*X3D"),
         ({"type": "X3D", "se_style": "third"}, ModelConfigError, r"se_style must be 'all' or 'half'"),
         ({"type": "X3D", "spatial_strides": (2, 2)}, ModelConfigError, r"one entry per stage \(4\)"),
