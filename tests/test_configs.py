@@ -1,0 +1,31 @@
+"""Every shipped config loads, builds its model, and yields clip settings the runtime can use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engines.models import build
+from pipelines.clip_spec import ClipSpec
+from stream.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
+
+
+def test_configs_are_found() -> None:
+    assert len(CONFIGS) >= 30
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_config_builds_and_its_test_pipeline_is_supported(path: Path) -> None:
+    cfg = load_config(path)
+    model = build(cfg.model)
+    spec = ClipSpec.from_config(cfg)
+    assert spec.input_format == model.input_format  # type: ignore[attr-defined]
+    assert spec.window_frames >= spec.clip_len >= 1
+    shape = spec.input_shape(360, 640)
+    assert shape[1] == 3 and len(shape) == (4 if spec.input_format == "NCHW" else 5)
+    if cfg.get("load_from") and "://" not in str(cfg.load_from):  # shipped checkpoints must exist
+        assert Path(cfg.load_from).is_file(), cfg.load_from
