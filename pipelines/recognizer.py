@@ -176,8 +176,10 @@ def open_recognizer(
         shape = _input_shape(spec, frame_size)
         key = _cache_key(cfg, checkpoint, name, precision, shape, max_batch)
         out = cache_root() / key
-        engine = _cached(out, name, num_threads)
-        if engine is None:
+        cached = _cached(out, name, num_threads)
+        if cached is not None:
+            engine = cached
+        else:
             log.info("building the %s engine for %s (cached in %s)", name, Path(config).name, out)
             engine = build_engine(
                 _dump_config(cfg, out),

@@ -86,6 +86,8 @@ def long_video(args: argparse.Namespace) -> int:
     source.setup()  # opens and probes it: a broken file fails here, before any model work
     info = source.info
     source.close()
+    if info is None:  # setup() always sets it; keeps the type checker informed
+        raise SourceNotFound(f"cannot read {args.video_path}")
     source = FileSource(args.video_path)
 
     recognizer = recognizer_from_args(

@@ -19,7 +19,7 @@ JsonScalar = str | int | float | bool | None
 
 
 def _as_array(value: Any, dtype: type, name: str, shape_tail: tuple[int, ...]) -> np.ndarray:
-    array = np.asarray(value, dtype=dtype)
+    array: np.ndarray = np.asarray(value, dtype=dtype)
     if array.ndim != 1 + len(shape_tail) or tuple(array.shape[1:]) != shape_tail:
         want = "(N" + "".join(f", {d}" for d in shape_tail) + ")"
         raise ValueError(f"{name}: expected shape {want}, got {array.shape}")

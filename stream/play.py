@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from stream.annotate import AnnotateStage
 from stream.annotate.overlay import OverlayAnnotator
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 def play(args: argparse.Namespace) -> int:
     if not (args.out_file or args.events or args.show):
         log.warning("no output chosen (--out-file, --events or --show): decoding only")
-    options = {}
+    options: dict[str, Any] = {}
     kind = "images" if args.use_frames else detect_kind(args.source)
     if kind == "rtsp":
         options["fail_fast"] = True  # an unreachable URL at start-up is an error, not a reconnect loop

@@ -135,7 +135,7 @@ class Pipeline:
             raise ConfigError("a pipeline needs at least one source")
         if not stages:
             raise ConfigError("a pipeline needs at least one stage after its sources")
-        names = [s.name for s in [*sources, *stages]]
+        names = [s.name for s in sources] + [s.name for s in stages]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ConfigError(f"pipeline element names must be unique, repeated: {', '.join(dupes)}")

@@ -19,7 +19,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import zmq
 
@@ -154,12 +154,12 @@ class Sender:
                 return False
             self._sock.poll(POLL_MS, zmq.POLLOUT)
 
-    def _send_parts(self, parts: list[object], flags: int) -> None:
+    def _send_parts(self, parts: list[Any], flags: int) -> None:
         if len(parts) == 1:
-            self._sock.send(parts[0], flags, copy=True)  # type: ignore[arg-type]
+            self._sock.send(parts[0], flags, copy=True)
         else:
-            self._sock.send(parts[0], flags | zmq.SNDMORE, copy=True)  # type: ignore[arg-type]
-            self._sock.send(parts[1], flags, copy=False)  # type: ignore[arg-type]
+            self._sock.send(parts[0], flags | zmq.SNDMORE, copy=True)
+            self._sock.send(parts[1], flags, copy=False)
 
     def close(self) -> None:
         self._sock.close()  # honours the LINGER set above

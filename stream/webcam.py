@@ -17,6 +17,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipelines.cli import add_model_args, add_prediction_args, recognizer_from_args
 from pipelines.recognition import RecognitionParams, RecognitionStage
@@ -70,8 +71,9 @@ def default_source(config: str) -> str:
 def webcam(args: argparse.Namespace) -> int:
     spec = args.source or args.camera_id or default_source(args.config)
     kind = detect_kind(spec)
+    options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
     try:
-        source = open_source(spec, realtime=args.realtime, kind=kind, **({"fail_fast": True} if kind == "rtsp" else {}))
+        source = open_source(spec, realtime=args.realtime, kind=kind, **options)
     except SourceNotFound as exc:
         if kind == "webcam" and not (args.source or args.camera_id):
             raise SourceNotFound(f"{exc} (no --source given, so camera 0 was tried)") from exc
