@@ -1,0 +1,317 @@
+"""Inference backends behind one narrow interface: an :class:`InputSpec` and ``infer(batch)``.
+
+Every backend turns a float32 batch shaped like :attr:`Backend.input_spec` into class
+scores ``(N, num_classes)``. Backends are looked up by name in :data:`BACKENDS`, a
+plain dict from name to ``"module:Class"``; the module is imported only when that
+backend is asked for, and the optional library it wraps (onnxruntime, openvino,
+tensorrt) only when the backend is opened, so a missing library costs nothing until
+then and fails with :class:`~engines.errors.BackendUnavailable` and an install hint.
+
+Adding a backend: write a module with a :class:`Backend` subclass (``name``,
+``precisions``, ``check_available``, ``open``, ``_run``; ``prepare`` if it builds
+files at build time), then add it to :data:`BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import platform
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from engines.errors import BackendUnavailable, EngineError, InputShapeError
+
+if TYPE_CHECKING:
+    from engines.manifest import Manifest
+
+logger = logging.getLogger(__name__)
+
+#: Backend name -> ``"module:Class"``, imported on first use.
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "engines.backends.ort:OnnxRuntimeBackend",
+    "openvino": "engines.backends.ov:OpenVinoBackend",
+    "tensorrt": "engines.backends.trt:TensorRTBackend",
+    "torch": "engines.backends.torch_backend:TorchBackend",
+    "torch-cuda": "engines.backends.torch_backend:TorchCudaBackend",
+}
+
+#: Names accepted where a backend is chosen; ``auto`` is resolved by :func:`select_backend`.
+BACKEND_CHOICES = ("auto", *BACKENDS)
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")
+
+
+class BackendOptionError(EngineError, ValueError):
+    """A backend option (precision, hint, compile mode, ...) is not supported."""
+
+
+class UnknownBackendError(EngineError, KeyError):
+    """A backend name is not in :data:`BACKENDS`."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a backend accepts.
+
+    Attributes:
+        name: Graph input name.
+        layout: Axes of the array, e.g. ``'NVCHW'`` (batch, view, channel, height, width).
+        shape: Full shape with ``None`` for the dynamic batch axis.
+        dtype: NumPy dtype name; always ``'float32'``.
+    """
+
+    name: str
+    layout: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if len(self.layout) != len(self.shape):
+            raise ValueError(f"InputSpec: layout {self.layout!r} has {len(self.layout)} axes, shape {self.shape}")
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample (the batch axis removed)."""
+        return tuple(int(d) for d in self.shape[1:] if d is not None)
+
+    def validate(self, batch: object) -> np.ndarray:
+        """Check a batch against this spec and return it as a C-contiguous float32 array.
+
+        Float arrays of other precisions are cast; integer and other arrays are refused,
+        so a ``uint8`` image is never silently fed to a normalised-input engine.
+
+        Raises:
+            InputShapeError: If ``batch`` is not a float ndarray, or its shape differs
+                from the spec (the message gives expected and got).
+        """
+        if not isinstance(batch, np.ndarray):
+            raise InputShapeError(f"input {self.name!r}: expected a numpy.ndarray, got {type(batch).__name__}")
+        expected = "(" + ", ".join("N" if d is None else str(d) for d in self.shape) + ")"
+        if batch.ndim != len(self.shape) or any(
+            want is not None and got != want for want, got in zip(self.shape, batch.shape, strict=False)
+        ):
+            raise InputShapeError(
+                f"input {self.name!r}: expected shape {expected} ({self.layout}), got {tuple(batch.shape)}"
+            )
+        if batch.shape[0] == 0:
+            raise InputShapeError(f"input {self.name!r}: expected at least one sample, got an empty batch")
+        if not np.issubdtype(batch.dtype, np.floating):
+            raise InputShapeError(
+                f"input {self.name!r}: expected dtype {self.dtype}, got {batch.dtype}; convert with .astype(np.float32)"
+            )
+        return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Options a backend is opened with; each backend reads the ones it knows.
+
+    Attributes:
+        precision: ``'fp32'``, ``'fp16'`` or ``'bf16'`` (each backend lists what it supports).
+        max_batch: Largest batch per run; larger batches are split into chunks.
+        num_threads: CPU threads (onnxruntime intra-op, OpenVINO, torch); ``None``: library default.
+        performance_hint: OpenVINO ``'LATENCY'`` or ``'THROUGHPUT'``.
+        compile: torch backends: ``None`` (eager) or a ``torch.compile`` mode
+            (``'default'``, ``'reduce-overhead'`` (CUDA graphs), ``'max-autotune'``).
+        workspace_mb: TensorRT builder memory pool limit.
+        device: CUDA device index for GPU backends.
+    """
+
+    precision: str = "fp32"
+    max_batch: int = 4
+    num_threads: int | None = None
+    performance_hint: str = "LATENCY"
+    compile: str | None = None
+    workspace_mb: int = 2048
+    device: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise BackendOptionError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if not isinstance(self.max_batch, int) or self.max_batch <= 0:
+            raise BackendOptionError(f"max_batch: expected a positive int, got {self.max_batch!r}")
+        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads <= 0):
+            raise BackendOptionError(f"num_threads: expected a positive int or None, got {self.num_threads!r}")
+        if self.performance_hint not in PERFORMANCE_HINTS:
+            raise BackendOptionError(
+                f"performance_hint: expected one of {PERFORMANCE_HINTS}, got {self.performance_hint!r}"
+            )
+        if self.compile not in COMPILE_MODES:
+            raise BackendOptionError(f"compile: expected one of {COMPILE_MODES}, got {self.compile!r}")
+
+
+class Backend(ABC):
+    """One way of running an engine. Subclasses implement :meth:`open` and :meth:`_run`.
+
+    Attributes:
+        name: Registry name.
+        precisions: Precisions it supports.
+        input_spec: What :meth:`infer` accepts.
+        max_batch: Largest batch per run; :meth:`infer` splits larger batches.
+    """
+
+    name: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    install_hint: ClassVar[str] = ""
+
+    def __init__(self, input_spec: InputSpec, max_batch: int | None = None) -> None:
+        self.input_spec = input_spec
+        self.max_batch = max_batch
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise :class:`BackendUnavailable` (with an install hint) if this backend can't run here."""
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """True if :meth:`check_available` passes."""
+        try:
+            cls.check_available()
+        except BackendUnavailable:
+            return False
+        return True
+
+    @classmethod
+    def check_options(cls, options: BackendOptions) -> None:
+        """Refuse options this backend does not support.
+
+        Raises:
+            BackendOptionError: If the precision is not one of :attr:`precisions`.
+        """
+        if options.precision not in cls.precisions:
+            raise BackendOptionError(
+                f"backend {cls.name!r} supports precision {', '.join(cls.precisions)}; got {options.precision!r}"
+            )
+
+    @classmethod
+    def prepare(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> dict[str, str]:
+        """Build-time work (converting, compiling, caching); returns files to add to the manifest."""
+        return {}
+
+    @classmethod
+    @abstractmethod
+    def open(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> Backend:
+        """Load the engine in ``engine_dir`` for inference."""
+
+    @abstractmethod
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one validated batch of at most :attr:`max_batch` samples."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Scores for a batch.
+
+        Args:
+            batch: float32 array shaped like :attr:`input_spec` (any batch size >= 1).
+
+        Returns:
+            float32 scores, ``(N, num_classes)``.
+
+        Raises:
+            InputShapeError: If the batch does not fit :attr:`input_spec`.
+        """
+        batch = self.input_spec.validate(batch)
+        step = self.max_batch or batch.shape[0]
+        if batch.shape[0] <= step:
+            return np.asarray(self._run(batch), dtype=np.float32)
+        parts = [self._run(batch[start : start + step]) for start in range(0, batch.shape[0], step)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        """Release what the backend holds (sessions, GPU memory)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as ``name`` (imports its module on first use).
+
+    Raises:
+        UnknownBackendError: If ``name`` is unknown; the message lists the valid names.
+    """
+    target = BACKENDS.get(name)
+    if target is None:
+        raise UnknownBackendError(f"unknown backend {name!r}; valid backends: {', '.join(BACKEND_CHOICES)}")
+    module_name, _, class_name = target.partition(":")
+    module = importlib.import_module(module_name)
+    cls: type[Backend] = getattr(module, class_name)
+    return cls
+
+
+def cuda_available() -> bool:
+    """True if torch sees a CUDA device."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def is_intel_cpu() -> bool:
+    """True on an Intel x86 CPU (where OpenVINO's CPU plugin shines)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("vendor_id"):
+                    return "GenuineIntel" in line
+    except OSError:
+        pass
+    return "intel" in platform.processor().lower()
+
+
+def select_backend() -> str:
+    """Pick the best available backend for this machine and log why.
+
+    Order: TensorRT (importable and a CUDA GPU), ``torch-cuda`` (a CUDA GPU),
+    OpenVINO (installed, on an Intel CPU), ONNX Runtime.
+    """
+    gpu = cuda_available()
+    if gpu and backend_class("tensorrt").is_available():
+        choice, why = "tensorrt", "TensorRT is installed and a CUDA GPU is present"
+    elif gpu:
+        choice, why = "torch-cuda", "a CUDA GPU is present but TensorRT is not installed"
+    elif is_intel_cpu() and backend_class("openvino").is_available():
+        choice, why = "openvino", "no CUDA GPU; Intel CPU with OpenVINO installed"
+    else:
+        choice, why = "onnxruntime", "no CUDA GPU and no OpenVINO on an Intel CPU"
+    logger.info("backend 'auto' chose %r: %s", choice, why)
+    return choice
+
+
+def resolve_backend(name: str | None, default: str = "auto") -> str:
+    """Turn ``None``/``'auto'``/a name into a concrete backend name.
+
+    Raises:
+        UnknownBackendError: If the name is unknown.
+    """
+    name = name or default
+    if name == "auto":
+        return select_backend()
+    backend_class(name)
+    return name
+
+
+__all__ = [
+    "BACKENDS",
+    "BACKEND_CHOICES",
+    "Backend",
+    "BackendOptionError",
+    "BackendOptions",
+    "BackendUnavailable",
+    "InputSpec",
+    "UnknownBackendError",
+    "backend_class",
+    "resolve_backend",
+    "select_backend",
+]

@@ -1,0 +1,324 @@
+"""The narrow interface users call: :func:`build_engine`, :func:`load_engine`, :meth:`Engine.infer`.
+
+Example::
+
+    from engines.engine import build_engine, load_engine
+
+    build_engine("configs/recognition/tsn/tsn_r50.py", "tsn_r50.pth", backend="auto", out_dir="engines/tsn")
+    engine = load_engine("engines/tsn")
+    scores = engine.infer(batch)            # (N, V, C, H, W) float32 -> (N, num_classes)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.backends import (
+    Backend,
+    BackendOptionError,
+    BackendOptions,
+    InputSpec,
+    backend_class,
+    resolve_backend,
+)
+from engines.checkpoint import file_sha256, save_checkpoint
+from engines.config import load_config
+from engines.errors import InputShapeError, ModelConfigError
+from engines.export import (
+    AVERAGE_CLIPS_CHOICES,
+    DEFAULT_OPSET,
+    DeployModel,
+    build_recognizer,
+    export_onnx,
+    model_mean_std,
+    sample_inputs,
+    torch_scores,
+)
+from engines.manifest import MANIFEST_NAME, Manifest, library_versions
+
+logger = logging.getLogger(__name__)
+
+ONNX_NAME = "model.onnx"
+CONFIG_NAME = "config.py"
+WEIGHTS_NAME = "weights.pth"
+#: Backends that rebuild the torch model and so need the weights inside the engine dir.
+TORCH_BACKENDS = ("torch", "torch-cuda")
+
+
+class Engine:
+    """A loaded engine: its manifest and a backend ready to run.
+
+    Attributes:
+        engine_dir: Where the engine lives.
+        manifest: What it holds and how to feed it.
+        backend: The backend running it.
+    """
+
+    def __init__(self, engine_dir: Path, manifest: Manifest, backend: Backend) -> None:
+        self.engine_dir = engine_dir
+        self.manifest = manifest
+        self.backend = backend
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Name, layout (``'NVCHW'``/``'NVCTHW'``), shape (batch ``None``) and dtype of the input."""
+        return self.backend.input_spec
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names, if the checkpoint carried them."""
+        return self.manifest.class_names
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Class scores for a batch.
+
+        Args:
+            batch: float32 ``(N, *manifest.input_shape)``; normalised like MMAction2's data
+                preprocessor, or raw RGB pixels 0-255 if ``manifest.normalize_folded``.
+
+        Returns:
+            float32 ``(N, num_classes)`` scores (probabilities when ``average_clips='prob'``).
+
+        Raises:
+            InputShapeError: If the batch does not fit :attr:`input_spec`.
+        """
+        return self.backend.infer(batch)
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (
+            f"Engine({str(self.engine_dir)!r}, backend={self.backend.name!r}, model={m.model_type}/{m.backbone_type}, "
+            f"input={self.input_spec.shape}, classes={m.num_classes})"
+        )
+
+
+def load_engine(
+    engine_dir: str | Path,
+    backend: str | None = None,
+    *,
+    options: BackendOptions | None = None,
+    **option_overrides: Any,
+) -> Engine:
+    """Open an engine directory.
+
+    Args:
+        engine_dir: Directory written by :func:`build_engine`.
+        backend: Backend to run it with; ``None`` uses the manifest's, ``'auto'`` picks for this machine.
+        options: Backend options; by default the manifest's precision and max batch.
+        **option_overrides: Fields of :class:`BackendOptions` to override (e.g. ``num_threads=2``).
+
+    Raises:
+        ManifestError: If the directory or its manifest is missing or malformed.
+        UnknownBackendError: If ``backend`` is unknown (lists the valid names).
+        BackendUnavailable: If the backend's library or device is missing (with an install hint).
+        BackendOptionError: If an option is unknown or unsupported by the backend.
+    """
+    engine_dir = Path(engine_dir)
+    manifest = Manifest.load(engine_dir)
+    name = resolve_backend(backend, default=manifest.backend)
+    base = options or BackendOptions(precision=manifest.precision, max_batch=manifest.max_batch)
+    if option_overrides:
+        try:
+            base = replace(base, **option_overrides)
+        except TypeError as exc:
+            raise BackendOptionError(f"load_engine: {exc}") from exc
+    if name != manifest.backend and "precision" not in option_overrides and options is None:
+        if base.precision not in backend_class(name).precisions:
+            logger.info("backend %s: the engine's precision %s is unsupported, using fp32", name, base.precision)
+            base = replace(base, precision="fp32")
+    cls = backend_class(name)
+    cls.check_available()
+    start = time.perf_counter()
+    runner = cls.open(engine_dir, manifest, base)
+    logger.info("loaded engine %s with backend %s in %.2fs", engine_dir, name, time.perf_counter() - start)
+    return Engine(engine_dir, manifest, runner)
+
+
+def _input_shape(
+    explicit: Sequence[int] | None, clip_shape: tuple[int, ...] | None, input_format: str, config: Path
+) -> tuple[int, ...]:
+    if explicit is not None:
+        shape = tuple(int(d) for d in explicit)
+    elif clip_shape is not None:
+        shape = clip_shape
+    else:
+        raise ModelConfigError(
+            f"config {config}: cannot tell the input shape (no test_pipeline with a crop); pass input_shape "
+            "(CLI: --input-shape V,C,H,W or V,C,T,H,W)"
+        )
+    rank = 4 if input_format == "NCHW" else 5
+    if len(shape) != rank or any(d <= 0 for d in shape):
+        layout = "V,C,H,W" if rank == 4 else "V,C,T,H,W"
+        raise InputShapeError(f"input shape: expected {rank} positive sizes ({layout}) for {input_format}, got {shape}")
+    return shape
+
+
+def build_engine(
+    config: str | Path,
+    checkpoint: str | Path,
+    backend: str = "auto",
+    precision: str = "fp32",
+    max_batch: int = 4,
+    out_dir: str | Path = "engine",
+    *,
+    cfg_options: Mapping[str, Any] | None = None,
+    fold_normalize: bool = False,
+    average_clips: str | None = None,
+    input_shape: Sequence[int] | None = None,
+    trusted: bool = False,
+    opset: int = DEFAULT_OPSET,
+    num_threads: int | None = None,
+    copy_weights: bool | None = None,
+    validate: bool = True,
+) -> Engine:
+    """Build an engine directory from a config and a checkpoint, and open it.
+
+    Steps: load the config (``_base_`` + ``cfg_options``), build the recognizer, load the
+    checkpoint strictly, export ONNX and check it against torch (≤ 1e-4), let the backend
+    prepare its files (OpenVINO IR, TensorRT plan), write ``manifest.json``, open the
+    backend and record its agreement with torch on a smooth random batch.
+
+    Args:
+        config: Project or MMAction2 config file.
+        checkpoint: ``.pth`` in MMAction2 layout or a bare state dict.
+        backend: A name from :data:`~engines.backends.BACKENDS` or ``'auto'``.
+        precision: ``'fp32'``, ``'fp16'`` or ``'bf16'`` (backend permitting).
+        max_batch: Largest batch per run.
+        out_dir: Engine directory to write (created; existing engine files are replaced).
+        cfg_options: ``--cfg-options`` overrides.
+        fold_normalize: Fold mean/std into the graph; the engine then takes raw RGB 0-255.
+        average_clips: Override the head's view folding: ``'score'`` or ``'prob'``.
+        input_shape: Per-sample shape; default from the config's ``test_pipeline``.
+        trusted: Allow full unpickling of old checkpoints (see :mod:`engines.checkpoint`).
+        opset: ONNX opset (>= 17).
+        num_threads: CPU threads for the backend.
+        copy_weights: Store ``weights.pth`` in the engine dir; default: only for torch backends.
+        validate: Compare the opened backend with torch and record it in the manifest.
+
+    Raises:
+        ModelConfigError: Bad config or option. CheckpointError: unreadable or unfitting
+        checkpoint. InputShapeError: bad ``input_shape``. UnknownBackendError /
+        BackendUnavailable / BackendOptionError: backend problems. ExportError: ONNX
+        export failed or disagrees with torch.
+    """
+    config = Path(config)
+    checkpoint = Path(checkpoint)
+    out = Path(out_dir)
+    name = resolve_backend(backend)
+    options = BackendOptions(precision=precision, max_batch=max_batch, num_threads=num_threads)
+    cls = backend_class(name)
+    cls.check_options(options)
+    cls.check_available()
+    if average_clips is not None and average_clips not in AVERAGE_CLIPS_CHOICES:
+        raise ModelConfigError(f"average_clips: expected one of {AVERAGE_CLIPS_CHOICES}, got {average_clips!r}")
+
+    cfg = load_config(config, cfg_options)
+    input_format = cfg.input_format
+    clip_shape = None
+    if cfg.clip is not None and input_shape is None:
+        clip_shape = cfg.clip.input_shape()
+    shape = _input_shape(input_shape, clip_shape, input_format, config)
+    model, ckpt = build_recognizer(cfg.model, checkpoint, config_name=config, trusted=trusted)
+    if getattr(model, "input_format", input_format) != input_format:
+        raise ModelConfigError(
+            f"config {config}: the model takes {model.input_format} but the pipeline says {input_format}"
+        )
+    mean, std = model_mean_std(model)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (MANIFEST_NAME, ONNX_NAME, CONFIG_NAME, WEIGHTS_NAME, "openvino"):
+        target = out / stale
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+    exported = export_onnx(
+        model,
+        out / ONNX_NAME,
+        shape,
+        input_format=input_format,
+        fold_normalize=fold_normalize,
+        average_clips=average_clips,
+        opset=opset,
+    )
+    from mmengine.config import Config
+
+    Config({"model": cfg.model, "test_pipeline": cfg.test_pipeline}).dump(str(out / CONFIG_NAME))
+    files = {"onnx": ONNX_NAME, "config": CONFIG_NAME}
+    keep_weights = name in TORCH_BACKENDS if copy_weights is None else copy_weights
+    if keep_weights:
+        save_checkpoint(model, out / WEIGHTS_NAME, meta=ckpt.meta if ckpt else None)
+        files["weights"] = WEIGHTS_NAME
+
+    head = cfg.model.get("cls_head") or {}
+    backbone = cfg.model.get("backbone") or {}
+    manifest = Manifest(
+        model_type=str(cfg.model["type"]),
+        backbone_type=backbone.get("type") if isinstance(backbone, Mapping) else None,
+        head_type=head.get("type") if isinstance(head, Mapping) else None,
+        input_format=input_format,
+        input_shape=shape,
+        output_shape=exported.output_shape,
+        num_classes=int(getattr(model, "num_classes", exported.output_shape[-1])),
+        backend=name,
+        precision=precision,
+        max_batch=max_batch,
+        class_names=ckpt.classes if ckpt else None,
+        mean=mean,
+        std=std,
+        normalize_folded=fold_normalize,
+        average_clips=getattr(getattr(model, "cls_head", None), "average_clips", None),
+        clip=cfg.clip,
+        files=files,
+        onnx_sha256=exported.sha256,
+        opset=exported.opset,
+        export_max_abs_diff=exported.max_abs_diff,
+        source={
+            "config": str(config.resolve()),
+            "checkpoint": str(checkpoint.resolve()),
+            "checkpoint_sha256": file_sha256(checkpoint),
+            "cfg_options": {k: repr(v) for k, v in (cfg_options or {}).items()},
+        },
+        versions=library_versions(),
+    )
+    manifest.files.update(cls.prepare(out, manifest, options))
+    manifest.save(out)
+    runner = cls.open(out, manifest, options)
+    engine = Engine(out, manifest, runner)
+    if validate:
+        deploy = DeployModel(model, input_format, mean if fold_normalize else None, std if fold_normalize else None)
+        batch = sample_inputs(shape, min(2, max_batch), mean=mean, std=std, normalize=not fold_normalize, seed=3)
+        manifest.validation = compare(torch_scores(deploy.eval(), batch), engine.infer(batch))
+        manifest.validation["batch"] = int(batch.shape[0])
+        logger.info("backend %s vs torch: %s", name, manifest.validation)
+        manifest.save(out)
+    return engine
+
+
+def compare(reference: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """Max abs difference and top-1 agreement of ``scores`` against ``reference``."""
+    ref = reference.reshape(reference.shape[0], -1)
+    got = scores.reshape(scores.shape[0], -1)
+    return {
+        "max_abs_diff": float(np.max(np.abs(ref - got))),
+        "top1_agreement": float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1))),
+    }
