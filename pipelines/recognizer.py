@@ -62,15 +62,10 @@ def backend_for(backend: str, device: str) -> str:
     kind = device.split(":")[0]
     if kind not in DEVICES:
         raise ConfigError(f"--device: expected cpu, cuda or cuda:N, got {device!r}")
-    if backend == "auto" and kind == "cpu":
-        from engines.backends import is_intel_cpu
+    if backend == "auto":
+        from engines.backends import select_backend
 
-        try:
-            import openvino  # noqa: F401
-
-            return "openvino" if is_intel_cpu() else "onnxruntime"
-        except ImportError:
-            return "onnxruntime"
+        return select_backend("cpu" if kind == "cpu" else "any")
     return backend
 
 

@@ -258,33 +258,30 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def is_intel_cpu() -> bool:
-    """True on an Intel x86 CPU (where OpenVINO's CPU plugin shines)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("vendor_id"):
-                    return "GenuineIntel" in line
-    except OSError:
-        pass
-    return "intel" in platform.processor().lower()
+def is_x86_cpu() -> bool:
+    """True on an x86-64 CPU, where OpenVINO's CPU plugin runs (Intel or AMD).
+
+    Measured on an AMD EPYC (AVX2 only): OpenVINO fp32 beat ONNX Runtime for every model
+    family (1.1-3x), so it is preferred on any x86 CPU, not only Intel's.
+    """
+    return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
 
-def select_backend() -> str:
+def select_backend(device: str = "any") -> str:
     """Pick the best available backend for this machine and log why.
 
     Order: TensorRT (importable and a CUDA GPU), ``torch-cuda`` (a CUDA GPU),
-    OpenVINO (installed, on an Intel CPU), ONNX Runtime.
+    OpenVINO (installed, on an x86 CPU), ONNX Runtime. ``device="cpu"`` skips the GPU backends.
     """
-    gpu = cuda_available()
+    gpu = device != "cpu" and cuda_available()
     if gpu and backend_class("tensorrt").is_available():
         choice, why = "tensorrt", "TensorRT is installed and a CUDA GPU is present"
     elif gpu:
         choice, why = "torch-cuda", "a CUDA GPU is present but TensorRT is not installed"
-    elif is_intel_cpu() and backend_class("openvino").is_available():
-        choice, why = "openvino", "no CUDA GPU; Intel CPU with OpenVINO installed"
+    elif is_x86_cpu() and backend_class("openvino").is_available():
+        choice, why = "openvino", "CPU: x86 with OpenVINO installed"
     else:
-        choice, why = "onnxruntime", "no CUDA GPU and no OpenVINO on an Intel CPU"
+        choice, why = "onnxruntime", "CPU: no OpenVINO for this processor"
     logger.info("backend 'auto' chose %r: %s", choice, why)
     return choice
 

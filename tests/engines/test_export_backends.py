@@ -247,7 +247,7 @@ def test_auto_selection(
     monkeypatch: pytest.MonkeyPatch, gpu: bool, trt: bool, intel: bool, ov: bool, expected: str
 ) -> None:
     monkeypatch.setattr(backends, "cuda_available", lambda: gpu)
-    monkeypatch.setattr(backends, "is_intel_cpu", lambda: intel)
+    monkeypatch.setattr(backends, "is_x86_cpu", lambda: intel)
     monkeypatch.setattr(backend_class("tensorrt"), "is_available", classmethod(lambda cls: trt))
     monkeypatch.setattr(backend_class("openvino"), "is_available", classmethod(lambda cls: ov))
     assert select_backend() == expected
