@@ -108,9 +108,10 @@ def sample_shape(config: Path, args: argparse.Namespace) -> tuple[int, ...]:
     cfg = load_config(config)
     if cfg.clip is None:
         raise SystemExit(f"{config}: no test_pipeline")
+    hw = cfg.clip.fixed_hw or (224, 224)
     if args.full_test_views:
-        return cfg.clip.input_shape()
-    height, width = cfg.clip.frame_hw()
+        return cfg.clip.input_shape(*hw)
+    height, width = hw
     if args.size:
         height = width = args.size
     if cfg.input_format == "NCHW":

@@ -161,8 +161,8 @@ def _input_shape(
         shape = clip_shape
     else:
         raise ModelConfigError(
-            f"config {config}: cannot tell the input shape (no test_pipeline with a crop); pass input_shape "
-            "(CLI: --input-shape V,C,H,W or V,C,T,H,W)"
+            f"config {config}: cannot tell the input shape (no test_pipeline with a crop or a fixed-size Resize); "
+            "pass input_shape (CLI: --input-shape V,C,H,W or V,C,T,H,W)"
         )
     rank = 4 if input_format == "NCHW" else 5
     if len(shape) != rank or any(d <= 0 for d in shape):
@@ -206,7 +206,8 @@ def build_engine(
         cfg_options: ``--cfg-options`` overrides.
         fold_normalize: Fold mean/std into the graph; the engine then takes raw RGB 0-255.
         average_clips: Override the head's view folding: ``'score'`` or ``'prob'``.
-        input_shape: Per-sample shape; default from the config's ``test_pipeline``.
+        input_shape: Per-sample shape; default from the config's ``test_pipeline`` when a crop
+            or a fixed-size ``Resize`` sets the frame size (:attr:`ClipSpec.fixed_hw`).
         trusted: Allow full unpickling of old checkpoints (see :mod:`engines.checkpoint`).
         opset: ONNX opset (>= 17).
         num_threads: CPU threads for the backend.
@@ -233,8 +234,8 @@ def build_engine(
     cfg = load_config(config, cfg_options)
     input_format = cfg.input_format
     clip_shape = None
-    if cfg.clip is not None and input_shape is None:
-        clip_shape = cfg.clip.input_shape()
+    if input_shape is None and cfg.clip is not None and cfg.clip.fixed_hw is not None:
+        clip_shape = cfg.clip.input_shape(*cfg.clip.fixed_hw)
     shape = _input_shape(input_shape, clip_shape, input_format, config)
     model, ckpt = build_recognizer(cfg.model, checkpoint, config_name=config, trusted=trusted)
     if getattr(model, "input_format", input_format) != input_format:

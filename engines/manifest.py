@@ -24,13 +24,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engines.config import INPUT_FORMATS, ClipSettings
-from engines.errors import EngineError, ModelConfigError
+from engines.errors import EngineError
+from pipelines.clip_spec import INPUT_FORMATS, ClipSpec
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+#: 2: ``clip`` holds :meth:`ClipSpec.to_dict` (1 held the older ``ClipSettings``).
+FORMAT_VERSION = 2
 
 
 class ManifestError(EngineError, ValueError):
@@ -60,7 +61,8 @@ class Manifest:
         normalize_folded: True if the graph normalises itself: feed raw RGB pixels 0-255.
             False: feed ``(pixels - mean) / std``, as MMAction2's data preprocessor does.
         average_clips: The head's view folding: ``'score'``, ``'prob'`` or ``None``.
-        clip: Clip settings from the config's ``test_pipeline`` (``None`` if it had none).
+        clip: :class:`~pipelines.clip_spec.ClipSpec` of the config's ``test_pipeline``
+            (``None`` if it had none); JSON as :meth:`ClipSpec.to_dict`.
         backend: Backend the engine was built for.
         precision: ``'fp32'``, ``'fp16'`` or ``'bf16'``.
         max_batch: Largest batch the engine was built for; larger batches run in chunks.
@@ -93,7 +95,7 @@ class Manifest:
     std: list[float] | None = None
     normalize_folded: bool = False
     average_clips: str | None = None
-    clip: ClipSettings | None = None
+    clip: ClipSpec | None = None
     files: dict[str, str] = field(default_factory=dict)
     onnx_sha256: str | None = None
     opset: int | None = None
@@ -172,11 +174,11 @@ class Manifest:
             kwargs["input_shape"] = tuple(int(d) for d in kwargs["input_shape"])
             kwargs["output_shape"] = tuple(int(d) for d in kwargs["output_shape"])
             if kwargs.get("clip") is not None:
-                kwargs["clip"] = ClipSettings.from_dict(kwargs["clip"])
+                kwargs["clip"] = ClipSpec.from_dict(kwargs["clip"])
             return cls(**kwargs)
         except KeyError as exc:
             raise ManifestError(f"{where}: missing key {exc}; rebuild the engine") from exc
-        except (TypeError, ValueError, ModelConfigError) as exc:
+        except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
             raise ManifestError(f"{where}: {exc}") from exc
 
     def save(self, engine_dir: str | Path) -> Path:

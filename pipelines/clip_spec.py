@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -304,14 +304,24 @@ class ClipSpec:
         span = max(1.0, self.clip_len * self.frame_interval * fps / self.target_fps)
         return math.ceil(span - 1e-9) * self.num_clips
 
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """``(h, w)`` of each view when the pipeline fixes it (a crop or ``Resize(keep_ratio=False)``), else None."""
+        if self.crop_size is not None:
+            return (self.crop_size[1], self.crop_size[0])
+        if self.resize is not None and not self.resize.keep_ratio:
+            w, h = self.resize.scale  # type: ignore[misc]
+            return (int(h), int(w))
+        return None
+
     def output_hw(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` of each view for input frames of ``height × width``.
 
         Raises:
             ValueError: If the frame size is not positive.
         """
-        if self.crop_size is not None:
-            return (self.crop_size[1], self.crop_size[0])
+        if self.fixed_hw is not None:
+            return self.fixed_hw
         if self.resize is not None:
             w, h = self.resize.output_size(width, height)
             return (h, w)
@@ -387,6 +397,41 @@ class ClipSpec:
             else:
                 table[in_ch] = values
         return table
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every field (tuples become lists, ``resize`` a dict or None)."""
+        return _json_lists(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClipSpec:
+        """Inverse of :meth:`to_dict`; absent keys take the field defaults.
+
+        Raises:
+            ConfigError: If ``data`` is not a mapping, has unknown keys or lacks
+                ``clip_len``, or a value is invalid.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"ClipSpec: expected a dict, got {type(data).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"ClipSpec: unknown keys {unknown}; valid: {sorted(names)}")
+        if "clip_len" not in data:
+            raise ConfigError("ClipSpec: missing key 'clip_len'")
+        kwargs = dict(data)
+        resize = kwargs.get("resize")
+        if resize is not None:
+            if not isinstance(resize, Mapping) or set(resize) - {"scale", "keep_ratio", "interpolation"}:
+                raise ConfigError(
+                    f"ClipSpec.resize: expected a dict of scale, keep_ratio, interpolation, got {resize!r}"
+                )
+            kwargs["resize"] = ResizeSpec(
+                scale=resize.get("scale"),  # type: ignore[arg-type]  # __post_init__ validates it
+                keep_ratio=bool(resize.get("keep_ratio", True)),
+                interpolation=str(resize.get("interpolation", "bilinear")),
+            )
+        return cls(**kwargs)
 
     # ----------------------------------------------------------------- config
     @classmethod
@@ -518,6 +563,15 @@ class ClipSpec:
             return cls(**kwargs)
         except ConfigError as exc:
             raise ConfigError(f"{name}: {exc}") from exc
+
+
+def _json_lists(value: Any) -> Any:
+    """Tuples → lists, recursively through dicts and lists."""
+    if isinstance(value, dict):
+        return {key: _json_lists(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_lists(item) for item in value]
+    return value
 
 
 def _crop_pair(value: Any, where: str) -> tuple[int, int]:

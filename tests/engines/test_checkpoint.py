@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -17,9 +18,14 @@ from engines.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from engines.config import ClipSettings, clip_settings, load_config
+from engines.config import load_config
 from engines.errors import CheckpointError, EngineError, ModelConfigError
-from tests.engines.engine_helpers import make_checkpoint, random_model, write_tsn_config
+from engines.manifest import Manifest
+from pipelines.clip_spec import ClipSpec, ResizeSpec
+from stream.config import load_config as load_stream_config
+from tests.engines.engine_helpers import MEAN, STD, make_checkpoint, random_model, write_tsn_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # --------------------------------------------------------------------------- config
 
@@ -29,22 +35,23 @@ def tsn_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tsn_config(tmp_path_factory.mktemp("cfg") / "tsn_r18.py")
 
 
-def test_config_gives_model_and_clip_settings(tsn_config: Path) -> None:
+def test_config_gives_model_and_clip_spec(tsn_config: Path) -> None:
     cfg = load_config(tsn_config)
     assert cfg.model["type"] == "Recognizer2D"
     assert cfg.input_format == "NCHW"
-    assert cfg.clip == ClipSettings(
+    assert cfg.clip == ClipSpec(
         clip_len=1,
-        frame_interval=1,
         num_clips=2,
-        resize_short=72,
-        resize_hw=None,
+        resize=ResizeSpec((-1, 72)),
         crop="CenterCrop",
-        crop_hw=(64, 64),
+        crop_size=(64, 64),
         input_format="NCHW",
+        mean=tuple(MEAN),  # type: ignore[arg-type]
+        std=tuple(STD),  # type: ignore[arg-type]
     )
-    assert cfg.clip.input_shape() == (2, 3, 64, 64)
-    assert ClipSettings.from_dict(cfg.clip.to_dict()) == cfg.clip
+    assert cfg.clip.fixed_hw == (64, 64)
+    assert cfg.clip.input_shape(64, 64) == (2, 3, 64, 64)
+    assert ClipSpec.from_dict(cfg.clip.to_dict()) == cfg.clip
 
 
 def test_cfg_options_override(tsn_config: Path) -> None:
@@ -72,7 +79,7 @@ def test_mmaction2_own_config_loads() -> None:
         pytest.skip("this MMAction2 install ships no configs")
     cfg = load_config(path)
     assert cfg.model["backbone"]["depth"] == 50
-    assert cfg.clip is not None and cfg.clip.input_shape() == (250, 3, 224, 224)
+    assert cfg.clip is not None and cfg.clip.input_shape(240, 320) == (250, 3, 224, 224)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +87,7 @@ def test_mmaction2_own_config_loads() -> None:
     [
         pytest.param(
             [
-                dict(type="SampleFrames", clip_len=1, num_clips=25),
+                dict(type="SampleFrames", clip_len=1, num_clips=25, test_mode=True),
                 dict(type="Resize", scale=(-1, 256)),
                 dict(type="TenCrop", crop_size=224),
                 dict(type="FormatShape", input_format="NCHW"),
@@ -91,7 +98,7 @@ def test_mmaction2_own_config_loads() -> None:
         ),
         pytest.param(
             [
-                dict(type="SampleFrames", clip_len=32, frame_interval=2, num_clips=10),
+                dict(type="SampleFrames", clip_len=32, frame_interval=2, num_clips=10, test_mode=True),
                 dict(type="Resize", scale=(-1, 256)),
                 dict(type="ThreeCrop", crop_size=256),
                 dict(type="FormatShape", input_format="NCTHW"),
@@ -102,7 +109,7 @@ def test_mmaction2_own_config_loads() -> None:
         ),
         pytest.param(
             [
-                dict(type="SampleFrames", clip_len=8, num_clips=1),
+                dict(type="SampleFrames", clip_len=8, num_clips=1, test_mode=True),
                 dict(type="Resize", scale=(160, 128), keep_ratio=False),
                 dict(type="FormatShape", input_format="NCTHW"),
             ],
@@ -112,10 +119,45 @@ def test_mmaction2_own_config_loads() -> None:
         ),
     ],
 )
-def test_clip_settings_from_pipelines(pipeline: list[dict], views: int, shape: tuple[int, ...]) -> None:
-    clip = clip_settings(pipeline)
-    assert clip.num_views == views
-    assert clip.input_shape() == shape
+def test_default_input_shape_from_pipelines(tmp_path: Path, pipeline: list[dict], views: int, shape: tuple) -> None:
+    path = tmp_path / "cfg.py"
+    fmt = pipeline[-1]["input_format"]
+    model = "Recognizer2D" if fmt == "NCHW" else "Recognizer3D"
+    path.write_text(f"model = dict(type={model!r})\ntest_pipeline = {pipeline!r}\n")
+    clip = load_config(path).clip
+    assert clip is not None and clip.num_views == views
+    assert clip.fixed_hw is not None and clip.input_shape(*clip.fixed_hw) == shape
+
+
+# TSM's twice_sample and I3D's dense sampling: views the old engine-side parser miscounted.
+MULTI_VIEW = [
+    pytest.param("tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.py", 48, id="tsm-twice-sample"),
+    pytest.param("i3d/i3d_imagenet-pretrained-r50_8xb8-dense-32x2x1-100e_kinetics400-rgb.py", 30, id="i3d-dense"),
+]
+
+
+@pytest.mark.parametrize(("name", "views"), MULTI_VIEW)
+def test_manifest_clip_views_match_the_runtime_spec(name: str, views: int) -> None:
+    path = ROOT / "configs/recognition" / name
+    runtime = ClipSpec.from_config(load_stream_config(path))
+    cfg = load_config(path)
+    assert cfg.clip == runtime and runtime.num_views == views
+    assert cfg.clip.fixed_hw is not None
+    shape = cfg.clip.input_shape(*cfg.clip.fixed_hw)
+    manifest = Manifest(
+        model_type=str(cfg.model["type"]),
+        backbone_type=None,
+        head_type=None,
+        input_format=cfg.input_format,
+        input_shape=shape,
+        output_shape=(400,),
+        num_classes=400,
+        backend="onnxruntime",
+        clip=cfg.clip,
+    )
+    loaded = Manifest.from_dict(json.loads(json.dumps(manifest.to_dict())))
+    assert loaded.clip == runtime
+    assert loaded.clip is not None and loaded.clip.num_views == loaded.input_shape[0] == views
 
 
 @pytest.mark.parametrize(
@@ -130,9 +172,9 @@ def test_clip_settings_from_pipelines(pipeline: list[dict], views: int, shape: t
             id="no-sampler",
         ),
         pytest.param(
-            "model = dict(type='Recognizer2D')\ntest_pipeline = [dict(type='SampleFrames', clip_len=1),"
+            "model = dict(type='Recognizer2D')\ntest_pipeline = [dict(type='SampleFrames', clip_len=1, test_mode=True),"
             " dict(type='RandomCrop', size=3), dict(type='FormatShape', input_format='NCHW')]\n",
-            "unsupported test-time crop",
+            r"test_pipeline\[1\]: unsupported transform 'RandomCrop'",
             id="bad-crop",
         ),
     ],

@@ -341,6 +341,40 @@ def test_3d_engine_folded_on_onnxruntime_and_openvino(work: Path) -> None:
         np.testing.assert_allclose(ov.infer(pixels), expected, atol=1e-4, rtol=0)
 
 
+I3D_DENSE_CONFIG = I3D_CONFIG.with_name("i3d_imagenet-pretrained-r50_8xb8-dense-32x2x1-100e_kinetics400-rgb.py")
+TINY_DENSE = {  # 2 dense start positions x 1 clip x 3 crops = 6 views of 8x32x32
+    **TINY_I3D,
+    "test_pipeline.0.clip_len": 8,
+    "test_pipeline.0.num_sample_positions": 2,
+    "test_pipeline.1.scale": (-1, 36),
+    "test_pipeline.2.crop_size": 32,
+}
+
+
+@pytest.mark.skipif(not I3D_DENSE_CONFIG.is_file(), reason="the shipped dense I3D config is not there")
+def test_dense_engine_manifest_has_the_runtime_views(work: Path) -> None:
+    from pipelines.clip_spec import ClipSpec
+    from stream.config import load_config as load_stream_config
+
+    runtime = ClipSpec.from_config(load_stream_config(I3D_DENSE_CONFIG, TINY_DENSE))
+    model = randomize(build(load_config(I3D_DENSE_CONFIG, TINY_DENSE).model), seed=4).eval()
+    ckpt = save_checkpoint(model, work / "i3d18_dense.pth")
+    engine = build_engine(
+        I3D_DENSE_CONFIG, ckpt, backend="onnxruntime", out_dir=work / "i3d_dense", cfg_options=TINY_DENSE
+    )
+    assert runtime.num_views == 6
+    assert engine.manifest.input_shape == runtime.input_shape(32, 32) == (6, 3, 8, 32, 32)
+    loaded = Manifest.load(work / "i3d_dense")
+    assert loaded.clip == runtime and loaded.clip.num_views == runtime.num_views
+
+
+def test_no_fixed_size_asks_for_the_input_shape(work: Path, checkpoint: Path) -> None:
+    path = write_tsn_config(work / "tsn_no_crop.py")  # Resize(-1, 72) keeps the ratio: the size follows the frame
+    path.write_text(path.read_text().replace("    dict(type='CenterCrop', crop_size=64),\n", ""))
+    with pytest.raises(ModelConfigError, match=r"cannot tell the input shape.*--input-shape"):
+        build_engine(path, checkpoint, backend="onnxruntime", out_dir=work / "no_crop")
+
+
 def test_tensorrt_plan_key_covers_what_a_plan_depends_on(ort_engine: Engine) -> None:
     from engines.backends.trt import plan_key
 

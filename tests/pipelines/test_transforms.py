@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -343,6 +344,64 @@ def test_window_frames() -> None:
     assert dense.window_frames == 640 and dense.clips_per_sample == 10
     x3d = ClipSpec(clip_len=13, frame_interval=6, num_clips=1, target_fps=30)
     assert x3d.window_frames == 78 and x3d.window_frames_at(30) == 78 and x3d.window_frames_at(15) == 39
+
+
+ROUND_TRIP = [
+    pytest.param(ClipSpec(clip_len=8), None, id="defaults"),
+    pytest.param(
+        ClipSpec(
+            clip_len=1,
+            num_clips=8,
+            twice_sample=True,
+            resize=ResizeSpec((-1, 256)),
+            crop="ThreeCrop",
+            crop_size=(256, 224),
+            input_format="NCHW",
+            mean=tuple(MEAN),
+            std=tuple(STD),
+            bgr_to_rgb=False,
+        ),
+        (224, 256),
+        id="tsm-twice-threecrop",
+    ),
+    pytest.param(
+        ClipSpec(clip_len=32, frame_interval=2, sampler="DenseSampleFrames", sample_range=32, num_sample_positions=3),
+        None,
+        id="dense",
+    ),
+    pytest.param(
+        ClipSpec(clip_len=13, frame_interval=6, target_fps=30, resize=ResizeSpec((182, 160), keep_ratio=False)),
+        (160, 182),
+        id="x3d-fixed-resize",
+    ),
+    pytest.param(ClipSpec(clip_len=4, resize=ResizeSpec(0.5, interpolation="area")), None, id="float-scale"),
+]
+
+
+@pytest.mark.parametrize(("spec", "fixed_hw"), ROUND_TRIP)
+def test_to_dict_round_trips_through_json(spec: ClipSpec, fixed_hw: tuple[int, int] | None) -> None:
+    data = json.loads(json.dumps(spec.to_dict()))
+    assert data == spec.to_dict()
+    assert ClipSpec.from_dict(data) == spec
+    assert spec.fixed_hw == fixed_hw
+    if fixed_hw is not None:
+        assert spec.output_hw(720, 1280) == fixed_hw
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"clip_len": 8, "crop_hw": [224, 224]}, r"unknown keys \['crop_hw'\]"),
+        ({"num_clips": 2}, "missing key 'clip_len'"),
+        ({"clip_len": 0}, "clip_len: expected a positive int"),
+        ({"clip_len": 8, "resize": [256, 256]}, "ClipSpec.resize: expected a dict"),
+        ({"clip_len": 8, "resize": {"keep_ratio": True}}, "Resize.scale"),
+        ([8], "expected a dict, got list"),
+    ],
+)
+def test_from_dict_rejects_bad_data(data: Any, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ClipSpec.from_dict(data)
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.py")), ids=lambda p: p.name)
