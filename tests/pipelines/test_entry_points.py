@@ -1,0 +1,222 @@
+"""``stream.webcam``, ``stream.long_video`` and ``stream.rtsp`` end to end, as a user runs them.
+
+They use the demo config with seeded random weights (``random_checkpoint``), so they check
+the plumbing, outputs and errors; ``test_demo.py`` checks what the shipped model predicts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.media import RtspServer, make_audio, make_video, rtsp_server_unavailable, strip_media_data
+from tests.pipelines.conftest import DEMO_CONFIG
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(module: str, *args: str, cache: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ACTION_STREAM_CACHE": str(cache)}
+    env.pop("DISPLAY", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
+
+
+def frames_in(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("v") / "clip.mp4", frames=100, fps=25, size=(320, 240)).path
+
+
+def model_args(checkpoint: Path, labels: Path) -> list[str]:
+    return ["--config", str(DEMO_CONFIG), "--checkpoint", str(checkpoint), "--label-file", str(labels)]
+
+
+def test_webcam_on_a_file(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, video: Path, tmp_path: Path
+) -> None:
+    out, events, metrics = tmp_path / "out.mp4", tmp_path / "ev.jsonl", tmp_path / "m.json"
+    result = run(
+        "stream.webcam", *model_args(random_checkpoint, labels_file), "--source", str(video), "--max-frames", "80",
+        "--out-file", str(out), "--events", str(events), "--metrics", str(metrics), "--backend", "onnxruntime",
+        cache=engine_cache,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert frames_in(out) == 80
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    predictions = [p for line in lines for p in line.get("predictions", [])]
+    # window 32 frames, --inference-fps 4 at 25 fps: a clip every ~6 frames after the first window
+    assert 6 <= len(predictions) <= 10
+    assert all(p["labels"][0].startswith("action_") for p in predictions)
+    rec = json.loads(metrics.read_text())["stages"]["recognizer"]
+    assert rec["clips"] == len(predictions) and rec["latency_p50_ms"] is not None
+
+
+def test_webcam_without_camera_says_how_to_pass_a_source(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "no_demo.py"
+    config.write_text(f"_base_ = [{str(DEMO_CONFIG)!r}]\ndemo_video = None\n")
+    args = ["--config", str(config), "--checkpoint", str(random_checkpoint), "--label-file", str(labels_file)]
+    result = run("stream.webcam", *args, "--backend", "onnxruntime", cache=engine_cache)
+    assert result.returncode == 2
+    assert "no camera at index 0" in result.stderr and "--source" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_long_video_outputs(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, video: Path, tmp_path: Path
+) -> None:
+    out, segments = tmp_path / "labelled.mp4", tmp_path / "segments.csv"
+    args = [str(DEMO_CONFIG), str(random_checkpoint), str(video), str(labels_file)]
+    result = run(
+        "stream.long_video",
+        *args,
+        str(out),
+        "--segments",
+        str(segments),
+        "--backend",
+        "onnxruntime",
+        cache=engine_cache,
+    )
+    assert result.returncode == 0, result.stderr
+    assert frames_in(out) == 100
+    assert (tmp_path / "labelled_timeline.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader(segments.open()))
+    assert rows and all(r["label"].startswith("action_") for r in rows)
+    assert "100%" in result.stderr  # the progress bar reached the end
+    as_json = tmp_path / "labelled.json"
+    result = run(
+        "stream.long_video", *args, str(as_json), "--no-timeline", "--backend", "onnxruntime", cache=engine_cache
+    )
+    assert result.returncode == 0, result.stderr
+    frames = json.loads(as_json.read_text())["sources"]["clip"]["frames"]
+    assert len(frames) == 100 and frames[-1]["labels"]
+
+
+def test_long_video_is_deterministic(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, video: Path, tmp_path: Path
+) -> None:
+    outputs = []
+    for name in ("a.json", "b.json"):
+        args = [str(DEMO_CONFIG), str(random_checkpoint), str(video), str(labels_file), str(tmp_path / name)]
+        assert (
+            run("stream.long_video", *args, "--no-timeline", "--backend", "onnxruntime", cache=engine_cache).returncode
+            == 0
+        )
+        outputs.append(json.loads((tmp_path / name).read_text()))
+    assert outputs[0] == outputs[1]
+
+
+def test_long_video_interrupted_keeps_valid_outputs(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, tmp_path: Path
+) -> None:
+    long = make_video(tmp_path / "long.mp4", frames=1500, fps=25, size=(320, 240)).path
+    out, segments = tmp_path / "partial.mp4", tmp_path / "partial.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ACTION_STREAM_CACHE": str(engine_cache)}
+    cmd = [sys.executable, "-m", "stream.long_video", str(DEMO_CONFIG), str(random_checkpoint), str(long),
+           str(labels_file), str(out), "--segments", str(segments), "--stride", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    done = frames_in(out)
+    assert 0 < done < 1500
+    assert isinstance(json.loads(segments.read_text()), list)
+
+
+@pytest.mark.parametrize("case", ["short_labels", "wrong_checkpoint", "no_video_stream", "zero_length", "bad_out"])
+def test_long_video_bad_inputs(
+    case: str, engine_cache: Path, random_checkpoint: Path, labels_file: Path, video: Path, tmp_path: Path
+) -> None:
+    config, checkpoint, clip, labels, out = DEMO_CONFIG, random_checkpoint, video, labels_file, tmp_path / "o.mp4"
+    message = {
+        "short_labels": "2 class names but the model has 8 classes",
+        "wrong_checkpoint": "cls_head.fc_cls.weight",
+        "no_video_stream": "no video stream",
+        "zero_length": "holds no frames",
+        "bad_out": "expected a video",
+    }[case]
+    if case == "short_labels":
+        labels = tmp_path / "short.txt"
+        labels.write_text("a\nb\n")
+    elif case == "wrong_checkpoint":
+        config = tmp_path / "ten_classes.py"
+        config.write_text(f"_base_ = [{str(DEMO_CONFIG)!r}]\nmodel = dict(cls_head=dict(num_classes=10))\n")
+    elif case == "no_video_stream":
+        clip = make_audio(tmp_path / "sound.m4a")
+    elif case == "zero_length":
+        clip = strip_media_data(video, dest=tmp_path / "empty.mp4")
+    else:
+        out = tmp_path / "o.txt"
+    result = run(
+        "stream.long_video",
+        str(config),
+        str(checkpoint),
+        str(clip),
+        str(labels),
+        str(out),
+        "--backend",
+        "onnxruntime",
+        cache=engine_cache,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr.lower() or message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_rtsp_monitor_two_cameras_one_restarted(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, tmp_path: Path
+) -> None:
+    reason = rtsp_server_unavailable()
+    if reason:
+        pytest.skip(reason)
+    clip = make_video(tmp_path / "cam.mp4", frames=125, fps=25, size=(320, 240)).path
+    events, health = tmp_path / "events.jsonl", tmp_path / "health.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ACTION_STREAM_CACHE": str(engine_cache)}
+    with RtspServer(clip) as steady, RtspServer(clip) as flaky:
+        cmd = [sys.executable, "-m", "stream.rtsp", *model_args(random_checkpoint, labels_file),
+               "--source", steady.url, "--source", flaky.url, "--backend", "onnxruntime",
+               "--events", str(events), "--health-file", str(health), "--health-interval", "1",
+               "--event-threshold", "0.05", "--start-after", "2", "--max-backoff", "1"]  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(8)
+            flaky.stop()
+            time.sleep(3)
+            flaky.start()
+            time.sleep(8)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    by_kind = lambda src, kind: [e for e in lines if e["source_id"] == src and e["kind"] == kind]  # noqa: E731
+    steady_id = steady.url.replace("rtsp://", "rtsp://", 1)
+    flaky_id = flaky.url
+    assert by_kind(flaky_id, "disconnected") and by_kind(flaky_id, "connected")
+    assert not by_kind(steady_id, "disconnected")  # the other camera was not disturbed
+    steady_actions = by_kind(steady_id, "action")
+    assert any(e["data"]["phase"] == "start" for e in steady_actions)
+    records = [json.loads(line) for line in health.read_text().splitlines()]
+    last_flaky = [r for r in records if r["source_id"] == flaky_id][-1]
+    assert last_flaky["connected"] and last_flaky["fps"] > 5  # the restarted camera resumed
+    assert max(r["frames"] for r in records if r["source_id"] == steady_id) > 300
