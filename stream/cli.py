@@ -16,8 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stream.errors import StageError, StreamError
-from stream.stage import Stage
-from stream.transport import LIVE_DISPLAY, LIVE_INFERENCE, LOSSLESS, QueuePolicy
+from stream.runner import Pipeline, RunReport
+from stream.stage import Source, Stage
+from stream.transport import LIVE_DISPLAY, LIVE_INFERENCE, LIVE_RECORDING, LOSSLESS, QueuePolicy
 
 log = logging.getLogger("stream")
 
@@ -49,10 +50,57 @@ def add_drawing_args(parser: argparse.ArgumentParser) -> None:
 
 
 def policies_for(stages: Sequence[Stage], live: bool) -> list[QueuePolicy]:
-    """Link policies of a chain: lossless for files; drop-oldest for live, latest-only into a display."""
+    """Link policies of a chain: lossless for files; for live sources drop-oldest (a deep buffer
+    into writers, so bursts are recorded), latest-only into a display."""
     if not live:
         return [LOSSLESS] * len(stages)
-    return [LIVE_DISPLAY if type(s).__name__ == "DisplaySink" else LIVE_INFERENCE for s in stages]
+    recording = ("VideoWriterSink", "JsonlSink", "ZmqPublisherSink")
+    return [
+        LIVE_DISPLAY
+        if type(s).__name__ == "DisplaySink"
+        else LIVE_RECORDING
+        if type(s).__name__ in recording
+        else LIVE_INFERENCE
+        for s in stages
+    ]
+
+
+def run_with_outputs(
+    sources: Sequence[Source],
+    stages: list[Stage],
+    args: argparse.Namespace,
+    *,
+    live: bool,
+    window: str,
+    include_frames: str,
+) -> RunReport:
+    """Append the usual outputs (``--out-file``, ``--events``, ``--show``) and run the pipeline.
+
+    Returns:
+        The run's report.
+    """
+    from stream.sinks import DisplaySink, JsonlSink, VideoWriterSink
+
+    stages = list(stages)
+    if args.out_file:
+        stages.append(VideoWriterSink(args.out_file, fps=args.output_fps))
+    if args.events:
+        stages.append(JsonlSink(args.events, include_frames=include_frames))  # type: ignore[arg-type]
+    display = None
+    if args.show:
+        display = DisplaySink(window, fps_cap=args.drawing_fps)
+        stages.append(display)
+    pipeline = Pipeline(
+        sources,
+        stages,
+        policies=policies_for(stages, live),
+        metrics_interval_s=args.metrics_interval,
+        metrics_path=args.metrics,
+        max_frames=args.max_frames,
+    )
+    if display is not None:
+        display.on_quit = pipeline.stop
+    return pipeline.run()
 
 
 def run_main(job: Callable[[], int]) -> int:

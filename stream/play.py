@@ -18,9 +18,7 @@ from typing import Any
 
 from stream.annotate import AnnotateStage
 from stream.annotate.overlay import OverlayAnnotator
-from stream.cli import add_common_args, add_drawing_args, policies_for, run_main, setup_logging
-from stream.runner import Pipeline
-from stream.sinks import DisplaySink, JsonlSink, VideoWriterSink
+from stream.cli import add_common_args, add_drawing_args, run_main, run_with_outputs, setup_logging
 from stream.sources import detect_kind, open_source
 from stream.stage import Stage
 
@@ -59,25 +57,7 @@ def play(args: argparse.Namespace) -> int:
         options["fail_fast"] = True  # an unreachable URL at start-up is an error, not a reconnect loop
     source = open_source(args.source, realtime=args.realtime, fps=args.fps, kind=kind, **options)
     stages: list[Stage] = [AnnotateStage([OverlayAnnotator(font_scale=args.font_scale, font_color=args.font_color)])]
-    if args.out_file:
-        stages.append(VideoWriterSink(args.out_file, fps=args.output_fps))
-    if args.events:
-        stages.append(JsonlSink(args.events, include_frames="all"))
-    display = None
-    if args.show:
-        display = DisplaySink("stream.play", fps_cap=args.drawing_fps)
-        stages.append(display)
-    pipeline = Pipeline(
-        [source],
-        stages,
-        policies=policies_for(stages, source.live),
-        metrics_interval_s=args.metrics_interval,
-        metrics_path=args.metrics,
-        max_frames=args.max_frames,
-    )
-    if display is not None:
-        display.on_quit = pipeline.stop
-    report = pipeline.run()
+    report = run_with_outputs([source], stages, args, live=source.live, window="stream.play", include_frames="all")
     frames = report.stages[source.name]["frames"]
     outputs = ", ".join(str(p) for p in (args.out_file, args.events) if p)
     log.info("%s: %d frames in %.1f s%s", report.status, frames, report.elapsed_s, f" -> {outputs}" if outputs else "")

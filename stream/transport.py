@@ -53,6 +53,7 @@ class QueuePolicy:
 LOSSLESS = QueuePolicy("block", 8)
 LIVE_DISPLAY = QueuePolicy("latest", 1)
 LIVE_INFERENCE = QueuePolicy("drop_oldest", 4)
+LIVE_RECORDING = QueuePolicy("drop_oldest", 64)  # writers absorb bursts (~2 s), drop only when far behind
 POLL_MS = 100  # how often blocked sends/receives look at the stop flag
 DEFAULT_LINGER_MS = 1000  # ipc/tcp senders: how long close() may take to deliver queued messages
 GIVE_UP_AFTER_STOP_S = 0.5  # a blocked send abandons its frame this long after stop

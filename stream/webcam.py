@@ -22,11 +22,9 @@ from typing import Any
 from pipelines.cli import add_model_args, add_prediction_args, recognizer_from_args
 from pipelines.recognition import RecognitionParams, RecognitionStage
 from stream.annotate import AnnotateStage, default_annotators
-from stream.cli import add_common_args, add_drawing_args, policies_for, run_main, setup_logging
+from stream.cli import add_common_args, add_drawing_args, run_main, run_with_outputs, setup_logging
 from stream.config import load_config
 from stream.errors import SourceNotFound
-from stream.runner import Pipeline
-from stream.sinks import DisplaySink, JsonlSink, VideoWriterSink
 from stream.sources import detect_kind, open_source
 from stream.stage import Stage
 
@@ -91,25 +89,7 @@ def webcam(args: argparse.Namespace) -> int:
     )
     annotators = default_annotators(font_scale=args.font_scale, font_color=args.font_color, threshold=args.threshold)
     stages: list[Stage] = [RecognitionStage(recognizer, params), AnnotateStage(annotators)]
-    if args.out_file:
-        stages.append(VideoWriterSink(args.out_file, fps=args.output_fps))
-    if args.events:
-        stages.append(JsonlSink(args.events, include_frames="predictions"))
-    display = None
-    if args.show:
-        display = DisplaySink("stream.webcam", fps_cap=args.drawing_fps)
-        stages.append(display)
-    pipeline = Pipeline(
-        [source],
-        stages,
-        policies=policies_for(stages, live),
-        metrics_interval_s=args.metrics_interval,
-        metrics_path=args.metrics,
-        max_frames=args.max_frames,
-    )
-    if display is not None:
-        display.on_quit = pipeline.stop
-    report = pipeline.run()
+    report = run_with_outputs([source], stages, args, live=live, window="stream.webcam", include_frames="predictions")
     rec = report.stages["recognizer"]
     log.info(
         "%s: %d frames, %d clips (%d stale dropped), capture-to-label latency p50 %s ms / p95 %s ms",
