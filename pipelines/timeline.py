@@ -5,6 +5,9 @@ prediction over the frames that follow it (as the annotated video shows it), rec
 label of every frame, reports progress with an ETA, and at the end of the stream — also
 after Ctrl-C or a failure upstream, so partial results are never lost — writes:
 
+Frames before a source's first prediction get that prediction in these files (they lie
+inside its window).
+
 * per-frame results as JSON (``long_video_demo.py``'s ``OUT_FILE.json``),
 * segments (``--segments OUT.csv|OUT.json``): consecutive frames with the same top label,
   with start, end, label and mean score,
@@ -219,6 +222,7 @@ class TimelineStage(Stage):
         self._report(total, final=True)
         results: dict[str, Any] = {"labels": self.labels, "sources": {}}
         for source_id, frames in self.frames.items():
+            _backfill(frames)
             rows = [_row(f) for f in frames]
             period = _period(frames)
             self.segments[source_id] = merge_segments(
@@ -247,6 +251,18 @@ class TimelineStage(Stage):
             duration = max((f[-1].time_s + _period(f) for f in self.frames.values() if f), default=0.0)
             plot_timeline(self.timeline_png, segments, self.labels, duration, self.title)
             log.info("wrote the timeline plot to %s", self.timeline_png)
+
+
+def _backfill(frames: Sequence[_Frame]) -> None:
+    """Give the frames before the first prediction that prediction: they lie inside its window.
+
+    (The annotated video, written while streaming, shows "Preparing…" on them instead.)
+    """
+    first = next((f.prediction for f in frames if f.prediction is not None), None)
+    for f in frames:
+        if f.prediction is not None:
+            break
+        f.prediction = first
 
 
 def _row(frame: _Frame) -> tuple[str | None, float]:

@@ -36,9 +36,9 @@ def test_timeline_stage_writes_frames_segments_and_plot(tmp_path: Path) -> None:
     stage.finish()
     results = json.loads(out["frames_json"].read_text())
     labels = [f["labels"][:1] for f in results["sources"]["vid"]["frames"]]
-    assert labels == [[], ["walk"], ["walk"], ["walk"], ["run"], ["run"]]
+    assert labels == [["walk"], ["walk"], ["walk"], ["walk"], ["run"], ["run"]]  # frame 0 lies in the first window
     rows = list(csv.DictReader(out["segments_path"].open()))
-    assert [(r["label"], r["first_frame"], r["last_frame"]) for r in rows] == [("walk", "1", "3"), ("run", "4", "5")]
+    assert [(r["label"], r["first_frame"], r["last_frame"]) for r in rows] == [("walk", "0", "3"), ("run", "4", "5")]
     assert out["timeline_png"].read_bytes()[:4] == b"\x89PNG"
     assert "100%" in progress.getvalue() and "6/6 frames" in progress.getvalue()
 
