@@ -1,0 +1,128 @@
+"""Live mode: a file paced in real time through a deliberately slow stage must drop, not lag.
+
+    python benchmarks/live.py [--seconds 300] [--delay-ms 80] [--json results/live.json]
+
+A 30 fps 720p clip is played with ``--realtime`` (looping until ``--seconds`` pass) into a
+stage that takes ``--delay-ms`` per frame (slower than the camera), then a sink. Every few
+seconds it samples the process's resident memory and the lag of the newest delivered frame
+(wall clock now minus its capture time). Goal: lag stays bounded (no growing queue), frames
+are dropped and counted, and memory stays flat (last sample within 10% of the first after
+warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import print_table, write_json
+from stream.packet import FramePacket, SourceEvent
+from stream.runner import Pipeline
+from stream.sources import FileSource
+from stream.stage import Outputs, Source, Stage
+from tests.media import make_video
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Looping(Source):
+    """Plays a file in real time over and over, with monotonically increasing frame indices."""
+
+    live = True
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        super().__init__("camera")
+        self.path, self.seconds = path, seconds
+
+    def __iter__(self) -> Iterator[FramePacket | SourceEvent]:
+        start, offset = time.monotonic(), 0
+        while time.monotonic() - start < self.seconds and not self.stop_event.is_set():
+            source = FileSource(self.path, realtime=True)
+            source.setup()
+            last = 0
+            for p in source:
+                if isinstance(p, FramePacket):
+                    p.frame_idx += offset
+                    last = p.frame_idx
+                    yield p
+                if time.monotonic() - start >= self.seconds or self.stop_event.is_set():
+                    break
+            source.close()
+            offset = last + 1
+
+
+class Slow(Stage):
+    def __init__(self, delay_s: float) -> None:
+        super().__init__("slow")
+        self.delay_s = delay_s
+
+    def process(self, packet: FramePacket) -> Outputs:
+        time.sleep(self.delay_s)
+        return packet
+
+
+class Lag(Stage):
+    def __init__(self) -> None:
+        super().__init__("sink")
+        self.lag_ms = 0.0
+        self.frames = 0
+
+    def process(self, packet: FramePacket) -> Outputs:
+        self.lag_ms = (time.monotonic_ns() - packet.capture_ns) / 1e6
+        self.frames += 1
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--delay-ms", type=float, default=80)
+    parser.add_argument("--interval", type=float, default=10)
+    parser.add_argument("--json", default="results/live.json", help="where to write the results ('' for none)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_video(Path(tmp) / "cam.mp4", frames=300, fps=30, size=(1280, 720)).path
+        sink = Lag()
+        pipeline = Pipeline([Looping(clip, args.seconds)], [Slow(args.delay_ms / 1000), sink], metrics_interval_s=0)
+        rows: list[dict[str, float]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            start = time.monotonic()
+            while not done.wait(args.interval):
+                m = pipeline.metrics
+                rows.append({
+                    "t_s": round(time.monotonic() - start, 1), "rss_mb": rss_mb(), "lag_ms": sink.lag_ms,
+                    "read": m["camera"].frames, "processed": m["slow"].frames, "dropped": pipeline.links[0].dropped,
+                })  # fmt: skip
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        report = pipeline.run()
+        done.set()
+    print_table(rows, ["t_s", "rss_mb", "lag_ms", "read", "processed", "dropped"])
+    warm = rows[1:] or rows
+    flat = bool(warm) and warm[-1]["rss_mb"] <= 1.1 * warm[0]["rss_mb"]
+    bounded = bool(rows) and max(r["lag_ms"] for r in warm) < 1000
+    dropped = bool(rows) and rows[-1]["dropped"] > 0
+    print(f"lag bounded: {bounded}, frames dropped and counted: {dropped}, memory flat: {flat}")
+    write_json(args.json, {"benchmark": "live", "seconds": args.seconds, "rows": rows, "report": report.to_json()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
