@@ -389,6 +389,7 @@ def make_background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarr
     width, height = size
     base = rng.uniform(20, 235, size=3).astype(np.float32)
     kind = rng.choice(["flat", "gradient", "blobs", "stripes", "checker"])
+    texture: np.ndarray
     xx = np.arange(width, dtype=np.float32)[None, :]
     yy = np.arange(height, dtype=np.float32)[:, None]
     if kind == "gradient":
@@ -488,7 +489,7 @@ def render_clip(
     size: tuple[int, int],
     rng: np.random.Generator,
     *,
-    frame_indices: Sequence[int] | None = None,
+    frame_indices: Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Render a clip of a new random scene in which the main object performs ``action``.
 

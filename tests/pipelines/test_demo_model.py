@@ -288,6 +288,9 @@ def test_shipped_model_labels_the_demo_video() -> None:
     frames = decode_video(VIDEO, spec)
     assert len(frames) == truth.num_frames
     assert (truth.fps, truth.size) == (25, (640, 360))
+    assert [s.label for s in truth.segments] == [a for a, _ in syn.DEFAULT_SEGMENTS]
+    assert [s.end - s.start for s in truth.segments] == pytest.approx([t for _, t in syn.DEFAULT_SEGMENTS])
+    assert not any(s.cut for s in truth.segments)  # one continuous scene
     score = score_video(model, spec, frames, truth)
     # The demo's segments are 1.8-3 s long, so half a window (16 frames) either side of its 12
     # boundaries leaves about half of the 790 frames counted.
