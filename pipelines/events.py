@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from stream.errors import ConfigError
 from stream.packet import FramePacket, Prediction, SourceEvent
 from stream.stage import Outputs, Stage
+from stream.transport import LIVE_RECORDING
 
 
 @dataclass
@@ -117,6 +118,8 @@ class ActionEvents:
 
 class ActionEventStage(Stage):
     """Turns predictions into start/end action events (see :class:`ActionEvents`); frames pass on."""
+
+    live_policy = LIVE_RECORDING
 
     def __init__(self, events: ActionEvents, name: str = "events") -> None:
         super().__init__(name)

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from stream.errors import ConfigError, SinkError
 from stream.packet import FramePacket, Prediction
 from stream.stage import Outputs, Stage
+from stream.transport import LIVE_RECORDING
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,8 @@ class TimelineStage(Stage):
         progress: where the progress bar goes (None: no progress bar).
         title: plot title.
     """
+
+    live_policy = LIVE_RECORDING
 
     def __init__(
         self,

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from stream.errors import StageError, StreamError
 from stream.runner import Pipeline, RunReport
 from stream.stage import Source, Stage
-from stream.transport import LIVE_DISPLAY, LIVE_INFERENCE, LIVE_RECORDING, LOSSLESS, QueuePolicy
+from stream.transport import LOSSLESS, QueuePolicy
 
 log = logging.getLogger("stream")
 
@@ -50,19 +52,8 @@ def add_drawing_args(parser: argparse.ArgumentParser) -> None:
 
 
 def policies_for(stages: Sequence[Stage], live: bool) -> list[QueuePolicy]:
-    """Link policies of a chain: lossless for files; for live sources drop-oldest (a deep buffer
-    into writers, so bursts are recorded), latest-only into a display."""
-    if not live:
-        return [LOSSLESS] * len(stages)
-    recording = ("VideoWriterSink", "JsonlSink", "ZmqPublisherSink")
-    return [
-        LIVE_DISPLAY
-        if type(s).__name__ == "DisplaySink"
-        else LIVE_RECORDING
-        if type(s).__name__ in recording
-        else LIVE_INFERENCE
-        for s in stages
-    ]
+    """Link policies of a chain: lossless for files; each stage's ``live_policy`` for live sources."""
+    return [s.live_policy if live else LOSSLESS for s in stages]
 
 
 def run_with_outputs(
@@ -103,14 +94,23 @@ def run_with_outputs(
     return pipeline.run()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_main(job: Callable[[], int]) -> int:
     """Run a job and map errors to exit codes with a one-line message.
+
+    SIGTERM (``kill``, ``docker stop``, systemd) stops the job as Ctrl-C does: sources stop,
+    queued frames are drained and every output is closed valid.
 
     Returns:
         The process exit code.
     """
     from engines.errors import EngineError
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return job()
     except StageError as exc:

@@ -22,6 +22,7 @@ import numpy as np
 
 from stream.packet import FramePacket, SourceEvent
 from stream.stage import Outputs, Stage
+from stream.transport import LIVE_RECORDING
 
 log = logging.getLogger("stream.health")
 
@@ -46,6 +47,8 @@ class HealthStage(Stage):
         interval_s: seconds between reports (0: no timer, only :meth:`snapshot`).
         on_report: called with each report dict (besides the log line).
     """
+
+    live_policy = LIVE_RECORDING  # counting is cheap: absorb bursts
 
     def __init__(
         self,

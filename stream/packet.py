@@ -182,9 +182,9 @@ class FramePacket:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise ValueError(f"FramePacket.image: expected H×W×3 uint8 BGR array, got {got}")
-        if not isinstance(self.time_base, Fraction):
+        if type(self.time_base) is not Fraction:
             self.time_base = Fraction(self.time_base)
-        if self.time_base <= 0:
+        if self.time_base.numerator <= 0:  # a Fraction's denominator is always positive
             raise ValueError(f"FramePacket.time_base: expected a positive fraction, got {self.time_base}")
 
     @property

@@ -33,7 +33,7 @@ import zmq
 from stream.errors import ConfigError, StageError
 from stream.packet import EndOfStream, FramePacket, SourceEvent
 from stream.stage import Source, Stage, as_outputs
-from stream.transport import LIVE_INFERENCE, LOSSLESS, POLL_MS, LinkStats, QueuePolicy, Receiver, Sender
+from stream.transport import LOSSLESS, POLL_MS, LinkStats, QueuePolicy, Receiver, Sender
 
 log = logging.getLogger(__name__)
 _ids = itertools.count()
@@ -105,7 +105,8 @@ class Pipeline:
         sources: one or more sources; all feed the first stage.
         stages: processing stages and sinks, in order.
         policies: queue policy per link (link ``i`` feeds ``stages[i]``), or one policy for
-            all links. Default: lossless for file sources, ``drop_oldest`` when any source is live.
+            all links. Default: lossless for file sources, each stage's ``live_policy`` when any
+            source is live.
         addresses: ZeroMQ address per link; default ``inproc://`` addresses.
         metrics_interval_s: how often per-stage metrics are logged (0 disables the log).
         metrics_path: where to write the final metrics JSON, if anywhere.
@@ -143,8 +144,8 @@ class Pipeline:
         self.stages = list(stages)
         n_links = len(self.stages)
         if policies is None:
-            default = LIVE_INFERENCE if any(s.live for s in self.sources) else LOSSLESS
-            self.policies = [default] * n_links
+            live = any(s.live for s in self.sources)
+            self.policies = [s.live_policy if live else LOSSLESS for s in self.stages]
         elif isinstance(policies, QueuePolicy):
             self.policies = [policies] * n_links
         else:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stream.packet import FramePacket, SourceEvent
+from stream.transport import LIVE_INFERENCE, QueuePolicy
 
 Output = FramePacket | SourceEvent
 Outputs = Iterable[Output] | Output | None
@@ -28,6 +29,10 @@ class Stage:
 
     #: Name used in logs, metrics and errors; defaults to the class name.
     name: str = ""
+    #: Policy of this stage's input link when a source is live: costly stages keep only the
+    #: newest few frames; cheap stages and writers take a deep buffer so that a burst (a
+    #: camera's first GOP on connect, a hiccup upstream) is absorbed rather than dropped.
+    live_policy: QueuePolicy = LIVE_INFERENCE
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.name or type(self).__name__

@@ -1,7 +1,7 @@
 """Wire format of packets on ZeroMQ sockets: a msgpack header plus raw image bytes.
 
 A frame travels as two message parts, ``[header, pixels]``: the header is a small
-msgpack map (never pickle), the pixels the image's buffer sent without copying.
+msgpack array (never pickle), the pixels the image's buffer sent without copying.
 Events and end-of-stream markers are a single header part. Numpy arrays inside the
 header (boxes, keypoints, scores) are encoded as ``{dtype, shape, bytes}``.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from stream.errors import TransportError
 from stream.packet import Detections, EndOfStream, FramePacket, Packet, Poses, Prediction, SourceEvent
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2  # 2: array headers (1 had maps)
 _ND_EXT = 1  # msgpack extension code of a numpy array: packed [dtype, shape, bytes]
 
 
@@ -55,49 +55,62 @@ def _prediction(p: Prediction) -> dict[str, Any]:
     }
 
 
+def _frame_extras(packet: FramePacket) -> dict[str, Any] | None:
+    """What stages attached to a frame, or None for a bare frame (the common, fast case)."""
+    extras: dict[str, Any] = {}
+    if packet.detections is not None:
+        extras["detections"] = _detections(packet.detections)
+    if packet.poses is not None:
+        extras["poses"] = {"keypoints": packet.poses.keypoints, "scores": packet.poses.scores}
+    if packet.predictions:
+        extras["predictions"] = [_prediction(p) for p in packet.predictions]
+    if packet.meta:
+        extras["meta"] = packet.meta
+    return extras or None
+
+
 def encode(packet: Packet) -> list[Any]:
     """Turn a packet into message parts; the image part is the array itself (zero-copy).
+
+    Headers are msgpack arrays with fixed positions (cheaper to pack and parse than maps):
+    ``[version, "f", source_id, frame_idx, pts, tb_num, tb_den, capture_ns, height, width,
+    extras]`` for a frame, ``[version, "e", source_id, kind, message, wall_time, data]`` for
+    an event, ``[version, "x", source_id, error]`` for end-of-stream.
 
     Raises:
         TransportError: If the packet holds something that cannot go on the wire.
     """
     try:
-        if isinstance(packet, FramePacket):
+        if type(packet) is FramePacket:
             image = packet.image if packet.image.flags.c_contiguous else np.ascontiguousarray(packet.image)
-            header = {
-                "v": WIRE_VERSION,
-                "k": "frame",
-                "source_id": packet.source_id,
-                "frame_idx": packet.frame_idx,
-                "pts": packet.pts,
-                "tb": [packet.time_base.numerator, packet.time_base.denominator],
-                "capture_ns": packet.capture_ns,
-                "shape": list(image.shape),
-                "detections": _detections(packet.detections),
-                "poses": None
-                if packet.poses is None
-                else {"keypoints": packet.poses.keypoints, "scores": packet.poses.scores},
-                "predictions": [_prediction(p) for p in packet.predictions],
-                "meta": packet.meta,
-            }
+            tb = packet.time_base
+            header = [
+                WIRE_VERSION, "f", packet.source_id, packet.frame_idx, packet.pts, tb.numerator, tb.denominator,
+                packet.capture_ns, image.shape[0], image.shape[1], _frame_extras(packet),
+            ]  # fmt: skip
             return [msgpack.packb(header, default=_default), image]
         if isinstance(packet, SourceEvent):
-            header = {
-                "v": WIRE_VERSION,
-                "k": "event",
-                "source_id": packet.source_id,
-                "kind": packet.kind,
-                "message": packet.message,
-                "wall_time": packet.wall_time,
-                "data": dict(packet.data),
-            }
+            header = [
+                WIRE_VERSION, "e", packet.source_id, packet.kind, packet.message, packet.wall_time, dict(packet.data),
+            ]  # fmt: skip
             return [msgpack.packb(header, default=_default)]
         if isinstance(packet, EndOfStream):
-            header = {"v": WIRE_VERSION, "k": "eos", "source_id": packet.source_id, "error": packet.error}
-            return [msgpack.packb(header, default=_default)]
+            return [msgpack.packb([WIRE_VERSION, "x", packet.source_id, packet.error])]
     except (TypeError, ValueError) as exc:
         raise TransportError(f"cannot encode {type(packet).__name__}: {exc}") from exc
     raise TransportError(f"cannot encode {type(packet).__name__}: not a packet type")
+
+
+_TIME_BASES: dict[tuple[int, int], Fraction] = {}  # a stream has one time base: build its Fraction once
+
+
+def _time_base(num: int, den: int) -> Fraction:
+    tb = _TIME_BASES.get((num, den))
+    if tb is None:
+        tb = Fraction(num, den)
+        if len(_TIME_BASES) < 1024:
+            _TIME_BASES[(num, den)] = tb
+    return tb
 
 
 def decode(parts: list[Any]) -> Packet:
@@ -110,39 +123,36 @@ def decode(parts: list[Any]) -> Packet:
     """
     try:
         header = msgpack.unpackb(_as_bytes(parts[0]), ext_hook=_ext_hook, strict_map_key=False)
-        if not isinstance(header, dict) or header.get("v") != WIRE_VERSION:
-            raise ValueError(f"unknown wire version {header.get('v') if isinstance(header, dict) else header!r}")
-        kind = header["k"]
-        if kind == "frame":
+        if type(header) is not list or not header or header[0] != WIRE_VERSION:
+            version = header[0] if type(header) is list and header else None
+            if isinstance(header, dict):  # version 1 sent maps
+                version = header.get("v")
+            raise ValueError(f"unknown wire version {version!r} (this side speaks version {WIRE_VERSION})")
+        kind = header[1]
+        if kind == "f":
             if len(parts) != 2:
                 raise ValueError(f"a frame message has 2 parts, got {len(parts)}")
+            _, _, source_id, frame_idx, pts, tb_num, tb_den, capture_ns, height, width, extras = header
             buffer = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
-            image = np.frombuffer(buffer, dtype=np.uint8).reshape(header["shape"])
+            nbytes = memoryview(buffer).nbytes
+            if nbytes != height * width * 3:
+                raise ValueError(f"{nbytes} pixel bytes for a {width}x{height} BGR frame")
+            image = np.ndarray((height, width, 3), np.uint8, buffer)
             image.flags.writeable = False  # inproc shares the sender's memory: never write into it
-            det = header["detections"]
-            poses = header["poses"]
-            return FramePacket(
-                image=image,
-                source_id=header["source_id"],
-                frame_idx=header["frame_idx"],
-                pts=header["pts"],
-                time_base=Fraction(*header["tb"]),
-                capture_ns=header["capture_ns"],
-                detections=None if det is None else Detections(**det),
-                poses=None if poses is None else Poses(**poses),
-                predictions=[Prediction(**p) for p in header["predictions"]],
-                meta=header["meta"],
-            )
-        if kind == "event":
-            return SourceEvent(
-                source_id=header["source_id"],
-                kind=header["kind"],
-                message=header["message"],
-                wall_time=header["wall_time"],
-                data=header["data"],
-            )
-        if kind == "eos":
-            return EndOfStream(source_id=header["source_id"], error=header["error"])
+            packet = FramePacket(image, source_id, frame_idx, pts, _time_base(tb_num, tb_den), capture_ns)
+            if extras:
+                det, poses = extras.get("detections"), extras.get("poses")
+                packet.detections = None if det is None else Detections(**det)
+                packet.poses = None if poses is None else Poses(**poses)
+                packet.predictions = [Prediction(**p) for p in extras.get("predictions", ())]
+                packet.meta = extras.get("meta", {})
+            return packet
+        if kind == "e":
+            _, _, source_id, event_kind, message, wall_time, data = header
+            return SourceEvent(source_id=source_id, kind=event_kind, message=message, wall_time=wall_time, data=data)
+        if kind == "x":
+            _, _, source_id, error = header
+            return EndOfStream(source_id=source_id, error=error)
         raise ValueError(f"unknown message kind {kind!r}")
     except (KeyError, ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
         raise TransportError(f"malformed message on the wire: {exc}") from exc

@@ -23,6 +23,7 @@ from stream.annotate.style import ColorLike
 from stream.errors import ConfigError
 from stream.packet import FramePacket
 from stream.stage import Outputs, Stage
+from stream.transport import LIVE_RECORDING
 
 
 class AnnotateStage(Stage):
@@ -35,6 +36,8 @@ class AnnotateStage(Stage):
     Raises:
         ConfigError: If an element of ``annotators`` has no ``annotate`` method.
     """
+
+    live_policy = LIVE_RECORDING  # drawing is cheap: absorb bursts
 
     def __init__(self, annotators: Sequence[Annotator], *, name: str | None = None) -> None:
         super().__init__(name)

@@ -37,6 +37,7 @@ import cv2
 from stream.errors import ConfigError, DisplayUnavailable
 from stream.packet import FramePacket
 from stream.stage import Outputs, Stage
+from stream.transport import LIVE_DISPLAY
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ class DisplaySink(Stage):
     Raises:
         ConfigError: If ``fps_cap`` is not positive.
     """
+
+    live_policy = LIVE_DISPLAY  # a display shows the newest frame only
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from stream.errors import SinkError
 from stream.packet import FramePacket, SourceEvent
 from stream.sinks.records import IncludeFrames, check_include_frames, dumps, frame_record, wants_frame
 from stream.stage import Outputs, Stage
+from stream.transport import LIVE_RECORDING
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class JsonlSink(Stage):
     Raises:
         ConfigError: If ``include_frames`` is not one of the three values.
     """
+
+    live_policy = LIVE_RECORDING
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from stream.errors import ConfigError
 from stream.packet import FramePacket, SourceEvent
 from stream.stage import Outputs, Stage, as_outputs
+from stream.transport import LIVE_RECORDING
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class MultiSink(Stage):
     Raises:
         ConfigError: If ``sinks`` is empty.
     """
+
+    live_policy = LIVE_RECORDING
 
     def __init__(self, sinks: Sequence[Stage], *, name: str | None = None) -> None:
         super().__init__(name)

@@ -30,6 +30,7 @@ from stream.errors import ConfigError, SinkError
 from stream.packet import FramePacket, SourceEvent
 from stream.sinks.records import IncludeFrames, check_include_frames, dumps, frame_record, wants_frame
 from stream.stage import Outputs, Stage
+from stream.transport import LIVE_RECORDING
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class ZmqPublisherSink(Stage):
     Raises:
         ConfigError: If ``topic`` is not bytes/str or ``include_frames`` is invalid.
     """
+
+    live_policy = LIVE_RECORDING
 
     def __init__(
         self,

@@ -40,6 +40,7 @@ import numpy as np
 from stream.errors import ConfigError, SinkError
 from stream.packet import FramePacket
 from stream.stage import Outputs, Stage
+from stream.transport import LIVE_RECORDING
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,8 @@ class VideoWriterSink(Stage):
     Raises:
         ConfigError: If a number is out of range.
     """
+
+    live_policy = LIVE_RECORDING
 
     def __init__(
         self,

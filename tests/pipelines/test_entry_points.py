@@ -9,9 +9,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 
 from tests.media import RtspServer, make_audio, make_video, rtsp_server_unavailable, strip_media_data
 from tests.pipelines.conftest import DEMO_CONFIG
+from tests.processes import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,13 +133,28 @@ def test_long_video_interrupted_keeps_valid_outputs(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ACTION_STREAM_CACHE": str(engine_cache)}
     cmd = [sys.executable, "-m", "stream.long_video", str(DEMO_CONFIG), str(random_checkpoint), str(long),
            str(labels_file), str(out), "--segments", str(segments), "--stride", "0"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not out.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.5)
+    proc = spawn(cmd, cwd=ROOT, env=env)
+    # Interrupt once the progress bar shows some frames done (not after a fixed sleep: how far a
+    # run gets in a given time depends on the machine's load).
+    err_chunks: list[str] = []
+    started = threading.Event()
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        while chunk := proc.stderr.read(64):
+            err_chunks.append(chunk)
+            done = [int(n) for n in re.findall(r"(\d+)/1500 frames", "".join(err_chunks[-8:]))]
+            if done and max(done) >= 100:
+                started.set()
+        started.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    assert started.wait(60), "".join(err_chunks)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    proc.wait(timeout=30)
+    reader.join(timeout=5)
+    err = "".join(err_chunks)
     assert proc.returncode == 0, err
     done = frames_in(out)
     assert 0 < done < 1500
@@ -197,7 +215,7 @@ def test_rtsp_monitor_two_cameras_one_restarted(
                "--source", steady.url, "--source", flaky.url, "--backend", "onnxruntime",
                "--events", str(events), "--health-file", str(health), "--health-interval", "1",
                "--event-threshold", "0.05", "--start-after", "2", "--max-backoff", "1"]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = spawn(cmd, cwd=ROOT, env=env)
         try:
             time.sleep(8)
             flaky.stop()

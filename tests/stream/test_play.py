@@ -14,6 +14,7 @@ import av
 import pytest
 
 from tests.media import RtspServer, VideoSpec
+from tests.processes import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,10 +53,16 @@ def test_image_folder_with_max_frames(image_folder: Path, tmp_path: Path) -> Non
 
 
 def test_rtsp_stream(rtsp_server: RtspServer, tmp_path: Path) -> None:
-    out = tmp_path / "cam.mp4"
-    result = play(rtsp_server.url, "--max-frames", "20", "--out-file", str(out))
+    out, metrics = tmp_path / "cam.mp4", tmp_path / "metrics.json"
+    result = play(rtsp_server.url, "--max-frames", "20", "--out-file", str(out), "--metrics", str(metrics))
     assert result.returncode == 0, result.stderr
-    assert 10 <= frame_count(out) <= 20  # live: a few frames may be dropped, never more than read
+    stages = json.loads(metrics.read_text())["stages"]
+    dropped = sum(s.get("dropped", 0) for s in stages.values())
+    written = frame_count(out)
+    # Live links may drop, but every frame read is written or counted as dropped; the burst a
+    # camera sends on connect fits the drawing and writing stages' deep buffers.
+    assert written + dropped == 20, stages
+    assert written >= 15, stages
 
 
 @pytest.mark.parametrize(
@@ -89,17 +96,19 @@ def test_show_without_display_is_a_clear_error(sample_video: VideoSpec) -> None:
     assert result.returncode == 2 and "no display" in result.stderr
 
 
-def test_ctrl_c_stops_quickly_and_keeps_a_valid_output(media, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_quickly_and_keeps_a_valid_output(media, tmp_path: Path, sig: int) -> None:  # type: ignore[no-untyped-def]
     clip = media.video("long.mp4", frames=240, fps=24)  # 10 s played in real time
     out = tmp_path / "interrupted.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.play", str(clip.path), "--realtime", "--out-file", str(out)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    time.sleep(3.0)
+    cmd = [sys.executable, "-m", "stream.play", str(clip.path), "--realtime", "--out-file", str(out)]
+    proc = spawn(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while not out.exists() and time.monotonic() < deadline:  # started writing
+        time.sleep(0.1)
+    time.sleep(1.0)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
     assert time.monotonic() - sent < 2.0, err
     assert proc.returncode == 0, err

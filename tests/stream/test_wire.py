@@ -69,8 +69,11 @@ def test_control_packets_round_trip(packet: object) -> None:
     "parts, match",
     [
         ([b"\x00garbage"], "malformed"),
-        ([b"\x81\xa1v\x63"], "wire version"),
-        ([b"\x82\xa1v\x01\xa1k\xa3zzz"], "unknown message kind"),
+        ([b"\x81\xa1v\x63"], "unknown wire version 99"),
+        ([b"\x82\xa1v\x01\xa1k\xa5frame"], "unknown wire version 1"),  # a version-1 peer
+        ([b"\x92\x02\xa3zzz"], "unknown message kind"),
+        ([b"\x93\x02\xa1f\x00", b"x"], "malformed"),  # a frame header cut short
+        ([b"\x9b\x02\xa1f\xa1c\x00\x00\x01\x1e\x00\x02\x02\xc0", b"x" * 13], "13 pixel bytes for a 2x2"),
     ],
 )
 def test_malformed_messages_raise_transport_error(parts: list[bytes], match: str) -> None:
