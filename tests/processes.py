@@ -20,3 +20,18 @@ def spawn(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kwargs
     )
+
+
+def interrupt(proc: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: float = 30) -> tuple[str, str]:
+    """Send ``sig`` and wait for the process to end; kill it (and fail) if it does not in time.
+
+    Returns:
+        Its stdout and stderr.
+    """
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"{proc.args} did not stop within {timeout} s of signal {sig}:\n{err[-3000:]}") from None

@@ -14,7 +14,7 @@ import av
 import pytest
 
 from tests.media import RtspServer, VideoSpec
-from tests.processes import spawn
+from tests.processes import interrupt, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,8 +108,7 @@ def test_interrupt_stops_quickly_and_keeps_a_valid_output(media, tmp_path: Path,
         time.sleep(0.1)
     time.sleep(1.0)
     sent = time.monotonic()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=20)
+    _, err = interrupt(proc, sig, timeout=20)
     assert time.monotonic() - sent < 2.0, err
     assert proc.returncode == 0, err
     assert 10 < frame_count(out) < clip.frames
