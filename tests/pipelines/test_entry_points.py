@@ -22,7 +22,7 @@ import pytest
 
 from tests.media import RtspServer, make_audio, make_video, rtsp_server_unavailable, strip_media_data
 from tests.pipelines.conftest import DEMO_CONFIG
-from tests.processes import spawn
+from tests.processes import interrupt, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,8 +223,7 @@ def test_rtsp_monitor_two_cameras_one_restarted(
             flaky.start()
             time.sleep(8)
         finally:
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
+            _, err = interrupt(proc)
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     by_kind = lambda src, kind: [e for e in lines if e["source_id"] == src and e["kind"] == kind]  # noqa: E731
