@@ -17,7 +17,13 @@ Two modes:
   deterministic and do not depend on speed. Each prediction is attached to the frame its clip
   ends on (``anchor='end'``, causal, as live) or, for offline labelling, to the frame nearest
   the middle of its window (``anchor='center'``), so labels line up with the action instead of
-  lagging half a window behind it.
+  lagging half a window behind it. With ``anchor='interpolate'`` (offline labelling, as
+  ``stream.long_video`` does) every frame gets a prediction of its own: the class scores of
+  the two windows whose middles are nearest before and after it, blended linearly by its
+  distance to each middle (the first window's scores before its middle, the last one's after
+  its middle). A frame is then labelled by the windows centred around it rather than by the
+  last window whose middle it passed, which lags half a stride behind; and where successive
+  windows' scores move across an action change, the label switches where they cross.
 * **live** — inference runs in one worker thread of the stage, so frames pass on at once
   (display never waits for the model). The worker always takes the newest due clip of each
   source; a due clip that was not started before a newer one replaced it is dropped and
@@ -45,6 +51,8 @@ from stream.stage import Outputs, Stage
 
 log = logging.getLogger(__name__)
 _WINDOW = 2048  # latency samples kept for percentiles
+#: Where file mode puts a clip's prediction (see :class:`RecognitionParams`).
+ANCHORS = ("end", "center", "interpolate")
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,9 @@ class RecognitionParams:
         inference_fps: at most this many clips per second of stream time.
         batch_size: clips per engine call (file mode batches across windows).
         live: live mode (see the module docstring) instead of lossless file mode.
-        anchor: file mode: attach a prediction to its clip's newest frame (``end``) or to the
-            frame nearest the middle of its window (``center``).
+        anchor: file mode: attach a prediction to its clip's newest frame (``end``), to the
+            frame nearest the middle of its window (``center``), or give every frame the scores
+            of the windows centred before and after it, linearly blended (``interpolate``).
         input_step: feed every N-th frame to the clip buffers (long_video_demo's ``--input-step``:
             a window then spans N times as many frames; the choice is deterministic).
     """
@@ -74,19 +83,30 @@ class RecognitionParams:
     inference_fps: float | None = None
     batch_size: int = 1
     live: bool = False
-    anchor: Literal["end", "center"] = "end"
+    anchor: Literal["end", "center", "interpolate"] = "end"
     input_step: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"--threshold: expected a score between 0 and 1, got {self.threshold}")
-        if self.anchor not in ("end", "center"):
-            raise ConfigError(f"anchor: expected 'end' or 'center', got {self.anchor!r}")
+        if self.anchor not in ANCHORS:
+            raise ConfigError(f"anchor: expected one of {', '.join(map(repr, ANCHORS))}, got {self.anchor!r}")
         for name in ("top_k", "average_size", "batch_size", "input_step"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}")
         if self.predict_stepsize is not None and self.stride is not None:
             raise ConfigError("give --predict-stepsize or --stride, not both")
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A window's middle (stream time), class scores and extent, for ``anchor='interpolate'``."""
+
+    centre_s: float
+    scores: np.ndarray
+    start_s: float
+    end_s: float
+    capture_ns: int
 
 
 class RecognitionStage(Stage):
@@ -117,6 +137,7 @@ class RecognitionStage(Stage):
         # file mode
         self._held: list[FramePacket] = []
         self._pending: list[Clip] = []
+        self._windows: dict[str, _Window] = {}  # anchor='interpolate': each source's newest window
         # live mode
         self._mailbox: dict[str, Clip] = {}
         self._results: dict[str, list[Prediction]] = collections.defaultdict(list)
@@ -171,6 +192,11 @@ class RecognitionStage(Stage):
             self._stop_worker()
             return None
         self._infer_pending()
+        if self.params.anchor == "interpolate":
+            for packet in self._held:  # after the last window's middle: its scores
+                window = self._windows.get(packet.source_id)
+                if window is not None and packet.time_s > window.centre_s:
+                    packet.predictions.append(self._blend(window, window, packet.time_s))
         released, self._held = self._held, []
         return released
 
@@ -207,18 +233,48 @@ class RecognitionStage(Stage):
         if not self._pending:
             return float("inf")
         clips, self._pending = self._pending, []
-        predictions = self._infer(clips)
-        times = np.fromiter((p.time_s for p in self._held), np.float64, len(self._held))
-        for clip, prediction in zip(clips, predictions, strict=True):
-            target = clip.end_s if self.params.anchor == "end" else (clip.start_s + clip.end_s) / 2
-            candidates = [i for i, p in enumerate(self._held) if p.source_id == clip.source_id]
-            if candidates:
-                best = min(candidates, key=lambda i: (abs(times[i] - target), -times[i]))
-                self._held[best].predictions.append(prediction)
+        if self.params.anchor == "interpolate":
+            for clip, row in zip(clips, self._scores(clips), strict=True):
+                self._interpolate(clip, row)
+        else:
+            predictions = self._infer(clips)
+            times = np.fromiter((p.time_s for p in self._held), np.float64, len(self._held))
+            for clip, prediction in zip(clips, predictions, strict=True):
+                target = clip.end_s if self.params.anchor == "end" else (clip.start_s + clip.end_s) / 2
+                candidates = [i for i, p in enumerate(self._held) if p.source_id == clip.source_id]
+                if candidates:
+                    best = min(candidates, key=lambda i: (abs(times[i] - target), -times[i]))
+                    self._held[best].predictions.append(prediction)
         if self.params.anchor == "end":
             return float("inf")
         # Frames after the newest window's middle may still get the next clip's prediction.
         return max((c.start_s + c.end_s) / 2 for c in clips)
+
+    def _interpolate(self, clip: Clip, row: np.ndarray) -> None:
+        """Give the held frames of ``clip``'s source up to its window's middle their blended scores.
+
+        Frames after the previous window's middle blend the two windows by distance; before
+        the first window's middle (or after a timestamp reset), frames take this window's scores.
+        """
+        window = _Window((clip.start_s + clip.end_s) / 2, row, clip.start_s, clip.end_s, clip.capture_ns)
+        previous = self._windows.get(clip.source_id)
+        if previous is not None and previous.centre_s >= window.centre_s:
+            previous = None
+        for packet in self._held:
+            if packet.source_id != clip.source_id or packet.time_s > window.centre_s:
+                continue
+            if previous is None:
+                packet.predictions.append(self._blend(window, window, packet.time_s))
+            elif packet.time_s > previous.centre_s:
+                packet.predictions.append(self._blend(previous, window, packet.time_s))
+        self._windows[clip.source_id] = window
+
+    def _blend(self, before: _Window, after: _Window, time_s: float) -> Prediction:
+        """The prediction at ``time_s`` between two windows' middles: their scores, linearly blended."""
+        span = after.centre_s - before.centre_s
+        weight = min(max((time_s - before.centre_s) / span, 0.0), 1.0) if span > 0 else 1.0
+        scores = after.scores if weight == 1.0 else (1.0 - weight) * before.scores + weight * after.scores
+        return self._to_prediction(scores, before.start_s, after.end_s, after.capture_ns)
 
     def _release(self, final_until: float) -> list[FramePacket]:
         cut = len(self._held)
@@ -279,30 +335,38 @@ class RecognitionStage(Stage):
     # ------------------------------------------------------------------ inference
 
     def _infer(self, clips: list[Clip]) -> list[Prediction]:
+        return [
+            self._to_prediction(row, clip.start_s, clip.end_s, clip.capture_ns)
+            for clip, row in zip(clips, self._scores(clips), strict=True)
+        ]
+
+    def _scores(self, clips: list[Clip]) -> list[np.ndarray]:
+        """Run the engine on ``clips``; each clip's class scores, averaged over its source's last ``average_size``."""
         recognizer = self._recognizer
         assert recognizer is not None
         start = time.perf_counter()
         scores = recognizer.scores(clips)
         done_ns = time.monotonic_ns()
         self.infer_ms.append((time.perf_counter() - start) * 1e3 / len(clips))
-        predictions = []
+        averaged = []
         for clip, row in zip(clips, scores, strict=True):
-            predictions.append(self._prediction(recognizer, clip, row))
+            history = self._history.setdefault(clip.source_id, collections.deque(maxlen=self.params.average_size))
+            history.append(row)
+            averaged.append(np.mean(history, axis=0) if len(history) > 1 else row)
             self.latency_ms.append((done_ns - clip.capture_ns) / 1e6)
         self.clips += len(clips)
-        return predictions
+        return averaged
 
-    def _prediction(self, recognizer: Recognizer, clip: Clip, row: np.ndarray) -> Prediction:
-        history = self._history.setdefault(clip.source_id, collections.deque(maxlen=self.params.average_size))
-        history.append(row)
-        avg = np.mean(history, axis=0) if len(history) > 1 else row
-        order = np.argsort(-avg, kind="stable")[: self.params.top_k]
-        order = order[avg[order] >= self.params.threshold]
+    def _to_prediction(self, scores: np.ndarray, start_s: float, end_s: float, capture_ns: int) -> Prediction:
+        recognizer = self._recognizer
+        assert recognizer is not None
+        order = np.argsort(-scores, kind="stable")[: self.params.top_k]
+        order = order[scores[order] >= self.params.threshold]
         return Prediction(
             label_ids=order,
-            scores=avg[order],
+            scores=scores[order],
             names=tuple(recognizer.class_names[i] for i in order),
-            start_s=clip.start_s,
-            end_s=clip.end_s,
-            capture_ns=clip.capture_ns,
+            start_s=start_s,
+            end_s=end_s,
+            capture_ns=capture_ns,
         )

@@ -2,6 +2,7 @@
 
     python -m stream.long_video CONFIG CHECKPOINT VIDEO LABEL_FILE OUT_FILE
                                 [--input-step N] [--stride S] [--threshold T]
+                                [--frame-labels interpolate|center]
 
 The arguments of MMAction2's ``demo/long_video_demo.py``. ``OUT_FILE`` ending in ``.mp4``
 (or another video suffix) is the annotated video; ``.json`` holds per-frame results. Also
@@ -11,6 +12,12 @@ OUT_FILE). Unlike the MMAction2 demo, frames are chosen deterministically, clips
 sampled as the model's test pipeline says (``frame_interval`` honoured), decode /
 inference / encode run in parallel threads, clips are batched across windows, and an
 interrupted run (Ctrl-C) still leaves valid outputs for the part it processed.
+
+Frame labels line up with the video instead of lagging behind it: by default
+(``--frame-labels interpolate``) each frame gets the class scores of the two windows whose
+middles are nearest before and after it, blended by its distance to each middle; with
+``--frame-labels center`` a window's label holds from the frame at its middle until the
+next window's middle (half a stride later than the nearest window would say).
 """
 
 from __future__ import annotations
@@ -50,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.5,
         help="predict every stride × window frames (window = clip_len × frame_interval × num_clips); 0: every frame",
+    )
+    parser.add_argument(
+        "--frame-labels",
+        choices=("interpolate", "center"),
+        default="interpolate",
+        help="interpolate: blend the scores of the windows centred before and after each frame (default); "
+        "center: hold each window's label from its middle frame on",
     )
     parser.add_argument("--threshold", type=float, default=0.01, help="labels scoring below this are not shown")
     parser.add_argument("--top-k", type=int, default=5, help="labels per prediction")
@@ -98,7 +112,7 @@ def long_video(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         stride=args.stride,
         batch_size=args.batch_size,
-        anchor="center",
+        anchor=args.frame_labels,
         input_step=args.input_step,
     )
     timeline_png = None if args.no_timeline else args.timeline or out.with_name(out.stem + "_timeline.png")

@@ -11,7 +11,7 @@ import pytest
 from pipelines.recognition import RecognitionParams, RecognitionStage
 from pipelines.recognizer import Recognizer, open_recognizer, read_label_file
 from stream.errors import ConfigError, SourceNotFound
-from stream.packet import FramePacket
+from stream.packet import FramePacket, Prediction
 from stream.runner import Pipeline
 from tests.pipelines.conftest import DEMO_CONFIG
 from tests.stream.helpers import Collect, CountingSource, frame
@@ -80,6 +80,37 @@ def test_center_anchor_attaches_to_the_middle_of_the_window(recognizer: Recogniz
     centers = sorted(attached(out))
     assert centers[0] in (15, 16)  # middle of frames 0..31
     assert np.diff(centers).tolist() == [16] * (len(centers) - 1)
+
+
+def full_scores(prediction: Prediction) -> np.ndarray:
+    out = np.zeros(8, np.float32)
+    out[prediction.label_ids] = prediction.scores
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_interpolate_anchor_blends_the_windows_around_each_frame(recognizer: Recognizer, batch_size: int) -> None:
+    frames = 90
+    params = dict(stride=0.5, top_k=8, batch_size=batch_size)
+    centred = run_file_mode(recognizer, RecognitionParams(anchor="center", **params), moving_frames(frames))
+    windows = [p.predictions[0] for p in centred if p.predictions]
+    centres = np.array([(w.start_s + w.end_s) / 2 for w in windows])
+    window_scores = np.stack([full_scores(w) for w in windows])
+    out = run_file_mode(recognizer, RecognitionParams(anchor="interpolate", **params), moving_frames(frames))
+    assert [p.frame_idx for p in out] == list(range(frames))
+    assert all(len(p.predictions) == 1 for p in out)  # every frame, once
+    times = np.arange(frames) / 25
+    expected = np.stack([np.interp(times, centres, window_scores[:, c]) for c in range(8)], 1)
+    got = np.stack([full_scores(p.predictions[0]) for p in out])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # Between two windows' middles a frame's prediction spans both windows.
+    middle = out[int(centres[0] * 25) + 4].predictions[0]
+    assert (middle.start_s, middle.end_s) == (windows[0].start_s, windows[1].end_s)
+
+
+def test_unknown_anchor_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="'end', 'center', 'interpolate'"):
+        RecognitionParams(anchor="middle")  # type: ignore[arg-type]
 
 
 def test_threshold_top_k_and_averaging(recognizer: Recognizer) -> None:
