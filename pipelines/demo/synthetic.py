@@ -525,11 +525,76 @@ def render_clip(
     duration = (n_frames - 1) / fps
     pose, motion = place(action, sample_motion(action, size[1], rng), duration, size, rng)
     scene.legs.append(Leg(action, 0.0, duration, pose, motion))
+    return _render_frames(scene, indices, fps, rng)
+
+
+def _render_frames(scene: Scene, indices: Sequence[int], fps: float, rng: np.random.Generator) -> np.ndarray:
+    """Frames ``indices`` of ``scene`` at ``fps``; each frame's noise depends only on its index and ``rng``."""
+    width, height = scene.size
     noise_seed = int(rng.integers(2**63))
-    frames = np.empty((len(indices), size[1], size[0], 3), np.uint8)
+    frames = np.empty((len(indices), height, width, 3), np.uint8)
     for out, index in enumerate(indices):
         frames[out] = scene.render(index / fps, np.random.default_rng([noise_seed, index]))
     return frames
+
+
+def render_transition_clip(
+    first: str,
+    second: str,
+    switch_frame: int,
+    n_frames: int,
+    fps: float,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    *,
+    frame_indices: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Render a clip in which the object performs ``first`` and then, from ``switch_frame`` on, ``second``.
+
+    As in :func:`make_demo_video`, the second action starts where the first left the object
+    (same place, size and angle; only the motion changes), so the clip looks like a window
+    of a long video that straddles an action boundary. Frame ``k`` belongs to ``first``
+    when ``k < switch_frame`` (``k / fps`` before the switch), else to ``second``.
+
+    Args:
+        first: Action of frames ``[0, switch_frame)``.
+        second: Action of frames ``[switch_frame, n_frames)``.
+        switch_frame: First frame of ``second``, in ``[1, n_frames)``.
+        n_frames: Frames in the clip.
+        fps: Frame rate the clip is rendered at (rates are per second).
+        size: ``(width, height)`` in pixels.
+        rng: Source of every random choice.
+        frame_indices: Render only these frames (default all); see :func:`render_clip`.
+
+    Returns:
+        ``(len(frame_indices) or n_frames, height, width, 3)`` BGR ``uint8``.
+
+    Raises:
+        ValueError: For an unknown action, a ``switch_frame`` outside ``[1, n_frames)``, a
+            non-positive ``n_frames``/``fps``, a tiny ``size`` or a frame index out of range.
+    """
+    check_action(first)
+    check_action(second)
+    size = _check_size(size)
+    if n_frames <= 0 or fps <= 0:
+        raise ValueError(f"n_frames and fps: expected positive values, got {n_frames!r} and {fps!r}")
+    if not 1 <= switch_frame < n_frames:
+        raise ValueError(f"switch_frame: expected a value in [1, {n_frames}), got {switch_frame!r}")
+    indices = list(range(n_frames)) if frame_indices is None else [int(i) for i in frame_indices]
+    if any(not 0 <= i < n_frames for i in indices):
+        raise ValueError(f"frame_indices: expected values in [0, {n_frames}), got {indices!r}")
+    scene = random_scene(size, rng)
+    switch, duration = switch_frame / fps, (n_frames - 1) / fps
+    for _attempt in range(8):
+        pose, motion = place(first, sample_motion(first, size[1], rng), switch, size, rng)
+        middle = motion.pose_at(pose, switch)
+        then = _fitting_motion(second, middle, duration - switch, size, rng)
+        if then is not None:
+            scene.legs = [Leg(first, 0.0, switch, pose, motion), Leg(second, switch, duration, middle, then)]
+            break
+    else:  # rare: search for a chain from a central start, as the demo video does
+        scene.legs = plan_legs([(first, switch), (second, duration - switch)], size, rng)
+    return _render_frames(scene, indices, fps, rng)
 
 
 # --------------------------------------------------------------------------- long demo video

@@ -111,6 +111,31 @@ def test_long_video_outputs(
     assert len(frames) == 100 and frames[-1]["labels"]
 
 
+def test_long_video_labels_the_shipped_demo_video(engine_cache: Path, tmp_path: Path) -> None:
+    """The README's long-video job on the shipped model and video: >= 95% of all frames right.
+
+    Every frame counts, also those next to the demo's 12 action changes; the merged segments
+    follow the ground truth's order of actions.
+    """
+    from pipelines.demo import ASSETS
+    from pipelines.demo.synthetic import GroundTruth
+
+    truth = GroundTruth.load(ASSETS / "demo_gt.json")
+    out, segments = tmp_path / "demo.json", tmp_path / "demo_segments.json"
+    args = [str(DEMO_CONFIG), str(ASSETS / "demo_recognizer.pth"), str(ASSETS / "demo.mp4"),
+            str(ASSETS / "label_map.txt"), str(out), "--segments", str(segments)]  # fmt: skip
+    result = run("stream.long_video", *args, "--backend", "onnxruntime", cache=engine_cache, timeout=300)
+    assert result.returncode == 0, result.stderr
+    frames = json.loads(out.read_text())["sources"]["demo"]["frames"]
+    assert [f["frame_idx"] for f in frames] == list(range(truth.num_frames))
+    predicted = [f["labels"][0] for f in frames]
+    expected = [truth.classes[i] for i in truth.frame_labels()]
+    accuracy = sum(p == e for p, e in zip(predicted, expected, strict=True)) / len(expected)
+    assert accuracy >= 0.95, accuracy
+    merged = [s["label"] for s in json.loads(segments.read_text())]
+    assert merged == [s.label for s in truth.segments]
+
+
 def test_long_video_is_deterministic(
     engine_cache: Path, random_checkpoint: Path, labels_file: Path, video: Path, tmp_path: Path
 ) -> None:
