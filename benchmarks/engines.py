@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 from engines.backends import BackendUnavailable, backend_class, select_backend  # noqa: E402
 from engines.checkpoint import save_checkpoint  # noqa: E402
 from engines.config import load_config  # noqa: E402
-from engines.engine import build_engine, compare, load_engine  # noqa: E402
+from engines.engine import AUTO_MIN_TOP1, build_engine, compare, load_engine  # noqa: E402
 from engines.export import DeployModel, sample_inputs, torch_scores  # noqa: E402
 from engines.models import build  # noqa: E402
 
@@ -218,7 +218,20 @@ def machine() -> dict[str, Any]:
     }
 
 
-def print_table(results: list[Result], batches: list[int], auto: str) -> None:
+def auto_picks(results: list[Result], auto: str) -> dict[str, str]:
+    """The precision ``auto`` ends with per family: the backend's fast precision on this machine
+    where its top-1 agreement with torch fp32 is at least ``AUTO_MIN_TOP1``, else fp32
+    (what :func:`engines.engine.build_engine` does with ``precision='auto'``)."""
+    tried = backend_class(auto).auto_precision()
+    picks = {}
+    for family in {r.family for r in results}:
+        row = next((r for r in results if (r.family, r.backend, r.precision) == (family, auto, tried)), None)
+        agreement = row.top1_agreement if row is not None else None
+        picks[family] = tried if agreement is not None and agreement >= AUTO_MIN_TOP1 else "fp32"
+    return picks
+
+
+def print_table(results: list[Result], batches: list[int], auto: str, picks: dict[str, str]) -> None:
     """Clips/s with the speed-up over torch eager (same family, batch), and accuracy vs torch fp32."""
     head = f"{'family':9} {'backend':12} {'prec':5} " + " ".join(f"{'b' + str(b) + ' clips/s':>16}" for b in batches)
     print(head + f" {'max|err|':>9} {'top1':>5}  note")
@@ -232,16 +245,18 @@ def print_table(results: list[Result], batches: list[int], auto: str) -> None:
             cells.append(f"{rate:9.2f} {ratio:>6}" if rate else f"{'-':>16}")
         err = f"{r.max_abs_diff:9.2e}" if r.max_abs_diff is not None else " " * 9
         top1 = f"{r.top1_agreement:5.2f}" if r.top1_agreement is not None else ""
-        mark = " <- auto" if r.backend == auto and r.precision == "fp32" else ""
+        mark = " <- auto" if r.backend == auto and r.precision == picks.get(r.family) else ""
         print(f"{r.family:9} {r.backend:12} {r.precision:5} " + " ".join(cells) + f" {err} {top1}  {r.note}{mark}")
 
 
-def auto_speedups(results: list[Result], auto: str, batches: list[int]) -> dict[str, dict[str, float]]:
-    """``auto``'s backend over torch eager, per family and batch."""
+def auto_speedups(
+    results: list[Result], auto: str, picks: dict[str, str], batches: list[int]
+) -> dict[str, dict[str, float]]:
+    """``auto``'s backend and precision over torch eager, per family and batch."""
     out: dict[str, dict[str, float]] = {}
     for family in sorted({r.family for r in results}):
         rows = {(r.backend, r.precision): r for r in results if r.family == family}
-        base, pick = rows.get(("torch", "fp32")), rows.get((auto, "fp32")) or rows.get((auto, "fp16"))
+        base, pick = rows.get(("torch", "fp32")), rows.get((auto, picks.get(family, "fp32")))
         if base and pick:
             out[family] = {
                 str(b): round(pick.clips_per_s[str(b)] / base.clips_per_s[str(b)], 3)
@@ -286,15 +301,17 @@ def main(argv: list[str] | None = None) -> int:
         for family in families:
             results.extend(bench_family(family, args, work))
     auto = select_backend()
-    print(f"\nmachine: {machine()}\nauto picks: {auto}\n")
-    print_table(results, args.batch, auto)
-    speedups = auto_speedups(results, auto, args.batch)
+    picks = auto_picks(results, auto)
+    print(f"\nmachine: {machine()}\nauto picks: {auto}, precision {picks}\n")
+    print_table(results, args.batch, auto, picks)
+    speedups = auto_speedups(results, auto, picks, args.batch)
     print(f"\nauto ({auto}) speed-up over torch eager: {speedups}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "machine": machine(),
             "auto": auto,
+            "auto_precision": picks,
             "auto_speedup_vs_torch": speedups,
             "args": {k: v for k, v in vars(args).items() if k not in ("json", "workdir")},
             "results": [asdict(r) for r in results],

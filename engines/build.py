@@ -36,6 +36,13 @@ def make_parser() -> argparse.ArgumentParser:
         "else openvino on an Intel CPU, else onnxruntime (default: auto)",
     )
     precision = parser.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--fp32",
+        action="store_true",
+        help="full precision. Default (none of --fp32/--fp16/--bf16): the backend's fast precision on this "
+        "machine (openvino: bf16 where the CPU has it natively; GPUs: fp16), kept only if its top-1 labels "
+        "match torch fp32 on 8 check clips, else fp32",
+    )
     precision.add_argument("--fp16", action="store_true", help="half precision (tensorrt, torch-cuda, openvino)")
     precision.add_argument("--bf16", action="store_true", help="bfloat16 (openvino, tensorrt, torch, torch-cuda)")
     parser.add_argument("--max-batch", type=positive_int, default=4, help="largest batch per run (default: 4)")
@@ -84,7 +91,7 @@ def make_parser() -> argparse.ArgumentParser:
 def _main(args: argparse.Namespace) -> int:
     from engines.engine import build_engine
 
-    precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
+    precision = "fp32" if args.fp32 else "fp16" if args.fp16 else "bf16" if args.bf16 else "auto"
     engine = build_engine(
         args.config,
         args.checkpoint,

@@ -46,6 +46,11 @@ from engines.manifest import MANIFEST_NAME, Manifest, library_versions
 
 logger = logging.getLogger(__name__)
 
+#: ``precision='auto'`` keeps a reduced precision only if this share of top-1 labels agree with fp32.
+AUTO_MIN_TOP1 = 0.99
+#: Real-looking clips (:func:`~engines.export.sample_inputs`) that check it.
+AUTO_CHECK_SAMPLES = 8
+
 ONNX_NAME = "model.onnx"
 CONFIG_NAME = "config.py"
 WEIGHTS_NAME = "weights.pth"
@@ -175,7 +180,7 @@ def build_engine(
     config: str | Path,
     checkpoint: str | Path,
     backend: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     max_batch: int = 4,
     out_dir: str | Path = "engine",
     *,
@@ -196,11 +201,17 @@ def build_engine(
     prepare its files (OpenVINO IR, TensorRT plan), write ``manifest.json``, open the
     backend and record its agreement with torch on a smooth random batch.
 
+    ``precision='auto'`` tries the backend's fast precision for this machine
+    (:meth:`Backend.auto_precision`: bf16 for OpenVINO on a CPU with native bf16, fp16 on
+    CUDA GPUs) and keeps it only if its top-1 agreement with torch fp32 on
+    :data:`AUTO_CHECK_SAMPLES` real-looking clips is at least :data:`AUTO_MIN_TOP1`; otherwise
+    the engine falls back to fp32 (logged, and recorded in ``manifest.validation``).
+
     Args:
         config: Project or MMAction2 config file.
         checkpoint: ``.pth`` in MMAction2 layout or a bare state dict.
         backend: A name from :data:`~engines.backends.BACKENDS` or ``'auto'``.
-        precision: ``'fp32'``, ``'fp16'`` or ``'bf16'`` (backend permitting).
+        precision: ``'auto'`` (see above), ``'fp32'``, ``'fp16'`` or ``'bf16'`` (backend permitting).
         max_batch: Largest batch per run.
         out_dir: Engine directory to write (created; existing engine files are replaced).
         cfg_options: ``--cfg-options`` overrides.
@@ -212,7 +223,8 @@ def build_engine(
         opset: ONNX opset (>= 17).
         num_threads: CPU threads for the backend.
         copy_weights: Store ``weights.pth`` in the engine dir; default: only for torch backends.
-        validate: Compare the opened backend with torch and record it in the manifest.
+        validate: Compare the opened backend with torch and record it in the manifest
+            (always done when ``precision='auto'`` picks a reduced precision).
 
     Raises:
         ModelConfigError: Bad config or option. CheckpointError: unreadable or unfitting
@@ -224,8 +236,12 @@ def build_engine(
     checkpoint = Path(checkpoint)
     out = Path(out_dir)
     name = resolve_backend(backend)
-    options = BackendOptions(precision=precision, max_batch=max_batch, num_threads=num_threads)
     cls = backend_class(name)
+    auto = precision == "auto"
+    if auto:
+        precision = cls.auto_precision()
+        logger.info("precision 'auto': trying %s on %s", precision, name)
+    options = BackendOptions(precision=precision, max_batch=max_batch, num_threads=num_threads)
     cls.check_options(options)
     cls.check_available()
     if average_clips is not None and average_clips not in AVERAGE_CLIPS_CHOICES:
@@ -303,15 +319,34 @@ def build_engine(
     )
     manifest.files.update(cls.prepare(out, manifest, options))
     manifest.save(out)
-    runner = cls.open(out, manifest, options)
-    engine = Engine(out, manifest, runner)
-    if validate:
-        deploy = DeployModel(model, input_format, mean if fold_normalize else None, std if fold_normalize else None)
-        batch = sample_inputs(shape, min(2, max_batch), mean=mean, std=std, normalize=not fold_normalize, seed=3)
-        manifest.validation = compare(torch_scores(deploy.eval(), batch), engine.infer(batch))
-        manifest.validation["batch"] = int(batch.shape[0])
-        logger.info("backend %s vs torch: %s", name, manifest.validation)
-        manifest.save(out)
+    engine = Engine(out, manifest, cls.open(out, manifest, options))
+    check_precision = auto and precision != "fp32"
+    if not (validate or check_precision):
+        return engine
+    deploy = DeployModel(model, input_format, mean if fold_normalize else None, std if fold_normalize else None)
+    samples = AUTO_CHECK_SAMPLES if check_precision else min(2, max_batch)
+    batch = sample_inputs(shape, samples, mean=mean, std=std, normalize=not fold_normalize, seed=3)
+    reference = torch_scores(deploy.eval(), batch)
+    manifest.validation = compare(reference, engine.infer(batch))
+    if check_precision:
+        agreement = manifest.validation["top1_agreement"]
+        kept = agreement >= AUTO_MIN_TOP1
+        auto_check = {"tried": precision, "top1_agreement": agreement, "kept": kept}
+        if not kept:
+            logger.warning(
+                "precision 'auto': %s agrees with torch fp32 on top-1 for %.0f%% of %d clips (< %.0f%%); using fp32",
+                precision, 100 * agreement, samples, 100 * AUTO_MIN_TOP1,
+            )  # fmt: skip
+            engine.close()
+            options = replace(options, precision="fp32")
+            manifest.precision = "fp32"
+            manifest.files.update(cls.prepare(out, manifest, options))
+            engine = Engine(out, manifest, cls.open(out, manifest, options))
+            manifest.validation = compare(reference, engine.infer(batch))
+        manifest.validation["auto_precision"] = auto_check
+    manifest.validation["batch"] = int(batch.shape[0])
+    logger.info("backend %s %s vs torch: %s", name, manifest.precision, manifest.validation)
+    manifest.save(out)
     return engine
 
 

@@ -19,7 +19,13 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = False)
         parser.add_argument("--label-file", help="class names, one per line (default: config or checkpoint)")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino, tensorrt, torch-cuda or torch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="engine precision")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="engine precision; auto: bf16 on CPUs with native bf16 (OpenVINO), fp16 on GPUs, kept only "
+        "if top-1 labels match fp32 on a check batch, else fp32 (default: auto)",
+    )
     parser.add_argument("--engine", help="use this prebuilt engine directory (python -m engines.build)")
     parser.add_argument("--num-clips", type=int, help="override the test pipeline's num_clips (fewer: faster)")
     parser.add_argument("--batch-size", type=int, default=4, help="clips per engine call")

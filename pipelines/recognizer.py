@@ -122,7 +122,7 @@ def open_recognizer(
     *,
     backend: str = "auto",
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     cfg_options: Mapping[str, Any] | None = None,
     label_file: str | Path | None = None,
     engine_dir: str | Path | None = None,
@@ -138,7 +138,8 @@ def open_recognizer(
         checkpoint: ``.pth`` in MMAction2 layout; default: the config's ``load_from``.
         backend: Engine backend (``auto`` picks for the device).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``fp32``, ``fp16`` or ``bf16`` (backend permitting).
+        precision: ``auto`` (the backend's fast precision where it keeps top-1 labels, else
+            fp32; see :func:`engines.engine.build_engine`), ``fp32``, ``fp16`` or ``bf16``.
         cfg_options: ``--cfg-options`` overrides.
         label_file: Class names, one per line; default the config's ``label_file``, then the
             checkpoint's ``dataset_meta.classes``, then ``class_0``…

@@ -182,6 +182,14 @@ class Backend(ABC):
         return True
 
     @classmethod
+    def auto_precision(cls) -> str:
+        """The precision ``precision='auto'`` tries first on this machine (the build checks it).
+
+        ``'fp32'`` unless the backend has a faster precision the hardware runs natively.
+        """
+        return "fp32"
+
+    @classmethod
     def check_options(cls, options: BackendOptions) -> None:
         """Refuse options this backend does not support.
 

@@ -99,6 +99,21 @@ class OpenVinoBackend(Backend):
         _import_ov()
 
     @classmethod
+    def auto_precision(cls) -> str:
+        """``'bf16'`` where the CPU computes it natively (AVX-512 BF16 / AMX), else ``'fp32'``.
+
+        Measured on a Xeon with AMX (2 threads): bf16 ran the R50 families 3-6x faster than
+        OpenVINO fp32 (6-17x torch eager), top-1 unchanged. Without native bf16, OpenVINO would
+        emulate it slowly, so fp32 stays.
+        """
+        try:
+            capabilities = _import_ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        except Exception as exc:  # a failed query only means "no bf16 here"
+            logger.debug("OpenVINO CPU capabilities unavailable: %s", exc)
+            return "fp32"
+        return "bf16" if "BF16" in capabilities else "fp32"
+
+    @classmethod
     def prepare(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> dict[str, str]:
         """Convert ``model.onnx`` to IR in ``openvino/`` (fp32 weights; precision is chosen at load)."""
         cls.check_options(options)

@@ -143,6 +143,11 @@ class TorchCudaBackend(TorchBackend):
         self.dtype = _DTYPES[precision]
 
     @classmethod
+    def auto_precision(cls) -> str:
+        """``'fp16'``: every CUDA GPU this backend targets has fast fp16 (the build checks top-1)."""
+        return "fp16"
+
+    @classmethod
     def check_available(cls) -> None:
         if not torch.cuda.is_available():
             raise BackendUnavailable(

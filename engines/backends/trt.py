@@ -154,6 +154,11 @@ class TensorRTBackend(Backend):
         self._out_dtype = dtype_map[self.engine.get_tensor_dtype(self._outputs[0])]
 
     @classmethod
+    def auto_precision(cls) -> str:
+        """``'fp16'``: TensorRT keeps fp32 where a layer needs it (the build checks top-1)."""
+        return "fp16"
+
+    @classmethod
     def check_available(cls) -> None:
         trt = _import_trt()
         import torch

@@ -180,7 +180,7 @@ def test_openvino_fp32_and_bf16(
     record_property: Callable[[str, object], None],
 ) -> None:
     pytest.importorskip("openvino")
-    engine = build_engine(config, checkpoint, backend="openvino", out_dir=work / "ov")
+    engine = build_engine(config, checkpoint, backend="openvino", precision="fp32", out_dir=work / "ov")
     assert (work / "ov" / "openvino" / "model.xml").is_file()
     x = sample_inputs(SHAPE, 8, mean=MEAN, std=STD, seed=21)
     expected = torch_scores(reference, x)
@@ -191,6 +191,51 @@ def test_openvino_fp32_and_bf16(
     record_property("openvino_bf16", {**report, "compiled": bf16.backend.effective_precision})  # type: ignore[attr-defined]
     assert np.isfinite(report["max_abs_diff"])
     assert report["top1_agreement"] >= 0.5, report  # bf16 keeps ~3 significant digits
+
+
+@pytest.mark.parametrize("min_top1", [0.0, 1.01])
+def test_auto_precision_is_checked_and_falls_back_to_fp32(
+    work: Path,
+    config: Path,
+    checkpoint: Path,
+    reference: torch.nn.Module,
+    monkeypatch: pytest.MonkeyPatch,
+    min_top1: float,
+) -> None:
+    """``precision='auto'`` keeps the backend's fast precision only if top-1 labels survive it."""
+    pytest.importorskip("openvino")
+    import engines.engine as engine_module
+    from engines.backends.ov import OpenVinoBackend
+
+    monkeypatch.setattr(OpenVinoBackend, "auto_precision", classmethod(lambda cls: "bf16"))
+    monkeypatch.setattr(engine_module, "AUTO_MIN_TOP1", min_top1)
+    out = work / f"auto-{min_top1}"
+    engine = build_engine(config, checkpoint, backend="openvino", precision="auto", out_dir=out, validate=False)
+    check = engine.manifest.validation["auto_precision"]
+    assert check["tried"] == "bf16" and 0.0 <= check["top1_agreement"] <= 1.0
+    assert engine.manifest.validation["batch"] == engine_module.AUTO_CHECK_SAMPLES
+    x = sample_inputs(SHAPE, 4, mean=MEAN, std=STD, seed=22)
+    error = compare(torch_scores(reference, x), engine.infer(x))["max_abs_diff"]
+    if min_top1 > 1:  # nothing passes: fp32, with fp32's accuracy, also after reloading
+        assert not check["kept"] and engine.manifest.precision == "fp32" and error <= 1e-4
+        assert load_engine(out).manifest.precision == "fp32"
+    else:
+        assert check["kept"] and engine.manifest.precision == "bf16"
+        assert load_engine(out).manifest.precision == "bf16"
+
+
+def test_auto_precision_without_a_faster_one_is_fp32_unchecked(work: Path, config: Path, checkpoint: Path) -> None:
+    engine = build_engine(config, checkpoint, backend="onnxruntime", precision="auto", out_dir=work / "ort-auto")
+    assert engine.manifest.precision == "fp32"
+    assert "auto_precision" not in engine.manifest.validation
+
+
+def test_openvino_auto_precision_follows_the_cpu() -> None:
+    ov = pytest.importorskip("openvino")
+    from engines.backends.ov import OpenVinoBackend
+
+    native = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert OpenVinoBackend.auto_precision() == ("bf16" if native else "fp32")
 
 
 # --------------------------------------------------------------------------- torch backends, registry, auto
