@@ -41,7 +41,7 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="full precision. Default (none of --fp32/--fp16/--bf16): the backend's fast precision on this "
         "machine (openvino: bf16 where the CPU has it natively; GPUs: fp16), kept only if its top-1 labels "
-        "match torch fp32 on 8 check clips, else fp32",
+        "match torch fp32 on 16 check clips, else fp32",
     )
     precision.add_argument("--fp16", action="store_true", help="half precision (tensorrt, torch-cuda, openvino)")
     precision.add_argument("--bf16", action="store_true", help="bfloat16 (openvino, tensorrt, torch, torch-cuda)")

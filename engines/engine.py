@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 #: ``precision='auto'`` keeps a reduced precision only if this share of top-1 labels agree with fp32.
 AUTO_MIN_TOP1 = 0.99
 #: Real-looking clips (:func:`~engines.export.sample_inputs`) that check it.
-AUTO_CHECK_SAMPLES = 8
+AUTO_CHECK_SAMPLES = 16
 
 ONNX_NAME = "model.onnx"
 CONFIG_NAME = "config.py"

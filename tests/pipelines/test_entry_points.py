@@ -1,7 +1,8 @@
 """``stream.webcam``, ``stream.long_video`` and ``stream.rtsp`` end to end, as a user runs them.
 
-They use the demo config with seeded random weights (``random_checkpoint``), so they check
-the plumbing, outputs and errors; ``test_demo.py`` checks what the shipped model predicts.
+Most use the demo config with seeded random weights (``random_checkpoint``), so they check
+the plumbing, outputs and errors; ``test_long_video_labels_the_shipped_demo_video`` (and
+``test_demo_model.py``) check what the shipped model predicts.
 """
 
 from __future__ import annotations
