@@ -92,7 +92,14 @@ def sequential(video: Path, out: Path, recognizer: Recognizer, infer: Any, strid
             top = int(np.argmax(scores[0]))
             name = recognizer.class_names[top]
             packet.predictions.append(
-                Prediction([top], [float(scores[0, top])], (name,), clip.start_s, clip.end_s, clip.capture_ns)
+                Prediction(
+                    np.array([top]),
+                    np.array([scores[0, top]], np.float32),
+                    (name,),
+                    clip.start_s,
+                    clip.end_s,
+                    clip.capture_ns,
+                )
             )
             found.append((packet.frame_idx, name))
         packet.image = labels.annotate(packet.image.copy(), packet)
@@ -161,24 +168,24 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             return model(torch.from_numpy(batch)).numpy()
 
+    engine_infer = recognizer.engine.infer
     runs = {
         "(i) sequential, torch eager": lambda: sequential(video, tmp / "a.mp4", recognizer, torch_infer, args.stride),
         "(ii) sequential, engine": lambda: sequential(video, tmp / "b.mp4", recognizer, engine_infer, args.stride),
         "(iii) pipeline, engine": lambda: threaded(video, tmp / "c.mp4", recognizer, args.stride, args.batch_size),
     }
-    engine_infer = recognizer.engine.infer
     dummy = np.zeros((1, *recognizer.engine.manifest.input_shape), np.float32)
     for warm in (torch_infer, engine_infer):  # first calls allocate; keep them out of the timings
         warm(dummy)
-    rows = []
-    results = {}
+    rows: list[dict[str, Any]] = []
+    results: dict[str, list[tuple[int, str]]] = {}
     for name, fn in runs.items():
         start = time.perf_counter()
         results[name] = fn()
         rows.append({"run": name, "seconds": time.perf_counter() - start, "clips": len(results[name])})
     source = FileSource(video)
     source.setup()
-    frames = source.info.frames or 0
+    frames = (source.info.frames if source.info else None) or 0
     source.close()
     reference = results[rows[0]["run"]]
     for row in rows:

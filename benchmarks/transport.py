@@ -16,6 +16,7 @@ with the producer paced so queues stay empty; throughput is unpaced.
 from __future__ import annotations
 
 import argparse
+import functools
 import queue
 import struct
 import sys
@@ -141,12 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         for size_name in args.sizes.split(","):
             image = np.random.default_rng(0).integers(0, 255, (*SIZES[size_name], 3), dtype=np.uint8)
             n = args.frames
-            q_fps, q_p50, q_p95 = measure(lambda pace, im=image, n=n: run_queue(im, n, pace), n)
+            q_fps, q_p50, q_p95 = measure(functools.partial(run_queue, image, n), n)
             rows.append(dict(size=size_name, scheme="-", impl="queue", fps=q_fps, p50_us=q_p50, p95_us=q_p95))
             for scheme in args.schemes.split(","):
                 m = max(30, n // 10) if scheme != "inproc" else n
-                b = measure(lambda pace, s=scheme, im=image, m=m: run_bare(ctx, s, tmp, im, m, pace), m)
-                p = measure(lambda pace, s=scheme, im=image, m=m: run_project(ctx, s, tmp, im, m, pace), m)
+                b = measure(functools.partial(run_bare, ctx, scheme, tmp, image, m), m)
+                p = measure(functools.partial(run_project, ctx, scheme, tmp, image, m), m)
                 for impl, (fps, p50, p95) in (("bare_zmq", b), ("project", p)):
                     rows.append(dict(size=size_name, scheme=scheme, impl=impl, fps=fps, p50_us=p50, p95_us=p95))
                 rows[-1]["fps_vs_bare"] = p[0] / b[0]
