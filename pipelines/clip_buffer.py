@@ -366,9 +366,14 @@ class ClipBuffer:
             self._frames.popleft()
 
     # ----------------------------------------------------------------- clips
-    def latest_clip(self) -> Clip | None:
-        """The clip of the current window (ignoring the stride policy), or None before it is ready."""
-        if not self.ready():
+    def latest_clip(self, *, partial: bool = False) -> Clip | None:
+        """The clip of the current window (ignoring the stride policy), or None before it is ready.
+
+        With ``partial``, a window that is not whole yet (a video shorter than one window)
+        gives a clip too: its slots before the first frame repeat that frame
+        (``Clip.filled_slots`` counts them). None only when there are no frames.
+        """
+        if not self._frames or not (self.ready() or partial):
             return None
         frames = list(self._frames)  # deque indexing is O(n) in the middle
         newest = frames[-1]

@@ -191,6 +191,7 @@ class RecognitionStage(Stage):
         if self.params.live:
             self._stop_worker()
             return None
+        self._clip_short_sources()
         self._infer_pending()
         if self.params.anchor == "interpolate":
             for packet in self._held:  # after the last window's middle: its scores
@@ -199,6 +200,36 @@ class RecognitionStage(Stage):
                     packet.predictions.append(self._blend(window, window, packet.time_s))
         released, self._held = self._held, []
         return released
+
+    def _window_span(self, source_id: str) -> int:
+        """Input frames one window of ``source_id`` spans (``window × input_step``)."""
+        buffers = self._buffers
+        window = buffers[source_id].window_frames if buffers is not None and source_id in buffers else 1
+        return window * self.params.input_step
+
+    def _had_clip(self, source_id: str) -> bool:
+        return self._buffers is not None and source_id in self._buffers and self._buffers[source_id].clips > 0
+
+    def _clip_short_sources(self) -> None:
+        """File mode, at the end: a source that ended before its first whole window gets one clip.
+
+        Its window is padded with the nearest frames, so a video shorter than one window is
+        still labelled (with a warning) instead of silently getting no label at all.
+        """
+        if self._buffers is None:
+            return
+        for source_id in self._buffers:
+            buffer = self._buffers[source_id]
+            clip = buffer.latest_clip(partial=True) if buffer.clips == 0 else None
+            if clip is None:
+                continue
+            log.warning(
+                "%s: the video ended after %d frames, before one whole window of %d; labelled from one clip "
+                "whose missing frames repeat the first one",
+                source_id, len(buffer), buffer.window_frames,
+            )  # fmt: skip
+            buffer.clips += 1
+            self._pending.append(clip)
 
     def close(self) -> None:
         self._stop_worker()
@@ -220,7 +251,16 @@ class RecognitionStage(Stage):
 
     def _process_file(self, packet: FramePacket, clip: Clip | None) -> Outputs:
         if clip is None and not self._pending and self.params.anchor == "end":
-            return packet  # nothing in flight: the frame's prediction state is known
+            if self._had_clip(packet.source_id):
+                return packet  # nothing in flight: the frame's prediction state is known
+            # Before a source's first clip its frames are held, so that a video shorter than
+            # one window gets a padded clip at the end (_clip_short_sources) on its last frame;
+            # more frames than a window without a clip (timestamps reset) are let go.
+            self._held.append(packet)
+            if len(self._held) > self._window_span(packet.source_id):
+                released, self._held = self._held, []
+                return released
+            return None
         self._held.append(packet)
         if clip is not None:
             self._pending.append(clip)

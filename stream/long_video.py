@@ -17,7 +17,9 @@ Frame labels line up with the video instead of lagging behind it: by default
 (``--frame-labels interpolate``) each frame gets the class scores of the two windows whose
 middles are nearest before and after it, blended by its distance to each middle; with
 ``--frame-labels center`` a window's label holds from the frame at its middle until the
-next window's middle (half a stride later than the nearest window would say).
+next window's middle (half a stride later than the nearest window would say). A video
+shorter than one window is labelled from one clip whose missing frames repeat the first
+frame, with a warning.
 """
 
 from __future__ import annotations

@@ -70,6 +70,18 @@ def test_window_fills_then_samples_like_mmaction() -> None:
     assert clip is not None and frame_ids(clip.frames) == list(range(199 - 63 + 3, 200, 8))
 
 
+def test_partial_clip_of_a_video_shorter_than_the_window() -> None:
+    buffer = ClipBuffer(SLOWONLY, source_id="cam")
+    assert buffer.latest_clip(partial=True) is None  # no frames yet
+    push_all(buffer, [packet(i) for i in range(20)])
+    assert not buffer.ready() and buffer.latest_clip() is None
+    clip = buffer.latest_clip(partial=True)
+    assert clip is not None
+    # The 64-slot window ends at frame 19; its first 44 slots lie before frame 0 and repeat it.
+    assert frame_ids(clip.frames) == [0, 0, 0, 0, 0, 0, 7, 15]  # slots 3, 11, ..., 59 minus 44
+    assert clip.filled_slots == 44 and (clip.start_s, clip.frame_idx) == (0.0, 19)
+
+
 def test_tsn_window_is_consecutive_segment_middles() -> None:
     buffer = ClipBuffer(TSN, window_frames=80)
     clips = push_all(buffer, [packet(i) for i in range(80)])

@@ -108,6 +108,30 @@ def test_interpolate_anchor_blends_the_windows_around_each_frame(recognizer: Rec
     assert (middle.start_s, middle.end_s) == (windows[0].start_s, windows[1].end_s)
 
 
+@pytest.mark.parametrize("anchor", ["end", "center", "interpolate"])
+def test_video_shorter_than_a_window_gets_one_padded_clip(
+    recognizer: Recognizer, anchor: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = RecognitionParams(anchor=anchor, stride=0.5)  # type: ignore[arg-type]
+    out = run_file_mode(recognizer, params, moving_frames(20))  # the window is 32 frames
+    assert [p.frame_idx for p in out] == list(range(20))
+    labelled = [p.frame_idx for p in out if p.predictions]
+    assert labelled == ({"end": [19], "center": [10]}.get(anchor) or list(range(20)))
+    assert "ended after 20 frames, before one whole window of 32" in caplog.text
+
+
+def test_frames_without_a_whole_window_are_not_held_forever(recognizer: Recognizer) -> None:
+    stage = RecognitionStage(recognizer, RecognitionParams(anchor="end"), fps=25)
+    stage.setup()
+    frames = moving_frames(200)
+    for p in frames:
+        p.pts = p.frame_idx % 10  # timestamps reset every 10 frames: never a whole 32-frame window
+    passed = [stage.process(p) for p in frames]
+    released = sum(1 if isinstance(r, FramePacket) else len(r) for r in passed if r)  # type: ignore[arg-type]
+    assert released >= 200 - 33  # at most one window's worth waits for the end
+    assert released + len(list(stage.finish() or [])) == 200  # type: ignore[arg-type]
+
+
 def test_unknown_anchor_lists_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match="'end', 'center', 'interpolate'"):
         RecognitionParams(anchor="middle")  # type: ignore[arg-type]
