@@ -482,6 +482,16 @@ def _check_size(size: Sequence[int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def _clip_indices(n_frames: int, fps: float, frame_indices: Sequence[int] | np.ndarray | None) -> list[int]:
+    """The frames to render (default all), after checking ``n_frames``, ``fps`` and the indices."""
+    if n_frames <= 0 or fps <= 0:
+        raise ValueError(f"n_frames and fps: expected positive values, got {n_frames!r} and {fps!r}")
+    indices = list(range(n_frames)) if frame_indices is None else [int(i) for i in frame_indices]
+    if any(not 0 <= i < n_frames for i in indices):
+        raise ValueError(f"frame_indices: expected values in [0, {n_frames}), got {indices!r}")
+    return indices
+
+
 def render_clip(
     action: str,
     n_frames: int,
@@ -516,11 +526,7 @@ def render_clip(
     """
     check_action(action)
     size = _check_size(size)
-    if n_frames <= 0 or fps <= 0:
-        raise ValueError(f"n_frames and fps: expected positive values, got {n_frames!r} and {fps!r}")
-    indices = list(range(n_frames)) if frame_indices is None else [int(i) for i in frame_indices]
-    if any(not 0 <= i < n_frames for i in indices):
-        raise ValueError(f"frame_indices: expected values in [0, {n_frames}), got {indices!r}")
+    indices = _clip_indices(n_frames, fps, frame_indices)
     scene = random_scene(size, rng)
     duration = (n_frames - 1) / fps
     pose, motion = place(action, sample_motion(action, size[1], rng), duration, size, rng)
@@ -576,13 +582,9 @@ def render_transition_clip(
     check_action(first)
     check_action(second)
     size = _check_size(size)
-    if n_frames <= 0 or fps <= 0:
-        raise ValueError(f"n_frames and fps: expected positive values, got {n_frames!r} and {fps!r}")
+    indices = _clip_indices(n_frames, fps, frame_indices)
     if not 1 <= switch_frame < n_frames:
         raise ValueError(f"switch_frame: expected a value in [1, {n_frames}), got {switch_frame!r}")
-    indices = list(range(n_frames)) if frame_indices is None else [int(i) for i in frame_indices]
-    if any(not 0 <= i < n_frames for i in indices):
-        raise ValueError(f"frame_indices: expected values in [0, {n_frames}), got {indices!r}")
     scene = random_scene(size, rng)
     switch, duration = switch_frame / fps, (n_frames - 1) / fps
     for _attempt in range(8):

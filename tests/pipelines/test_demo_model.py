@@ -91,6 +91,33 @@ def test_render_clip_rejects_bad_arguments(kwargs: dict, match: str) -> None:
         syn.render_clip(**args)
 
 
+def test_transition_clip_is_deterministic_and_renders_only_the_picked_frames() -> None:
+    full = syn.render_transition_clip("grow", "move_left", 10, 32, 25.0, (160, 90), np.random.default_rng(5))
+    again = syn.render_transition_clip("grow", "move_left", 10, 32, 25.0, (160, 90), np.random.default_rng(5))
+    picks = [1, 9, 10, 31]
+    some = syn.render_transition_clip(
+        "grow", "move_left", 10, 32, 25.0, (160, 90), np.random.default_rng(5), frame_indices=picks
+    )
+    assert full.shape == (32, 90, 160, 3)
+    np.testing.assert_array_equal(full, again)
+    np.testing.assert_array_equal(some, full[picks])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(second="jump"), "expected one of move_left"),
+        (dict(switch_frame=0), r"switch_frame: expected a value in \[1, 12\)"),
+        (dict(switch_frame=12), r"switch_frame"),
+        (dict(frame_indices=[-1]), r"\[0, 12\)"),
+    ],
+)
+def test_transition_clip_rejects_bad_arguments(kwargs: dict, match: str) -> None:
+    args = dict(first="grow", second="shrink", switch_frame=6, n_frames=12, fps=25.0, size=(64, 48))
+    with pytest.raises(ValueError, match=match):
+        syn.render_transition_clip(**(args | kwargs), rng=np.random.default_rng(0))
+
+
 @pytest.mark.parametrize(
     ("action", "dx", "dy", "area"),
     [
