@@ -401,6 +401,19 @@ class ClipBuffer:
             filled_slots=filled,
         )
 
+    def final_clip(self) -> Clip | None:
+        """At the end of a stream that never filled a window: its padded clip (counted), else None.
+
+        See :meth:`latest_clip` with ``partial``; a video shorter than one window still gets
+        one clip this way.
+        """
+        if self.clips:
+            return None
+        clip = self.latest_clip(partial=True)
+        if clip is not None:
+            self.clips += 1
+        return clip
+
     def poll(self) -> Clip | None:
         """The clip of the current window if one is due (and count it as handed out), else None."""
         if not self.due():

@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipelines.clip_buffer import Clip, ClipBuffers
+from pipelines.clip_buffer import Clip, ClipBuffer, ClipBuffers
 from pipelines.recognizer import Recognizer
 from stream.errors import ConfigError
 from stream.packet import FramePacket, Prediction
@@ -201,14 +201,8 @@ class RecognitionStage(Stage):
         released, self._held = self._held, []
         return released
 
-    def _window_span(self, source_id: str) -> int:
-        """Input frames one window of ``source_id`` spans (``window × input_step``)."""
-        buffers = self._buffers
-        window = buffers[source_id].window_frames if buffers is not None and source_id in buffers else 1
-        return window * self.params.input_step
-
-    def _had_clip(self, source_id: str) -> bool:
-        return self._buffers is not None and source_id in self._buffers and self._buffers[source_id].clips > 0
+    def _buffer_of(self, source_id: str) -> ClipBuffer | None:
+        return self._buffers[source_id] if self._buffers is not None and source_id in self._buffers else None
 
     def _clip_short_sources(self) -> None:
         """File mode, at the end: a source that ended before its first whole window gets one clip.
@@ -216,11 +210,12 @@ class RecognitionStage(Stage):
         Its window is padded with the nearest frames, so a video shorter than one window is
         still labelled (with a warning) instead of silently getting no label at all.
         """
-        if self._buffers is None:
+        buffers = self._buffers
+        if buffers is None:
             return
-        for source_id in self._buffers:
-            buffer = self._buffers[source_id]
-            clip = buffer.latest_clip(partial=True) if buffer.clips == 0 else None
+        for source_id in buffers:
+            buffer = buffers[source_id]
+            clip = buffer.final_clip()
             if clip is None:
                 continue
             log.warning(
@@ -228,7 +223,6 @@ class RecognitionStage(Stage):
                 "whose missing frames repeat the first one",
                 source_id, len(buffer), buffer.window_frames,
             )  # fmt: skip
-            buffer.clips += 1
             self._pending.append(clip)
 
     def close(self) -> None:
@@ -251,13 +245,15 @@ class RecognitionStage(Stage):
 
     def _process_file(self, packet: FramePacket, clip: Clip | None) -> Outputs:
         if clip is None and not self._pending and self.params.anchor == "end":
-            if self._had_clip(packet.source_id):
+            buffer = self._buffer_of(packet.source_id)
+            if buffer is not None and buffer.clips:
                 return packet  # nothing in flight: the frame's prediction state is known
             # Before a source's first clip its frames are held, so that a video shorter than
             # one window gets a padded clip at the end (_clip_short_sources) on its last frame;
             # more frames than a window without a clip (timestamps reset) are let go.
             self._held.append(packet)
-            if len(self._held) > self._window_span(packet.source_id):
+            window = buffer.window_frames if buffer is not None else 1
+            if len(self._held) > window * self.params.input_step:
                 released, self._held = self._held, []
                 return released
             return None

@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, cast
 
 import av
 import cv2
@@ -204,7 +205,8 @@ class _Writer:
         if stream.pix_fmt == "yuv420p":
             # OpenCV's SIMD BGR -> I420 (BT.601, limited range, as swscale's default) is ~8x
             # faster than letting the encoder convert bgr24 with swscale.
-            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+            i420 = cast("np.ndarray[Any, np.dtype[np.uint8]]", cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420))
+            frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         else:
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts = self._pts(packet)
