@@ -7,8 +7,10 @@ builtin, so callers can catch either (``except EngineError`` or
 
 from __future__ import annotations
 
+from core.errors import ActionStreamError, ConfigError
 
-class EngineError(Exception):
+
+class EngineError(ActionStreamError):
     """Base class of every error raised by :mod:`engines`."""
 
 
@@ -19,7 +21,7 @@ class UnknownTypeError(EngineError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class ModelConfigError(EngineError, ValueError):
+class ModelConfigError(EngineError, ConfigError):
     """A model config has a missing, unknown or invalid key."""
 
 

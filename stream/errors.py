@@ -6,13 +6,25 @@ catch either, e.g. ``except SourceTimeout`` or ``except TimeoutError``.
 
 from __future__ import annotations
 
+from core.errors import ActionStreamError, ConfigError, OutputError
 
-class StreamError(Exception):
+__all__ = [
+    "ActionStreamError",
+    "ConfigError",
+    "DisplayUnavailable",
+    "OutputError",
+    "SinkError",
+    "SourceError",
+    "SourceNotFound",
+    "SourceTimeout",
+    "StageError",
+    "StreamError",
+    "TransportError",
+]
+
+
+class StreamError(ActionStreamError):
     """Base class of every error raised by :mod:`stream`."""
-
-
-class ConfigError(StreamError, ValueError):
-    """A config file, key or value is wrong; the message names the file and key."""
 
 
 class SourceError(StreamError, OSError):
@@ -41,6 +53,8 @@ class TransportError(StreamError, ConnectionError):
 
 class StageError(StreamError, RuntimeError):
     """A stage failed; ``stage`` names it and ``__cause__`` holds the original error."""
+
+    user_error = False
 
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"stage {stage!r} failed: {message}")
