@@ -51,7 +51,7 @@ from pipelines.recognition import RecognitionParams, RecognitionStage
 from pipelines.recognizer import Recognizer, open_recognizer
 from stream.annotate import AnnotateStage
 from stream.annotate.labels import LabelAnnotator
-from stream.config import load_config
+from engines.config import read_config
 from stream.packet import FramePacket, Prediction
 from stream.runner import Pipeline
 from stream.sinks import VideoWriterSink
@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={}, help="config overrides")
     parser.add_argument("--json", default="results/recognition.json", help="where to write the results ('' for none)")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
-    video = Path(args.video or load_config(DEMO_CONFIG).get("demo_video"))
+    cfg = read_config(args.config, args.cfg_options)
+    video = Path(args.video or read_config(DEMO_CONFIG).get("demo_video"))
     if args.threads:
         torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp())

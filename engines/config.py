@@ -3,7 +3,7 @@
 A config is a Python file read by :func:`mmengine.Config.fromfile` (so ``_base_``
 chains resolve as MMAction2 users know them) holding ``model = dict(...)`` and,
 usually, MMAction2's ``test_pipeline`` list. :func:`load_config` returns the model
-dict plus the :class:`~pipelines.clip_spec.ClipSpec` of that pipeline (the one parser
+dict plus the :class:`~engines.clip_spec.ClipSpec` of that pipeline (the one parser
 of test pipelines, shared with the streaming runtime): which frames a sample takes,
 how they are resized and cropped, and therefore the per-sample input shape.
 """
@@ -13,15 +13,15 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+from engines.clip_spec import INPUT_FORMATS, ClipSpec
 from engines.errors import ModelConfigError
-from pipelines.clip_spec import INPUT_FORMATS, ClipSpec
-from stream.errors import ConfigError
 
-__all__ = ["INPUT_FORMATS", "ClipSpec", "ModelConfig", "load_config", "model_input_format"]
+__all__ = ["INPUT_FORMATS", "ClipSpec", "ModelConfig", "load_config", "model_input_format", "read_config", "to_plain"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +35,20 @@ class ModelConfig:
         model: The ``model`` section (plain dicts and lists, ``_base_`` resolved).
         clip: The spec of ``test_pipeline``; ``None`` if the config has no test pipeline.
         test_pipeline: The raw ``test_pipeline`` list (empty if absent).
+        raw: The whole mmengine ``Config`` (``--cfg-options`` applied), for the keys entry points
+            read (``load_from``, ``label_file``, ``demo_video``, ``sources``).
     """
 
     path: Path
     model: dict[str, Any]
     clip: ClipSpec | None
     test_pipeline: list[dict[str, Any]]
+    raw: Any = field(default=None, repr=False, compare=False)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A top-level key of the config as plain data, or ``default``."""
+        value = self.raw.get(key, default) if self.raw is not None else default
+        return to_plain(value)
 
     @property
     def input_format(self) -> str:
@@ -67,14 +75,14 @@ def model_input_format(model: Mapping[str, Any], clip: ClipSpec | None, where: s
     return str(fmt)
 
 
-def _to_plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """mmengine ``ConfigDict``/tuples → plain dicts/lists, deep-copied."""
     if isinstance(value, Mapping):
-        return {str(k): _to_plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_to_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     if isinstance(value, tuple):
-        return tuple(_to_plain(v) for v in value)
+        return tuple(to_plain(v) for v in value)
     return copy.deepcopy(value)
 
 
@@ -87,24 +95,27 @@ def _find_test_pipeline(cfg: Mapping[str, Any]) -> list[Any]:
     return list(pipeline) if pipeline else []
 
 
-def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> ModelConfig:
-    """Load a project or MMAction2 config file.
+def read_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> Any:
+    """Read a config file (the project's one config loader) and apply ``--cfg-options``.
 
     Args:
         path: Python config file; its ``_base_`` chain is resolved by mmengine.
-        cfg_options: ``--cfg-options`` overrides, e.g. ``{'model.cls_head.num_classes': 10}``
-            (as parsed by :class:`mmengine.config.DictAction`).
+        cfg_options: ``{'dotted.key': value}`` overrides, as parsed by ``--cfg-options``. Each key
+            must name an existing entry (a typo is an error that lists the valid keys there).
+
+    Returns:
+        The mmengine ``Config``.
 
     Raises:
-        ModelConfigError: If the file is missing or unreadable, has a syntax error,
-            lacks a ``model`` dict, or :meth:`ClipSpec.from_pipeline` rejects its test
-            pipeline. The message names the file and what to do.
+        ModelConfigError: If the file is missing or unreadable, has a syntax error, or an
+            override names a key the config does not have. The message names the file.
     """
     from mmengine.config import Config
 
     path = Path(path)
     if not path.is_file():
-        raise ModelConfigError(f"config {path}: no such file; pass the path of a .py config with model=dict(...)")
+        hint = " (it is a directory)" if path.is_dir() else ""
+        raise ModelConfigError(f"config {path}: no such file{hint}; pass the path of a .py config, e.g. under configs/")
     try:
         cfg = Config.fromfile(str(path))
     except SyntaxError as exc:
@@ -113,21 +124,67 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
         ) from exc
     except FileNotFoundError as exc:
         raise ModelConfigError(f"config {path}: a _base_ file is missing: {exc}; fix the _base_ path") from exc
-    except (OSError, ValueError, TypeError, KeyError, ImportError, NameError, AttributeError) as exc:
+    except Exception as exc:  # mmengine raises many kinds for bad files; report them all the same way
         raise ModelConfigError(f"config {path}: cannot load it: {type(exc).__name__}: {exc}") from exc
     if cfg_options:
+        for key in cfg_options:
+            _check_key(cfg, str(key), path)
         try:
             cfg.merge_from_dict(dict(cfg_options))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except Exception as exc:
             raise ModelConfigError(f"config {path}: --cfg-options {dict(cfg_options)!r} do not apply: {exc}") from exc
+    return cfg
+
+
+def _check_key(cfg: Any, key: str, path: Path) -> None:
+    """Fail unless the dotted ``key`` names an entry of ``cfg`` (list items by index)."""
+    node: Any = cfg
+    walked: list[str] = []
+    for part in key.split("."):
+        if isinstance(node, Mapping) or hasattr(node, "keys"):  # mmengine's Config is no Mapping
+            if part not in node:
+                where = ".".join(walked) or "the top level"
+                valid = ", ".join(sorted(str(k) for k in node if not str(k).startswith("_")))
+                raise ModelConfigError(
+                    f"config {path}: --cfg-options {key}: no key {part!r} at {where}; valid keys there: {valid}"
+                )
+            node = node[part]
+        elif isinstance(node, (list, tuple)):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ModelConfigError(
+                    f"config {path}: --cfg-options {key}: {'.'.join(walked)} is a list of {len(node)} items; "
+                    f"expected an index 0-{len(node) - 1}, got {part!r}"
+                )
+            node = node[int(part)]
+        else:
+            raise ModelConfigError(
+                f"config {path}: --cfg-options {key}: {'.'.join(walked)} is a {type(node).__name__}, not a dict"
+            )
+        walked.append(part)
+
+
+def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> ModelConfig:
+    """Load a project or MMAction2 config file: its ``model`` dict and test-pipeline clip spec.
+
+    Args:
+        path: Python config file; its ``_base_`` chain is resolved by mmengine.
+        cfg_options: ``--cfg-options`` overrides, e.g. ``{'model.cls_head.num_classes': 10}``.
+
+    Raises:
+        ModelConfigError: If :func:`read_config` fails, the config lacks a ``model`` dict, or
+            :meth:`ClipSpec.from_pipeline` rejects its test pipeline. The message names the file
+            and what to do.
+    """
+    path = Path(path)
+    cfg = read_config(path, cfg_options)
     model = cfg.get("model")
     if not isinstance(model, Mapping) or "type" not in model:
         raise ModelConfigError(
             f"config {path}: no 'model' dict with a 'type' key; add model=dict(type='Recognizer2D', ...) "
             "or inherit one through _base_"
         )
-    model = _to_plain(model)
-    pipeline = [_to_plain(step) for step in _find_test_pipeline(cfg)]
+    model = to_plain(model)
+    pipeline = [to_plain(step) for step in _find_test_pipeline(cfg)]
     clip: ClipSpec | None = None
     if pipeline:
         try:
@@ -136,4 +193,4 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
             raise ModelConfigError(f"config {path}: {exc}") from exc
     else:
         logger.info("config %s has no test_pipeline; the input shape must be given explicitly", path)
-    return ModelConfig(path=path, model=model, clip=clip, test_pipeline=pipeline)
+    return ModelConfig(path=path, model=model, clip=clip, test_pipeline=pipeline, raw=cfg)

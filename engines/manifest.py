@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engines.clip_spec import INPUT_FORMATS, ClipSpec
 from engines.errors import EngineError
-from pipelines.clip_spec import INPUT_FORMATS, ClipSpec
+from engines.tensors import TensorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,15 @@ FORMAT_VERSION = 2
 
 class ManifestError(EngineError, ValueError):
     """An engine directory has no manifest, or the manifest is malformed."""
+
+
+def _tensor(data: Any, key: str) -> TensorSpec:
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"{key}: expected tensor specs as JSON objects, got {data!r}")
+    try:
+        return TensorSpec.from_dict(data)
+    except ValueError as exc:
+        raise ManifestError(f"{key}: {exc}") from exc
 
 
 @dataclass
@@ -61,7 +71,7 @@ class Manifest:
         normalize_folded: True if the graph normalises itself: feed raw RGB pixels 0-255.
             False: feed ``(pixels - mean) / std``, as MMAction2's data preprocessor does.
         average_clips: The head's view folding: ``'score'``, ``'prob'`` or ``None``.
-        clip: :class:`~pipelines.clip_spec.ClipSpec` of the config's ``test_pipeline``
+        clip: :class:`~engines.clip_spec.ClipSpec` of the config's ``test_pipeline``
             (``None`` if it had none); JSON as :meth:`ClipSpec.to_dict`.
         backend: Backend the engine was built for.
         precision: ``'fp32'``, ``'fp16'`` or ``'bf16'``.
@@ -104,8 +114,16 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    inputs: list[TensorSpec] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.inputs = [t if isinstance(t, TensorSpec) else _tensor(t, "inputs") for t in self.inputs]
+        self.outputs = [t if isinstance(t, TensorSpec) else _tensor(t, "outputs") for t in self.outputs]
+        if self.inputs and not self.input_format:  # a general graph: its named tensors say it all
+            if not self.outputs:
+                raise ManifestError("outputs: a graph engine lists its outputs")
+            return
         if self.input_format not in INPUT_FORMATS:
             raise ManifestError(f"input_format: expected one of {INPUT_FORMATS}, got {self.input_format!r}")
         rank = 4 if self.input_format == "NCHW" else 5
@@ -122,6 +140,10 @@ class Manifest:
                 "manifest: %d class names for %d classes; ignoring the names", len(self.class_names), self.num_classes
             )
             self.class_names = None
+        if not self.inputs:  # a recognizer: one input, one output (older manifests did not list them)
+            self.inputs = [TensorSpec(self.input_name, ("batch", *self.input_shape), self.input_dtype, self.layout)]
+        if not self.outputs:
+            self.outputs = [TensorSpec(self.output_name, ("batch", *self.output_shape), "float32")]
 
     @property
     def layout(self) -> str:
@@ -148,6 +170,8 @@ class Manifest:
         out["input_shape"] = list(self.input_shape)
         out["output_shape"] = list(self.output_shape)
         out["clip"] = self.clip.to_dict() if self.clip is not None else None
+        out["inputs"] = [t.to_dict() for t in self.inputs]
+        out["outputs"] = [t.to_dict() for t in self.outputs]
         return out
 
     @classmethod

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from engines.models import build
-from pipelines.clip_spec import ClipSpec
-from stream.config import load_config
+from engines.clip_spec import ClipSpec
+from engines.config import read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
@@ -20,7 +20,7 @@ def test_configs_are_found() -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_config_builds_and_its_test_pipeline_is_supported(path: Path) -> None:
-    cfg = load_config(path)
+    cfg = read_config(path)
     model = build(cfg.model)
     spec = ClipSpec.from_config(cfg)
     assert spec.input_format == model.input_format  # type: ignore[attr-defined]

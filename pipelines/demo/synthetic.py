@@ -18,7 +18,7 @@ Public API:
   (:class:`GroundTruth`).
 
 The preprocessing that turns these frames into model inputs is the runtime's own
-(:mod:`pipelines.clip_spec`, :mod:`pipelines.transforms`); :mod:`pipelines.demo.train`
+(:mod:`engines.clip_spec`, :mod:`engines.transforms`); :mod:`pipelines.demo.train`
 uses it for training and evaluation alike.
 """
 

@@ -45,7 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipelines.clip_spec import ClipSpec
+from engines.clip_spec import ClipSpec
+from engines.transforms import preprocess, resize_frame
 from pipelines.demo import DEMO_CONFIG
 from pipelines.demo.synthetic import (
     ACTIONS,
@@ -57,7 +58,6 @@ from pipelines.demo.synthetic import (
     render_clip,
     render_transition_clip,
 )
-from pipelines.transforms import preprocess, resize_frame
 from stream.errors import ConfigError
 
 logger = logging.getLogger("pipelines.demo.train")
@@ -112,7 +112,7 @@ QUICK = dict(
 
 
 def demo_clip_spec(config: str | Path | ClipSpec = DEMO_CONFIG) -> ClipSpec:
-    """The runtime's :class:`~pipelines.clip_spec.ClipSpec` of a demo config, checked for what training assumes.
+    """The runtime's :class:`~engines.clip_spec.ClipSpec` of a demo config, checked for what training assumes.
 
     Raises:
         ConfigError: If the test pipeline is not one ``SampleFrames`` clip (``NCTHW``) of
@@ -136,7 +136,7 @@ def demo_clip_spec(config: str | Path | ClipSpec = DEMO_CONFIG) -> ClipSpec:
 
 
 def resize_clip(frames_bgr: Iterable[np.ndarray], spec: ClipSpec) -> np.ndarray:
-    """The pipeline's ``Resize`` on every frame (:func:`pipelines.transforms.resize_frame`): BGR ``(T, H, W, 3)``."""
+    """The pipeline's ``Resize`` on every frame (:func:`engines.transforms.resize_frame`): BGR ``(T, H, W, 3)``."""
     return np.stack([resize_frame(frame, spec.resize) for frame in frames_bgr])
 
 
@@ -260,7 +260,7 @@ def to_inputs(clips: np.ndarray, spec: ClipSpec) -> torch.Tensor:
 
     Uses the runtime's own lookup table (:meth:`ClipSpec.lookup_table`: BGR to the
     model's channel order and ``(x - mean) / std`` in float32), so the values equal what
-    :func:`pipelines.transforms.preprocess` gives for the same frames.
+    :func:`engines.transforms.preprocess` gives for the same frames.
     """
     table = torch.from_numpy(spec.lookup_table())
     x = torch.from_numpy(np.ascontiguousarray(clips)).long()
@@ -469,7 +469,7 @@ def score_video(
     Windows of ``spec.window_frames`` frames start every ``stride × window`` frames
     (:func:`window_starts`; ``stream.long_video --stride``, default half a window); each
     becomes a model input exactly as in the runtime (``spec.sample`` +
-    :func:`pipelines.transforms.preprocess`) and is classified; every frame then takes the
+    :func:`engines.transforms.preprocess`) and is classified; every frame then takes the
     top class of its interpolated scores (:func:`frame_scores`). All frames count,
     including those next to an action change.
 

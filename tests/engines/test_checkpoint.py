@@ -21,8 +21,8 @@ from engines.checkpoint import (
 from engines.config import load_config
 from engines.errors import CheckpointError, EngineError, ModelConfigError
 from engines.manifest import Manifest
-from pipelines.clip_spec import ClipSpec, ResizeSpec
-from stream.config import load_config as load_stream_config
+from engines.clip_spec import ClipSpec, ResizeSpec
+from engines.config import read_config as load_stream_config
 from tests.engines.engine_helpers import MEAN, STD, make_checkpoint, random_model, write_tsn_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -398,8 +398,8 @@ TINY_DENSE = {  # 2 dense start positions x 1 clip x 3 crops = 6 views of 8x32x3
 
 @pytest.mark.skipif(not I3D_DENSE_CONFIG.is_file(), reason="the shipped dense I3D config is not there")
 def test_dense_engine_manifest_has_the_runtime_views(work: Path) -> None:
-    from pipelines.clip_spec import ClipSpec
-    from stream.config import load_config as load_stream_config
+    from engines.clip_spec import ClipSpec
+    from engines.config import read_config as load_stream_config
 
     runtime = ClipSpec.from_config(load_stream_config(I3D_DENSE_CONFIG, TINY_DENSE))
     model = randomize(build(load_config(I3D_DENSE_CONFIG, TINY_DENSE).model), seed=4).eval()

@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipelines.sampling import OUT_OF_BOUND_OPTS, dense_sample_frames, sample_frames
-from stream.errors import ConfigError
+from core.errors import ConfigError
+from engines.sampling import OUT_OF_BOUND_OPTS, dense_sample_frames, sample_frames
 
 SamplerKind = Literal["SampleFrames", "DenseSampleFrames"]
 CropKind = Literal["none", "CenterCrop", "ThreeCrop", "TenCrop"]
@@ -454,10 +454,10 @@ class ClipSpec:
         """
         config: Mapping[str, Any]
         if isinstance(cfg, (str, Path)):
-            from stream.config import load_config
+            from engines.config import read_config
 
             file = file or str(cfg)
-            config = load_config(cfg)
+            config = read_config(cfg)
         else:
             config = cfg
         if file is None:

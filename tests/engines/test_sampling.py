@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.sampling import dense_sample_frames, sample_frames
+from engines.sampling import dense_sample_frames, sample_frames
 
 
 def _mmaction_transforms() -> Any:

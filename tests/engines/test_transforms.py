@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.clip_spec import ClipSpec, ResizeSpec
-from pipelines.transforms import crop_boxes, output_shape, preprocess, resize_frame
+from engines.clip_spec import ClipSpec, ResizeSpec
+from engines.transforms import crop_boxes, output_shape, preprocess, resize_frame
 from stream.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "recognition"

@@ -1,6 +1,6 @@
 """Sampled BGR frames → one model input, as MMAction2's test pipeline and preprocessor make it.
 
-:func:`preprocess` does, for the frames a :class:`~pipelines.clip_spec.ClipSpec` sampled:
+:func:`preprocess` does, for the frames a :class:`~engines.clip_spec.ClipSpec` sampled:
 
 1. ``Resize`` — ``cv2.resize`` with the size rule and interpolation of MMAction2's
    ``Resize`` + ``mmcv.imresize`` (cv2 backend), so the pixels are bit-identical. Each
@@ -10,7 +10,7 @@
    lower-left, lower-right, centre, each followed by its horizontal flip). Crops are
    slices, never copies of the frame.
 3. Channel order and normalisation — BGR→RGB when MMAction2's model would see RGB (see
-   :mod:`pipelines.clip_spec`), then ``(x - mean) / std`` in float32. Both happen in one
+   :mod:`engines.clip_spec`), then ``(x - mean) / std`` in float32. Both happen in one
    pass through a per-channel 256-entry float32 lookup table (``cv2.LUT``), which gives
    exactly the float32 values ``ActionDataPreprocessor`` computes.
 4. ``FormatShape`` — views ordered crop-major, then clip, then frame:
@@ -28,7 +28,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pipelines.clip_spec import ClipSpec, ResizeSpec
+from engines.clip_spec import ClipSpec, ResizeSpec
 
 _CV2_INTERP: dict[str, int] = {
     "nearest": cv2.INTER_NEAREST,
