@@ -30,7 +30,7 @@ from engines.backends import (
     resolve_backend,
 )
 from engines.checkpoint import file_sha256, save_checkpoint
-from engines.config import load_config
+from engines.config import ModelConfig, load_config
 from engines.errors import InputShapeError, ModelConfigError
 from engines.export import (
     AVERAGE_CLIPS_CHOICES,
@@ -43,6 +43,7 @@ from engines.export import (
     torch_scores,
 )
 from engines.manifest import MANIFEST_NAME, Manifest, library_versions
+from engines.tensors import TensorSpec, check_feeds
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,39 @@ class Engine:
             InputShapeError: If the batch does not fit :attr:`input_spec`.
         """
         return self.backend.infer(batch)
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """The engine's named inputs (dynamic axes named)."""
+        return self.manifest.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        """The engine's named outputs."""
+        return self.manifest.outputs
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the engine on named inputs and return its named outputs.
+
+        A one-input, one-output engine (a recognizer) runs through :meth:`infer`, split into
+        chunks of at most ``max_batch``; other engines run whole, on backends that take named
+        inputs (ONNX Runtime, OpenVINO).
+
+        Raises:
+            InputShapeError: A missing or unknown input, or one that does not fit its spec.
+            BackendOptionError: The backend cannot run several named inputs.
+        """
+        checked = check_feeds(self.inputs, feeds)
+        if len(self.inputs) == 1 and len(self.outputs) == 1:
+            return {self.outputs[0].name: self.infer(checked[self.inputs[0].name])}
+        run_named = getattr(self.backend, "run_named", None)
+        if run_named is None:
+            raise BackendOptionError(
+                f"backend {self.backend.name!r} runs one-input engines only; open this engine with "
+                "--backend onnxruntime or openvino"
+            )
+        out = run_named(checked, [t.name for t in self.outputs])
+        return {t.name: np.asarray(out[t.name]) for t in self.outputs}
 
     def close(self) -> None:
         """Release the backend."""
@@ -177,7 +211,7 @@ def _input_shape(
 
 
 def build_engine(
-    config: str | Path,
+    config: str | Path | ModelConfig,
     checkpoint: str | Path,
     backend: str = "auto",
     precision: str = "auto",
@@ -193,6 +227,7 @@ def build_engine(
     num_threads: int | None = None,
     copy_weights: bool | None = None,
     validate: bool = True,
+    device: int = 0,
 ) -> Engine:
     """Build an engine directory from a config and a checkpoint, and open it.
 
@@ -208,7 +243,8 @@ def build_engine(
     the engine falls back to fp32 (logged, and recorded in ``manifest.validation``).
 
     Args:
-        config: Project or MMAction2 config file.
+        config: Project or MMAction2 config file, or a config already loaded with
+            :func:`~engines.config.load_config` (then ``cfg_options`` must be applied already).
         checkpoint: ``.pth`` in MMAction2 layout or a bare state dict.
         backend: A name from :data:`~engines.backends.BACKENDS` or ``'auto'``.
         precision: ``'auto'`` (see above), ``'fp32'``, ``'fp16'`` or ``'bf16'`` (backend permitting).
@@ -225,6 +261,7 @@ def build_engine(
         copy_weights: Store ``weights.pth`` in the engine dir; default: only for torch backends.
         validate: Compare the opened backend with torch and record it in the manifest
             (always done when ``precision='auto'`` picks a reduced precision).
+        device: CUDA device index for GPU backends.
 
     Raises:
         ModelConfigError: Bad config or option. CheckpointError: unreadable or unfitting
@@ -232,7 +269,13 @@ def build_engine(
         BackendUnavailable / BackendOptionError: backend problems. ExportError: ONNX
         export failed or disagrees with torch.
     """
-    config = Path(config)
+    if isinstance(config, ModelConfig):
+        if cfg_options:
+            raise ModelConfigError("build_engine: apply cfg_options when loading the config, not here")
+        cfg = config
+    else:
+        cfg = load_config(config, cfg_options)
+    config = cfg.path
     checkpoint = Path(checkpoint)
     out = Path(out_dir)
     name = resolve_backend(backend)
@@ -241,13 +284,12 @@ def build_engine(
     if auto:
         precision = cls.auto_precision()
         logger.info("precision 'auto': trying %s on %s", precision, name)
-    options = BackendOptions(precision=precision, max_batch=max_batch, num_threads=num_threads)
+    options = BackendOptions(precision=precision, max_batch=max_batch, num_threads=num_threads, device=device)
     cls.check_options(options)
     cls.check_available()
     if average_clips is not None and average_clips not in AVERAGE_CLIPS_CHOICES:
         raise ModelConfigError(f"average_clips: expected one of {AVERAGE_CLIPS_CHOICES}, got {average_clips!r}")
 
-    cfg = load_config(config, cfg_options)
     input_format = cfg.input_format
     clip_shape = None
     if input_shape is None and cfg.clip is not None and cfg.clip.fixed_hw is not None:

@@ -35,3 +35,7 @@ class BackendUnavailable(EngineError, ImportError):
 
 class InputShapeError(EngineError, ValueError):
     """An input batch does not match the engine's input spec."""
+
+
+class ExportError(EngineError, RuntimeError):
+    """ONNX export failed, or the exported graph disagrees with torch."""

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engines.checkpoint import Checkpoint, file_sha256, load_checkpoint
-from engines.errors import EngineError, ModelConfigError
+from engines.errors import EngineError, ExportError, ModelConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ INPUT_NAME = "inputs"
 OUTPUT_NAME = "scores"
 EXPORT_ATOL = 1e-4
 AVERAGE_CLIPS_CHOICES = ("score", "prob")
-
-
-class ExportError(EngineError, RuntimeError):
-    """The ONNX export failed or its output does not match torch."""
 
 
 def _stats(value: Any, where: str) -> Tensor | None:

@@ -9,9 +9,7 @@ prebuilt engine directory (``python -m engines.build``) instead.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,22 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from engines.engine import Engine, build_engine, load_engine
+from core.errors import ConfigError
+from engines.cache import cached_engine, resolve_device
+from engines.clip_spec import ClipSpec
+from engines.config import ModelConfig, load_config
+from engines.engine import Engine, load_engine
 from pipelines.clip_buffer import Clip
-from pipelines.clip_spec import ClipSpec
-from stream.config import load_config, to_plain
-from stream.errors import ConfigError, SourceNotFound
+from stream.errors import SourceNotFound
 
 log = logging.getLogger(__name__)
-
-ENGINE_FORMAT = 1  # bump when the cached engine layout changes
-DEVICES = ("cpu", "cuda")
-
-
-def cache_root() -> Path:
-    """Where built engines are cached: ``$ACTION_STREAM_CACHE`` or ``~/.cache/action-stream``."""
-    root = os.environ.get("ACTION_STREAM_CACHE") or Path.home() / ".cache" / "action-stream"
-    return Path(root) / "engines"
 
 
 def read_label_file(path: str | Path) -> list[str]:
@@ -47,26 +38,18 @@ def read_label_file(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise SourceNotFound(f"label file not found: {path}; pass a text file with one class name per line")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if not text or "\0" in text:
+        if data.strip():
+            raise ConfigError(f"label file {path} is not a text file; it needs one class name per line (UTF-8)")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise ConfigError(f"label file {path} is empty; it needs one class name per line")
     return names
-
-
-def backend_for(backend: str, device: str) -> str:
-    """Resolve ``--backend``/``--device``: ``--device cuda`` with ``--backend auto`` means GPU backends.
-
-    Raises:
-        ConfigError: For an unknown device.
-    """
-    kind = device.split(":")[0]
-    if kind not in DEVICES:
-        raise ConfigError(f"--device: expected cpu, cuda or cuda:N, got {device!r}")
-    if backend == "auto":
-        from engines.backends import select_backend
-
-        return select_backend("cpu" if kind == "cpu" else "any")
-    return backend
 
 
 @dataclass
@@ -143,7 +126,8 @@ def open_recognizer(
         cfg_options: ``--cfg-options`` overrides.
         label_file: Class names, one per line; default the config's ``label_file``, then the
             checkpoint's ``dataset_meta.classes``, then ``class_0``…
-        engine_dir: Use this prebuilt engine instead of building one.
+        engine_dir: Use this prebuilt engine instead of building one; its manifest's clip spec
+            is used, and must agree with the config's test pipeline.
         max_batch: Largest batch the engine runs at once.
         num_clips: Override the test pipeline's ``num_clips`` (fewer views: faster, for live use).
         frame_size: ``(width, height)`` of the frames, for configs whose input size depends on it.
@@ -151,46 +135,61 @@ def open_recognizer(
 
     Raises:
         ConfigError / SourceNotFound: Bad config, missing checkpoint or label file, label file
-            with fewer names than the model has classes.
+            with fewer names than the model has classes, a config that disagrees with ``engine_dir``.
         EngineError: The checkpoint does not fit the config, or the backend is unavailable.
     """
     cfg = load_config(config, cfg_options)
-    spec = ClipSpec.from_config(cfg)
-    if num_clips is not None:
-        if num_clips < 1:
-            raise ConfigError(f"num_clips: expected >= 1, got {num_clips}")
-        spec = replace(spec, num_clips=num_clips)
+    name, dev = resolve_device(backend, device)
     config_dir = Path(config).resolve().parent
     if engine_dir is not None:
-        engine = load_engine(engine_dir, None if backend == "auto" else backend, num_threads=num_threads)
+        engine = load_engine(engine_dir, name if backend != "auto" else None, num_threads=num_threads)
+        spec = _engine_spec(cfg, engine)
     else:
+        spec = _config_spec(cfg)
         checkpoint = checkpoint or cfg.get("load_from")
         if not checkpoint:
             raise ConfigError(f"{config}: no checkpoint given (--checkpoint) and the config has no load_from")
-        checkpoint = _local_path(str(checkpoint), config_dir, what="checkpoint")
-        name = backend_for(backend, device)
-        shape = _input_shape(spec, frame_size)
-        key = _cache_key(cfg, checkpoint, name, precision, shape, max_batch)
-        out = cache_root() / key
-        cached = _cached(out, name, num_threads)
-        if cached is not None:
-            engine = cached
-        else:
-            log.info("building the %s engine for %s (cached in %s)", name, Path(config).name, out)
-            engine = build_engine(
-                _dump_config(cfg, out),
-                checkpoint,
-                backend=name,
-                precision=precision,
-                max_batch=max_batch,
-                out_dir=out,
-                input_shape=shape,
-                num_threads=num_threads,
-            )
+        engine = cached_engine(
+            cfg,
+            _local_path(str(checkpoint), config_dir, what="checkpoint"),
+            backend=name,
+            device=dev,
+            precision=precision,
+            input_shape=_input_shape(spec, frame_size),
+            max_batch=max_batch,
+            num_threads=num_threads,
+        )
+    if num_clips is not None:
+        if num_clips < 1:
+            raise ConfigError(f"--num-clips: expected >= 1, got {num_clips}")
+        spec = replace(spec, num_clips=num_clips)
     manifest = engine.manifest
     names = _class_names(cfg, config_dir, label_file, manifest.class_names, manifest.num_classes)
     probabilities = manifest.average_clips == "prob"
     return Recognizer(engine, spec, names, normalize=not manifest.normalize_folded, probabilities=probabilities)
+
+
+def _config_spec(cfg: ModelConfig) -> ClipSpec:
+    if cfg.clip is None:
+        raise ConfigError(f"{cfg.path}: no test_pipeline; add MMAction2's test pipeline list to the config")
+    return cfg.clip
+
+
+def _engine_spec(cfg: ModelConfig, engine: Engine) -> ClipSpec:
+    """The engine's recorded clip spec; the config's must agree with it (same frames, same input)."""
+    recorded = engine.manifest.clip
+    if recorded is None:
+        return _config_spec(cfg)
+    if cfg.clip is not None and cfg.clip != recorded:
+        ours, theirs = cfg.clip.to_dict(), recorded.to_dict()
+        diff = ", ".join(
+            f"{k}: config {ours.get(k)!r} vs engine {theirs.get(k)!r}" for k in ours if ours.get(k) != theirs.get(k)
+        )
+        raise ConfigError(
+            f"{cfg.path} does not match the engine {engine.engine_dir} ({diff}); pass the config the engine was "
+            "built from, or rebuild the engine with python -m engines.build"
+        )
+    return recorded
 
 
 def _local_path(value: str, config_dir: Path, *, what: str) -> Path:
@@ -215,43 +214,17 @@ def _input_shape(spec: ClipSpec, frame_size: tuple[int, int] | None) -> tuple[in
     return spec.input_shape(height, width)
 
 
-def _cache_key(cfg: Any, checkpoint: Path, backend: str, precision: str, shape: tuple[int, ...], batch: int) -> str:
-    from engines.checkpoint import file_sha256
-
-    digest = hashlib.sha256()
-    model_text = repr(to_plain(cfg.get("model")))
-    for part in (model_text, file_sha256(checkpoint), backend, precision, repr(shape), str(batch), str(ENGINE_FORMAT)):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return f"{backend}-{precision}-{digest.hexdigest()[:16]}"
-
-
-def _dump_config(cfg: Any, out: Path) -> Path:
-    from mmengine.config import Config
-
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "source_config.py"
-    Config({"model": to_plain(cfg.model), "test_pipeline": to_plain(cfg.get("test_pipeline", []))}).dump(str(path))
-    return path
-
-
-def _cached(out: Path, backend: str, num_threads: int | None) -> Engine | None:
-    if not (out / "manifest.json").is_file():
-        return None
-    try:
-        return load_engine(out, backend, num_threads=num_threads)
-    except Exception as exc:  # a broken cache entry is rebuilt, never fatal
-        log.warning("cached engine %s is unusable (%s); rebuilding", out, exc)
-        return None
-
-
 def _class_names(
-    cfg: Any, config_dir: Path, label_file: str | Path | None, meta_names: Sequence[str] | None, num_classes: int
+    cfg: ModelConfig,
+    config_dir: Path,
+    label_file: str | Path | None,
+    meta_names: Sequence[str] | None,
+    num_classes: int,
 ) -> list[str]:
     source = "checkpoint"
     names: list[str] | None = None
     if label_file is None and cfg.get("label_file"):
-        label_file = _local_path(str(cfg.label_file), config_dir, what="label-file")
+        label_file = _local_path(str(cfg.get("label_file")), config_dir, what="label-file")
     if label_file is not None:
         names, source = read_label_file(label_file), str(label_file)
     elif meta_names:

@@ -112,6 +112,13 @@ class InputSpec:
         return np.ascontiguousarray(batch, dtype=np.float32)
 
 
+def primary_input_spec(manifest: Manifest) -> InputSpec:
+    """The :class:`InputSpec` of an engine's first named input (dynamic axes as ``None``)."""
+    first = manifest.inputs[0]
+    layout = first.layout or "?" * len(first.shape)
+    return InputSpec(first.name, layout, tuple(None if isinstance(d, str) else d for d in first.shape), first.dtype)
+
+
 @dataclass(frozen=True)
 class BackendOptions:
     """Options a backend is opened with; each backend reads the ones it knows.
@@ -259,11 +266,20 @@ def backend_class(name: str) -> type[Backend]:
     return cls
 
 
+#: Backends that run only on a CUDA GPU.
+GPU_BACKENDS = ("tensorrt", "torch-cuda")
+
+
 def cuda_available() -> bool:
     """True if torch sees a CUDA device."""
+    return cuda_device_count() > 0
+
+
+def cuda_device_count() -> int:
+    """How many CUDA devices torch sees (0 without a GPU or a CUDA build)."""
     import torch
 
-    return bool(torch.cuda.is_available())
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
 def is_x86_cpu() -> bool:
@@ -310,6 +326,7 @@ def resolve_backend(name: str | None, default: str = "auto") -> str:
 __all__ = [
     "BACKENDS",
     "BACKEND_CHOICES",
+    "GPU_BACKENDS",
     "Backend",
     "BackendOptionError",
     "BackendOptions",
@@ -317,6 +334,9 @@ __all__ = [
     "InputSpec",
     "UnknownBackendError",
     "backend_class",
+    "cuda_available",
+    "cuda_device_count",
+    "primary_input_spec",
     "resolve_backend",
     "select_backend",
 ]

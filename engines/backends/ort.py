@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engines.backends import Backend, BackendOptions, InputSpec
+from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
 from engines.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class OnnxRuntimeBackend(Backend):
         cls.check_options(options)
         return cls(
             manifest.path_of(engine_dir, "onnx"),
-            InputSpec(manifest.input_name, manifest.layout, (None, *manifest.input_shape)),
+            primary_input_spec(manifest),
             num_threads=options.num_threads,
             cache_dir=Path(engine_dir) / "onnxruntime_trt_cache",
             max_batch=options.max_batch,
@@ -95,3 +95,7 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self._output], {self.input_spec.name: batch})[0]
+
+    def run_named(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        """Run validated named inputs whole; returns the named outputs."""
+        return dict(zip(outputs, self.session.run(outputs, feeds), strict=True))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engines.backends import Backend, BackendOptions, InputSpec
+from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
 from engines.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -92,7 +92,8 @@ class OpenVinoBackend(Backend):
             self.config["INFERENCE_NUM_THREADS"] = num_threads
         self._compiled: dict[int, Any] = {}
         self._requests: dict[int, Any] = {}
-        self.effective_precision = self._compile(1)
+        self._dynamic: Any = None
+        self.effective_precision = self._compile(1) if len(self.model.inputs) == 1 else precision
 
     @classmethod
     def check_available(cls) -> None:
@@ -134,7 +135,7 @@ class OpenVinoBackend(Backend):
         )
         return cls(
             path,
-            InputSpec(manifest.input_name, manifest.layout, (None, *manifest.input_shape)),
+            primary_input_spec(manifest),
             precision=options.precision,
             performance_hint=options.performance_hint,
             num_threads=options.num_threads,
@@ -165,3 +166,11 @@ class OpenVinoBackend(Backend):
         request = self._requests[size]
         request.infer({0: batch})
         return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def run_named(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        """Run validated named inputs whole on a dynamically shaped compile; returns the named outputs."""
+        if self._dynamic is None:
+            self._dynamic = self.core.compile_model(self.model, self.device, self.config).create_infer_request()
+        result = self._dynamic.infer(feeds)
+        by_name = {name: value for port, value in result.items() for name in port.get_names()}
+        return {name: np.array(by_name[name], copy=True) for name in outputs}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engines.backends import Backend, BackendOptions, InputSpec
+from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
 from engines.errors import BackendUnavailable, CheckpointError
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(options.num_threads)
         return cls(
             load_deploy_model(engine_dir, manifest),
-            InputSpec(manifest.input_name, manifest.layout, (None, *manifest.input_shape)),
+            primary_input_spec(manifest),
             precision=options.precision,
             compile_mode=options.compile,
             max_batch=options.max_batch,
@@ -161,7 +161,7 @@ class TorchCudaBackend(TorchBackend):
         cls.check_available()
         backend = cls(
             load_deploy_model(engine_dir, manifest),
-            InputSpec(manifest.input_name, manifest.layout, (None, *manifest.input_shape)),
+            primary_input_spec(manifest),
             precision=options.precision,
             compile_mode=options.compile,
             max_batch=options.max_batch,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engines.backends import Backend, BackendOptions, InputSpec
+from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
 from engines.errors import BackendUnavailable, EngineError
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class TensorRTBackend(Backend):
         path = cls._ensure_plan(engine_dir, manifest, options)
         return cls(
             path.read_bytes(),
-            InputSpec(manifest.input_name, manifest.layout, (None, *manifest.input_shape)),
+            primary_input_spec(manifest),
             max_batch=options.max_batch,
             device=options.device,
         )

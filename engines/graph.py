@@ -1,0 +1,125 @@
+"""Engines for any torch module with named inputs and outputs (RoI heads, detectors, skeleton models).
+
+Recognizers go through :func:`engines.engine.build_engine`, which knows MMAction2's configs.
+Other models — a spatio-temporal RoI head taking ``features`` and ``rois``, a detector giving
+``boxes`` / ``scores`` / ``labels`` — are built here from the torch module and their
+:class:`~engines.tensors.TensorSpec`\\ s, with the same export, parity check, backends and
+engine directory layout::
+
+    engine = build_graph_engine(head, inputs=[feats, rois], outputs=[scores], example=feeds,
+                                out_dir="engines/roi_head", backend="openvino")
+    engine.run({"features": f, "rois": r})["scores"]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.backends import BackendOptions, backend_class, resolve_backend
+from engines.engine import Engine
+from engines.errors import ExportError
+from engines.manifest import Manifest, library_versions
+from engines.tensors import TensorSpec, export_graph, parity
+
+logger = logging.getLogger(__name__)
+
+ONNX_NAME = "model.onnx"
+
+
+def build_graph_engine(
+    module: Any,
+    *,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    example: Mapping[str, np.ndarray],
+    out_dir: str | Path,
+    backend: str = "onnxruntime",
+    model_type: str = "graph",
+    num_classes: int = 1,
+    class_names: list[str] | None = None,
+    check: Mapping[str, np.ndarray] | None = None,
+    atol: float = 1e-4,
+    num_threads: int | None = None,
+) -> Engine:
+    """Export ``module`` with named tensors, write an engine directory, open it and check it.
+
+    Args:
+        module: ``module(*inputs) -> outputs`` (a tensor, or a tuple in the order of ``outputs``).
+        inputs: Input specs in the order ``module`` takes them; dynamic axes named.
+        outputs: Output specs in the order ``module`` returns them.
+        example: Inputs to trace with.
+        out_dir: Engine directory to write.
+        backend: A backend that runs named inputs: ``onnxruntime`` or ``openvino`` (``auto`` picks).
+        model_type: Recorded in the manifest (e.g. ``'AVARoIHead'``).
+        num_classes: Classes of the model's scores, recorded for consumers.
+        class_names: Optional class names.
+        check: Inputs with other dynamic sizes than ``example`` for the parity checks.
+        atol: Largest accepted difference between the engine and torch (fp32).
+        num_threads: CPU threads for the backend.
+
+    Returns:
+        The opened engine; ``manifest.validation`` holds its measured agreement with torch.
+
+    Raises:
+        ExportError: The export failed, or ONNX Runtime / the backend disagrees with torch.
+        InputShapeError: ``example`` or ``check`` do not fit ``inputs``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = resolve_backend(backend)
+    cls = backend_class(name)
+    cls.check_available()
+    options = BackendOptions(precision="fp32", max_batch=1, num_threads=num_threads)
+    export_diff = export_graph(module, out / ONNX_NAME, inputs, outputs, example, check=check, atol=atol)
+    manifest = Manifest(
+        model_type=model_type,
+        backbone_type=None,
+        head_type=None,
+        input_format="",
+        input_shape=(),
+        output_shape=(),
+        num_classes=num_classes,
+        backend=name,
+        class_names=class_names,
+        files={"onnx": ONNX_NAME},
+        export_max_abs_diff=export_diff,
+        versions=library_versions(),
+        inputs=list(inputs),
+        outputs=list(outputs),
+    )
+    manifest.files.update(cls.prepare(out, manifest, options))
+    manifest.save(out)
+    engine = Engine(out, manifest, cls.open(out, manifest, options))
+    feeds = check or example
+    torch_out = _torch_outputs(module, inputs, feeds)
+    got = engine.run(feeds)
+    worst = max((_max_diff(spec, want, got[spec.name]) for spec, want in zip(outputs, torch_out, strict=True)), default=0.0)
+    manifest.validation = {"max_abs_diff": worst, "backend": name}
+    manifest.save(out)
+    if not worst <= atol:
+        engine.close()
+        raise ExportError(f"{name} differs from torch by {worst:.3g} (> {atol}) on {model_type}")
+    logger.info("built %s engine %s (max |engine - torch| = %.2g)", name, out, worst)
+    return engine
+
+
+def _max_diff(spec: TensorSpec, want: np.ndarray, got: np.ndarray) -> float:
+    if want.shape != got.shape:
+        raise ExportError(f"output {spec.name!r}: the engine gives shape {got.shape}, torch {want.shape}")
+    return float(np.max(np.abs(want.astype(np.float64) - got.astype(np.float64)))) if want.size else 0.0
+
+
+def _torch_outputs(module: Any, inputs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        ref = module.eval()(*(torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in inputs))
+    return [r.detach().numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+
+
+__all__ = ["build_graph_engine", "parity"]
