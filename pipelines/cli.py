@@ -1,24 +1,44 @@
-"""Flags and builders shared by the recognition entry points (webcam, long video, RTSP)."""
+"""Flags shared by the entry points, checked where they are parsed, and turned into typed parameters.
+
+Every numeric flag is validated by its argparse type (a bad value is a usage error naming the
+flag, exit code 2) so that nothing downstream sees ``nan``, ``inf``, zero or negative values
+where they make no sense.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from mmengine.config import DictAction
+from core.cli import integer, number, positive, score
+from pipelines.graphs import DrawParams, ModelParams, OutputParams
 
-from pipelines.recognizer import Recognizer, open_recognizer
+if TYPE_CHECKING:
+    from pipelines.recognition import RecognitionParams
+
+#: Upper bound of ``--num-clips``: more views than this is a typo, not a workload.
+MAX_NUM_CLIPS = 100
+
+
+def inference_fps(text: str) -> float | None:
+    """argparse type of ``--inference-fps``: a positive rate, or 0 for no limit (as webcam_demo.py)."""
+    value = number(minimum=0)(text)
+    return None if value == 0 else value
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
     """--config/--checkpoint (or positional, as in long_video_demo.py), backend and device flags."""
+    from engines.cli import CfgOptionsAction  # mmengine: loaded only by the commands that take a model
+
     if not positional:
-        parser.add_argument("--config", required=True, help="recognition config (MMAction2 style)")
+        parser.add_argument("--config", type=Path, required=True, help="recognition config (MMAction2 style)")
         parser.add_argument("--checkpoint", help="checkpoint .pth (default: the config's load_from)")
         parser.add_argument("--label-file", help="class names, one per line (default: config or checkpoint)")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino, tensorrt, torch-cuda or torch")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda or cuda:N (a CUDA device that is not there is an error)"
+    )
     parser.add_argument(
         "--precision",
         default="auto",
@@ -27,37 +47,98 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = False)
         "if top-1 labels match fp32 on a check batch, else fp32 (default: auto)",
     )
     parser.add_argument("--engine", help="use this prebuilt engine directory (python -m engines.build)")
-    parser.add_argument("--num-clips", type=int, help="override the test pipeline's num_clips (fewer: faster)")
-    parser.add_argument("--batch-size", type=int, default=4, help="clips per engine call")
+    parser.add_argument(
+        "--num-clips",
+        type=integer(maximum=MAX_NUM_CLIPS),
+        help=f"override the test pipeline's num_clips, 1-{MAX_NUM_CLIPS} (fewer: faster)",
+    )
+    parser.add_argument("--batch-size", type=integer(maximum=256), default=4, help="clips per engine call")
     parser.add_argument(
         "--cfg-options",
         nargs="+",
-        action=DictAction,
+        action=CfgOptionsAction,
         default={},
-        help="override config keys, e.g. model.cls_head.num_classes=10",
+        metavar="KEY=VALUE",
+        help="override existing config keys, e.g. model.cls_head.num_classes=10",
     )
 
 
-def add_prediction_args(parser: argparse.ArgumentParser, *, threshold: float, inference_fps: float | None) -> None:
+def add_prediction_args(
+    parser: argparse.ArgumentParser, *, threshold: float, inference_fps_default: float | None
+) -> None:
     """MMAction2 demo flags that shape predictions."""
-    parser.add_argument("--threshold", type=float, default=threshold, help="hide labels scoring below this")
-    parser.add_argument("--average-size", type=int, default=1, help="average the scores of this many clips")
-    parser.add_argument("--top-k", type=int, default=5, help="labels per prediction")
-    parser.add_argument("--inference-fps", type=float, default=inference_fps, help="at most this many clips per second")
-    parser.add_argument("--predict-stepsize", type=int, help="a new clip every N frames")
+    parser.add_argument("--threshold", type=score, default=threshold, help="hide labels scoring below this (0-1)")
+    parser.add_argument(
+        "--average-size",
+        type=integer(maximum=1000),
+        default=1,
+        help="average the scores of the last N clips (from the first clip on: the first labels average fewer)",
+    )
+    parser.add_argument("--top-k", type=integer(maximum=1000), default=5, help="labels per prediction")
+    parser.add_argument(
+        "--inference-fps",
+        type=inference_fps,
+        default=inference_fps_default,
+        help="at most this many clips per second (0: no limit)",
+    )
+    parser.add_argument("--predict-stepsize", type=integer(), help="a new clip every N frames")
 
 
-def recognizer_from_args(args: argparse.Namespace, config: str, checkpoint: str | None, **kwargs: Any) -> Recognizer:
-    return open_recognizer(
-        Path(config),
-        checkpoint,
+def add_output_args(parser: argparse.ArgumentParser, *, video: bool = True) -> None:
+    """``--out-file``, ``--output-fps``, ``--events``, ``--show``, ``--drawing-fps``, ``--max-frames``."""
+    if video:
+        parser.add_argument("--out-file", type=Path, help="write the annotated video here (H.264 MP4)")
+    parser.add_argument("--output-fps", type=positive, help="frame rate of the output video (default: source timing)")
+    parser.add_argument("--events", type=Path, help="write predictions and source events as JSON lines")
+    parser.add_argument("--show", action="store_true", help="show the annotated frames in a window")
+    parser.add_argument("--drawing-fps", type=positive, default=20.0, help="cap the display at this rate")
+    parser.add_argument("--max-frames", type=integer(), help="stop after N frames")
+
+
+def model_params(args: argparse.Namespace, config: Path | None = None, checkpoint: str | None = None) -> ModelParams:
+    """The model flags as :class:`ModelParams`."""
+    return ModelParams(
+        config=Path(config or args.config),
+        checkpoint=checkpoint or getattr(args, "checkpoint", None),
+        label_file=getattr(args, "label_file", None),
         backend=args.backend,
         device=args.device,
         precision=args.precision,
-        cfg_options=args.cfg_options or None,
-        label_file=kwargs.pop("label_file", getattr(args, "label_file", None)),
         engine_dir=args.engine,
-        max_batch=max(1, args.batch_size),
         num_clips=args.num_clips,
-        **kwargs,
+        batch_size=args.batch_size,
+        cfg_options=dict(args.cfg_options or {}),
     )
+
+
+def prediction_params(args: argparse.Namespace, **extra: object) -> RecognitionParams:
+    """The prediction flags as :class:`RecognitionParams` (live mode is set by the graph)."""
+    from pipelines.recognition import RecognitionParams
+
+    return RecognitionParams(
+        threshold=args.threshold,
+        top_k=args.top_k,
+        average_size=args.average_size,
+        predict_stepsize=args.predict_stepsize or 1,
+        inference_fps=args.inference_fps,
+        batch_size=args.batch_size,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def output_params(args: argparse.Namespace) -> OutputParams:
+    """The output and run flags as :class:`OutputParams`."""
+    return OutputParams(
+        out_file=getattr(args, "out_file", None),
+        output_fps=getattr(args, "output_fps", None),
+        events=getattr(args, "events", None),
+        show=getattr(args, "show", False),
+        drawing_fps=getattr(args, "drawing_fps", None),
+        metrics=args.metrics,
+        metrics_interval=args.metrics_interval,
+        max_frames=getattr(args, "max_frames", None),
+    )
+
+
+def draw_params(args: argparse.Namespace) -> DrawParams:
+    return DrawParams(font_scale=args.font_scale, font_color=args.font_color)

@@ -34,7 +34,7 @@ live stream would.
 * **Memory.** Frames are stored by reference (packets are read-only) and only the
   window is kept (plus one frame before it), with a hard ``capacity``. With
   ``resize_on_push`` each frame is resized by ``spec.resize`` on arrival, so 1080p frames
-  are not kept; pass ``resized=clip.resized`` to :func:`~pipelines.transforms.preprocess`
+  are not kept; pass ``resized=clip.resized`` to :func:`~engines.transforms.preprocess`
   (or use :meth:`Clip.to_input`).
 
 Buffers are not thread-safe: one stage thread owns them.
@@ -45,16 +45,16 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from pipelines.clip_spec import ClipSpec
-from pipelines.transforms import preprocess, resize_frame
-from stream.errors import ConfigError
+from core.errors import ConfigError
+from engines.clip_spec import ClipSpec
+from engines.transforms import preprocess, resize_frame
 from stream.packet import FramePacket
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class Clip:
         resized: The frames went through ``spec.resize`` already (``resize_on_push``).
         filled_slots: Window slots with no frame of their own (dropped frames), filled
             by the frame before them.
+        track_id: The person the clip follows (buffers keyed ``(source_id, track_id)``), or None.
     """
 
     source_id: str
@@ -100,9 +101,10 @@ class Clip:
     frame_idx: int
     resized: bool
     filled_slots: int = 0
+    track_id: int | None = None
 
     def to_input(self, spec: ClipSpec, *, normalize: bool = True) -> np.ndarray:
-        """The model input of this clip: :func:`~pipelines.transforms.preprocess` of its frames.
+        """The model input of this clip: :func:`~engines.transforms.preprocess` of its frames.
 
         Raises:
             ValueError: If the frames do not fit ``spec`` (see ``preprocess``).
@@ -434,64 +436,92 @@ class ClipBuffer:
 
 
 class ClipBuffers:
-    """One :class:`ClipBuffer` per source, created on a source's first frame.
+    """One :class:`ClipBuffer` per key, created on the key's first frame.
+
+    A key is a ``source_id`` (whole-frame models) or ``(source_id, track_id)`` (one buffer per
+    person, fed with that person's crops). Buffers are freed with :meth:`remove` (a track
+    ended) or :meth:`remove_source` (a source disconnected or ended); past ``max_keys`` the
+    least recently fed buffer is dropped (counted in :attr:`evicted`).
 
     Args:
-        spec: Clip settings shared by all sources.
+        spec: Clip settings shared by all keys.
+        max_keys: Most buffers held at once.
         **options: :class:`ClipBuffer` keyword arguments (``predict_stepsize``, ``stride``,
-            ``inference_fps``, ``fps``, ``resize_on_push``, …) used for every source.
+            ``inference_fps``, ``fps``, ``resize_on_push``, …) used for every key.
 
     Raises:
         ConfigError: If the options are invalid (checked once, here).
     """
 
-    def __init__(self, spec: ClipSpec, **options: Any) -> None:
+    def __init__(self, spec: ClipSpec, *, max_keys: int = 256, **options: Any) -> None:
         if "source_id" in options:
-            raise ConfigError("ClipBuffers: source_id is set per source; do not pass it")
+            raise ConfigError("ClipBuffers: source_id is set per key; do not pass it")
+        if not isinstance(max_keys, int) or max_keys < 1:
+            raise ConfigError(f"ClipBuffers.max_keys: expected a positive int, got {max_keys!r}")
         try:
             ClipBuffer(spec, **options)  # validate once
         except TypeError as exc:
             raise ConfigError(f"ClipBuffers: {exc}") from exc
         self.spec = spec
+        self.max_keys = max_keys
         self.options = dict(options)
-        self._buffers: dict[str, ClipBuffer] = {}
+        self._buffers: OrderedDict[Hashable, ClipBuffer] = OrderedDict()  # least recently fed first
+        #: Buffers dropped because ``max_keys`` was reached.
+        self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._buffers)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._buffers)
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(list(self._buffers))
 
-    def __contains__(self, source_id: object) -> bool:
-        return source_id in self._buffers
+    def __contains__(self, key: object) -> bool:
+        return key in self._buffers
 
-    def __getitem__(self, source_id: str) -> ClipBuffer:
+    def __getitem__(self, key: Hashable) -> ClipBuffer:
         try:
-            return self._buffers[source_id]
+            return self._buffers[key]
         except KeyError:
-            raise KeyError(f"no clip buffer for source {source_id!r}; known: {sorted(self._buffers)}") from None
+            raise KeyError(f"no clip buffer for {key!r}; known: {list(self._buffers)}") from None
 
-    def buffer(self, source_id: str) -> ClipBuffer:
-        """The buffer of ``source_id``, created if needed."""
-        buffer = self._buffers.get(source_id)
+    def buffer(self, key: Hashable) -> ClipBuffer:
+        """The buffer of ``key``, created if needed (evicting the least recently fed past ``max_keys``)."""
+        buffer = self._buffers.get(key)
         if buffer is None:
-            buffer = self._buffers[source_id] = ClipBuffer(self.spec, source_id=source_id, **self.options)
+            source_id = key[0] if isinstance(key, tuple) else key
+            buffer = self._buffers[key] = ClipBuffer(self.spec, source_id=str(source_id), **self.options)
+            while len(self._buffers) > self.max_keys:
+                self._buffers.popitem(last=False)
+                self.evicted += 1
+        else:
+            self._buffers.move_to_end(key)
         return buffer
 
-    def push(self, packet: FramePacket) -> bool:
-        """Add a frame to its source's buffer; returns whether that source has a clip due."""
-        return self.buffer(packet.source_id).push(packet)
+    def push(self, packet: FramePacket, key: Hashable | None = None) -> bool:
+        """Add a frame (or a person's crop in a packet) to ``key``'s buffer (default: its source's)."""
+        return self.buffer(packet.source_id if key is None else key).push(packet)
 
-    def poll(self, source_id: str) -> Clip | None:
-        """The due clip of ``source_id``, or None (also for an unknown source)."""
-        buffer = self._buffers.get(source_id)
-        return None if buffer is None else buffer.poll()
+    def poll(self, key: Hashable) -> Clip | None:
+        """The due clip of ``key``, or None (also for an unknown key)."""
+        buffer = self._buffers.get(key)
+        clip = None if buffer is None else buffer.poll()
+        if clip is not None and isinstance(key, tuple) and len(key) > 1 and key[1] is not None:
+            clip = replace(clip, track_id=int(key[1]))
+        return clip
 
-    def feed(self, packet: FramePacket) -> Clip | None:
-        """:meth:`push` then :meth:`poll` for the packet's source."""
-        self.push(packet)
-        return self.poll(packet.source_id)
+    def feed(self, packet: FramePacket, key: Hashable | None = None) -> Clip | None:
+        """:meth:`push` then :meth:`poll` for the packet's key."""
+        key = packet.source_id if key is None else key
+        self.push(packet, key)
+        return self.poll(key)
 
-    def remove(self, source_id: str) -> None:
-        """Drop a source's buffer (e.g. on its end of stream); unknown ids are ignored."""
-        self._buffers.pop(source_id, None)
+    def remove(self, key: Hashable) -> None:
+        """Drop a key's buffer (its track ended); unknown keys are ignored."""
+        self._buffers.pop(key, None)
+
+    def remove_source(self, source_id: str) -> int:
+        """Drop every buffer of ``source_id`` (it disconnected or ended). Returns how many."""
+        keys = [k for k in self._buffers if k == source_id or (isinstance(k, tuple) and k and k[0] == source_id)]
+        for key in keys:
+            del self._buffers[key]
+        return len(keys)

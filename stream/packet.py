@@ -100,7 +100,8 @@ class Poses:
 
 @dataclass(eq=False)
 class Prediction:
-    """Top-k labels of one clip.
+    """The labels of one clip: top-k of a single-label recognizer, or every label above the
+    threshold of a multi-label (AVA-style) model, each with its own score.
 
     Attributes:
         label_ids: ``(k,)`` int64 class ids, best first.
@@ -110,6 +111,9 @@ class Prediction:
         end_s: stream time of the clip's newest frame, seconds.
         capture_ns: capture timestamp (monotonic ns) of the clip's newest frame, for latency.
         track_id: the person this prediction is about, or None for the whole frame.
+        box: ``(4,)`` float32 ``x1, y1, x2, y2`` pixels of that person, or None.
+        multi_label: the labels are independent (sigmoid scores, several may hold at once)
+            rather than alternatives ranked by a softmax.
     """
 
     label_ids: np.ndarray
@@ -119,8 +123,14 @@ class Prediction:
     end_s: float
     capture_ns: int
     track_id: int | None = None
+    box: np.ndarray | None = None
+    multi_label: bool = False
 
     def __post_init__(self) -> None:
+        if self.box is not None:
+            self.box = np.asarray(self.box, dtype=np.float32).reshape(-1)
+            if self.box.shape != (4,):
+                raise ValueError(f"Prediction.box: expected 4 numbers x1, y1, x2, y2, got shape {self.box.shape}")
         self.label_ids = np.asarray(self.label_ids, dtype=np.int64).reshape(-1)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         self.names = tuple(self.names)
@@ -147,6 +157,8 @@ class Prediction:
             "end_s": round(self.end_s, 6),
             "capture_ns": self.capture_ns,
             "track_id": self.track_id,
+            **({"box": [round(float(v), 2) for v in self.box]} if self.box is not None else {}),
+            **({"multi_label": True} if self.multi_label else {}),
         }
 
 

@@ -13,30 +13,22 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
-from typing import Any
 
-from stream.annotate import AnnotateStage
-from stream.annotate.overlay import OverlayAnnotator
-from stream.cli import add_common_args, add_drawing_args, run_main, run_with_outputs, setup_logging
-from stream.sources import detect_kind, open_source
-from stream.stage import Stage
+from pipelines.cli import add_output_args, draw_params, output_params
+from pipelines.graphs import play_graph
+from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, positive, run_main, setup_logging
 
 log = logging.getLogger("stream.play")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stream.play", description=__doc__.split("\n\n")[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m stream.play", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="video file, image folder, rtsp:// or http:// URL, camera index or /dev/videoN")
-    parser.add_argument("--out-file", type=Path, help="write the annotated video here (H.264 MP4)")
-    parser.add_argument("--output-fps", type=float, help="frame rate of --out-file (default: the source's timing)")
-    parser.add_argument("--events", type=Path, help="write one JSON line per frame and per source event here")
-    parser.add_argument("--show", action="store_true", help="show the frames in a window (q or Esc to quit)")
     parser.add_argument("--realtime", action="store_true", help="pace a file at its frame rate, like a live camera")
-    parser.add_argument("--max-frames", type=int, help="stop after N frames")
     parser.add_argument("--use-frames", action="store_true", help="SOURCE is a folder of frames (as MMAction2's demo)")
-    parser.add_argument("--fps", type=float, help="frame rate of an image folder (default 30)")
-    parser.add_argument("--drawing-fps", type=float, help="cap the display at this many frames per second")
+    parser.add_argument("--fps", type=positive, help="frame rate of an image folder (default 30)")
+    add_output_args(parser)
+    parser.set_defaults(drawing_fps=None)
     add_drawing_args(parser)
     add_common_args(parser)
     return parser
@@ -49,19 +41,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def play(args: argparse.Namespace) -> int:
-    if not (args.out_file or args.events or args.show):
+    out = output_params(args)
+    if not (out.out_file or out.events or out.show):
         log.warning("no output chosen (--out-file, --events or --show): decoding only")
-    options: dict[str, Any] = {}
-    kind = "images" if args.use_frames else detect_kind(args.source)
-    if kind == "rtsp":
-        options["fail_fast"] = True  # an unreachable URL at start-up is an error, not a reconnect loop
-    source = open_source(args.source, realtime=args.realtime, fps=args.fps, kind=kind, **options)
-    stages: list[Stage] = [AnnotateStage([OverlayAnnotator(font_scale=args.font_scale, font_color=args.font_color)])]
-    report = run_with_outputs([source], stages, args, live=source.live, window="stream.play", include_frames="all")
-    frames = report.stages[source.name]["frames"]
-    outputs = ", ".join(str(p) for p in (args.out_file, args.events) if p)
+    graph = play_graph(
+        args.source,
+        realtime=args.realtime,
+        fps=args.fps,
+        use_frames=args.use_frames,
+        draw=draw_params(args),
+        out=out,
+    )
+    report = graph.execute()
+    frames = report.stages[graph.sources[0].name]["frames"]
+    outputs = ", ".join(str(p) for p in (out.out_file, out.events) if p)
     log.info("%s: %d frames in %.1f s%s", report.status, frames, report.elapsed_s, f" -> {outputs}" if outputs else "")
-    return 0
+    return exit_code(report)
 
 
 if __name__ == "__main__":

@@ -5,57 +5,58 @@
 
 Headless. Each camera is its own source that reconnects on its own (exponential back-off,
 a ``disconnected`` / ``reconnecting`` / ``connected`` event each time) without disturbing
-the others; one recognition stage batches the newest clip of every camera into one engine
-call. An action event starts when a label stays at or above ``--event-threshold`` for
-``--start-after`` predictions and ends when it drops below it; events and camera status
-go to ``--events`` (JSON lines) and a ZeroMQ PUB socket (``--publish``). A health line per
-camera (fps, latency, drops, connected) is logged every ``--health-interval`` seconds.
-Cameras can also be listed in the config: ``sources = ['rtsp://...', dict(url=..., name=...)]``.
+the others; a camera that is unreachable at start-up is retried the same way (a monitor
+waits for its cameras), unlike ``stream.webcam`` / ``stream.play``, which fail at once. One
+recognition stage batches the newest clip of every camera into one engine call. An action
+event starts when a label stays at or above ``--event-threshold`` for ``--start-after``
+predictions and ends when it drops below it; events and camera status go to ``--events``
+(JSON lines) and a ZeroMQ PUB socket (``--publish``). A health line per camera (fps,
+latency, drops, connected) is logged every ``--health-interval`` seconds. Cameras can also
+be listed in the config: ``sources = ['rtsp://...', dict(url=..., name=...)]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
-from pipelines.cli import add_model_args, add_prediction_args, recognizer_from_args
-from pipelines.events import ActionEvents, ActionEventStage
-from pipelines.recognition import RecognitionParams, RecognitionStage
-from stream.annotate import AnnotateStage, default_annotators
-from stream.cli import add_common_args, add_drawing_args, policies_for, run_main, setup_logging
-from stream.config import load_config, to_plain
-from stream.errors import ConfigError
-from stream.health import HealthStage
-from stream.runner import Pipeline
-from stream.sinks import JsonlSink, VideoWriterSink, ZmqPublisherSink
-from stream.sources import Backoff, NetworkSource, detect_kind, open_source
-from stream.stage import Source, Stage
+from pipelines.cli import (
+    add_model_args,
+    add_prediction_args,
+    draw_params,
+    integer,
+    model_params,
+    output_params,
+    positive,
+    prediction_params,
+    score,
+)
+from pipelines.graphs import CameraSpec, RtspParams, rtsp_graph
+from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_main, setup_logging
 
 log = logging.getLogger("stream.rtsp")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stream.rtsp", description=__doc__.split("\n\n")[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m stream.rtsp", description=__doc__.split("\n\n")[0])
     add_model_args(parser)
-    parser.add_argument("--source", action="append", default=[], help="camera URL (repeat for several cameras)")
-    parser.add_argument("--events", type=Path, help="write action events and camera status as JSON lines")
-    parser.add_argument("--publish", metavar="ADDRESS", help="publish events on a ZeroMQ PUB socket, e.g. tcp://*:5560")
-    parser.add_argument("--record-dir", type=Path, help="record each camera's annotated video into this folder")
-    parser.add_argument("--event-threshold", type=float, default=0.5, help="score that starts/keeps an event")
-    parser.add_argument("--start-after", type=int, default=3, help="predictions above the threshold to start")
-    parser.add_argument("--end-after", type=int, default=1, help="predictions below the threshold to end")
-    parser.add_argument("--health-interval", type=float, default=5.0, help="seconds between health lines")
-    parser.add_argument("--health-file", type=Path, help="also write health records as JSON lines here")
-    parser.add_argument("--open-timeout", type=float, default=5.0, help="seconds to wait for a camera to answer")
-    parser.add_argument("--read-timeout", type=float, default=5.0, help="seconds without frames before reconnecting")
-    parser.add_argument("--max-backoff", type=float, default=10.0, help="longest wait between reconnect attempts")
-    parser.add_argument("--max-frames", type=int, help="stop each camera after N frames (for tests)")
-    add_prediction_args(parser, threshold=0.0, inference_fps=4.0)
+    add = parser.add_argument
+    add("--source", action="append", default=[], help="camera URL (repeat for several cameras)")
+    add("--events", type=Path, help="write action events and camera status as JSON lines")
+    add("--publish", metavar="ADDRESS", help="publish events on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5560")
+    add("--record-dir", type=Path, help="record each camera's annotated video into this folder")
+    add("--event-threshold", type=score, default=0.5, help="score that starts/keeps an event")
+    add("--start-after", type=integer(), default=3, help="predictions above the threshold to start")
+    add("--end-after", type=integer(), default=1, help="predictions below the threshold to end")
+    add("--health-interval", type=positive, default=5.0, help="seconds between health lines")
+    add("--health-file", type=Path, help="also write health records as JSON lines here")
+    add("--open-timeout", type=positive, default=5.0, help="seconds to wait for a camera to answer")
+    add("--read-timeout", type=positive, default=5.0, help="seconds without frames before reconnecting")
+    add("--max-backoff", type=positive, default=10.0, help="longest wait between reconnect attempts")
+    add("--max-frames", type=integer(), help="stop each camera after N frames (for tests)")
+    add_prediction_args(parser, threshold=0.0, inference_fps_default=4.0)
     add_drawing_args(parser)
     add_common_args(parser)
     return parser
@@ -67,103 +68,28 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(lambda: monitor(args))
 
 
-def camera_specs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
-    """``(url, name)`` of every camera: ``--source`` flags, else the config's ``sources``.
-
-    Raises:
-        ConfigError: If there is none, or an entry of the config list is malformed.
-    """
-    if args.source:
-        return [(url, None) for url in args.source]
-    cfg = load_config(args.config)
-    entries = to_plain(cfg.get("sources") or [])
-    specs: list[tuple[str, str | None]] = []
-    for i, entry in enumerate(entries):
-        if isinstance(entry, str):
-            specs.append((entry, None))
-        elif isinstance(entry, dict) and isinstance(entry.get("url"), str):
-            specs.append((entry["url"], entry.get("name")))
-        else:
-            raise ConfigError(f"{args.config}: sources[{i}]: expected a URL or dict(url=..., name=...), got {entry!r}")
-    if not specs:
-        raise ConfigError(
-            "no cameras: pass --source rtsp://... (repeatable) or list them in the config as sources=[...]"
-        )
-    return specs
-
-
-def make_sources(args: argparse.Namespace) -> list[Source]:
-    sources: list[Source] = []
-    for url, name in camera_specs(args):
-        if detect_kind(url) != "rtsp":  # files and cameras work too, e.g. for trying it out
-            sources.append(open_source(url, source_id=name))
-            continue
-        sources.append(
-            NetworkSource(
-                url,
-                source_id=name,
-                open_timeout_s=args.open_timeout,
-                read_timeout_s=args.read_timeout,
-                backoff=Backoff(max_s=args.max_backoff),
-            )
-        )
-    names = [s.source_id for s in sources]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"camera names must be unique, got {names}; name them in the config: dict(url=..., name=...)")
-    return sources
-
-
 def monitor(args: argparse.Namespace) -> int:
-    sources = make_sources(args)
-    recognizer = recognizer_from_args(args, args.config, args.checkpoint)
-    params = RecognitionParams(
-        threshold=args.threshold,
-        top_k=args.top_k,
-        average_size=args.average_size,
-        predict_stepsize=args.predict_stepsize or 1,
-        inference_fps=args.inference_fps,
-        batch_size=args.batch_size,
-        live=True,
+    params = RtspParams(
+        model=model_params(args),
+        predict=prediction_params(args),
+        cameras=tuple(CameraSpec(url) for url in args.source),
+        events=args.events,
+        publish=args.publish,
+        record_dir=args.record_dir,
+        event_threshold=args.event_threshold,
+        start_after=args.start_after,
+        end_after=args.end_after,
+        health_interval=args.health_interval,
+        health_file=args.health_file,
+        open_timeout=args.open_timeout,
+        read_timeout=args.read_timeout,
+        max_backoff=args.max_backoff,
+        draw=draw_params(args),
+        out=output_params(args),
     )
-    health_lock = threading.Lock()
-    health_file = args.health_file.open("a", encoding="utf-8") if args.health_file else None
-
-    def write_health(record: dict[str, Any]) -> None:
-        if health_file is not None:
-            with health_lock:
-                health_file.write(json.dumps(record) + "\n")
-                health_file.flush()
-
-    stages: list[Stage] = [
-        RecognitionStage(recognizer, params),
-        ActionEventStage(ActionEvents(args.event_threshold, args.start_after, args.end_after)),
-        HealthStage(args.health_interval, on_report=write_health),
-    ]
-    if args.events:
-        stages.append(JsonlSink(args.events, include_frames="none"))
-    if args.publish:
-        stages.append(ZmqPublisherSink(args.publish, include_frames="none"))
-    if args.record_dir:
-        annotators = default_annotators(font_scale=args.font_scale, font_color=args.font_color)
-        stages += [
-            AnnotateStage(annotators),
-            VideoWriterSink(args.record_dir / "{source_id}.mp4", per_source=True),
-        ]
-    pipeline = Pipeline(
-        sources,
-        stages,
-        policies=policies_for(stages, live=True),
-        metrics_interval_s=args.metrics_interval,
-        metrics_path=args.metrics,
-        max_frames=args.max_frames,
-    )
-    try:
-        report = pipeline.run()
-    finally:
-        if health_file is not None:
-            health_file.close()
+    report = rtsp_graph(params).execute()
     log.info("%s after %.1f s: %d events", report.status, report.elapsed_s, report.stages["events"].get("events", 0))
-    return 0
+    return exit_code(report)
 
 
 if __name__ == "__main__":

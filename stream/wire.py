@@ -52,6 +52,8 @@ def _prediction(p: Prediction) -> dict[str, Any]:
         "end_s": p.end_s,
         "capture_ns": p.capture_ns,
         "track_id": p.track_id,
+        "box": p.box,
+        "multi_label": p.multi_label,
     }
 
 

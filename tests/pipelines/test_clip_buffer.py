@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pipelines.clip_buffer import ClipBuffer, ClipBuffers
-from pipelines.clip_spec import ClipSpec, ResizeSpec
-from pipelines.sampling import sample_frames
-from pipelines.transforms import preprocess, resize_frame
+from engines.clip_spec import ClipSpec, ResizeSpec
+from engines.sampling import sample_frames
+from engines.transforms import preprocess, resize_frame
 from stream.errors import ConfigError
 from stream.packet import FramePacket
 
@@ -261,3 +261,21 @@ def test_jittery_timestamps_keep_one_frame_per_slot() -> None:
     for clip in clips:
         assert frame_ids(clip.frames) == list(range(clip.frame_idx - 7, clip.frame_idx + 1))
         assert clip.filled_slots == 0
+
+
+def test_buffers_keyed_per_person_free_with_their_track_and_source() -> None:
+    buffers = ClipBuffers(TSN, max_keys=3)
+    clips = {}
+    for i in range(8):  # two people of one camera, one of another, fed their own crops
+        for key, value in ((("cam", 1), 10), (("cam", 2), 20), (("door", 7), 30)):
+            clip = buffers.feed(packet(i, source=key[0], value=value + i), key)
+            if clip is not None:
+                clips[key] = clip
+    assert set(clips) == {("cam", 1), ("cam", 2), ("door", 7)}
+    assert clips[("cam", 2)].track_id == 2 and clips[("cam", 2)].source_id == "cam"
+    assert frame_ids(clips[("cam", 2)].frames) == [20 + i for i in range(8)]
+    assert buffers.feed(packet(9, source="cam"), "cam") is None  # whole-frame key: no track
+    assert buffers.evicted == 1 and ("cam", 1) not in buffers  # least recently fed went first
+    buffers.remove(("cam", 2))
+    assert buffers.remove_source("door") == 1
+    assert list(buffers) == ["cam"]

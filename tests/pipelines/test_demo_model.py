@@ -28,7 +28,7 @@ from pipelines.demo.train import (
     to_inputs,
     window_starts,
 )
-from pipelines.transforms import preprocess
+from engines.transforms import preprocess
 from stream.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -102,3 +102,18 @@ def test_detections_validate_and_index() -> None:
     assert len(det[det.scores > 0.5]) == 1 and len(Detections.empty()) == 0
     with pytest.raises(ValueError, match="expected 2 rows"):
         Detections(det.xyxy, np.array([0.1]), det.labels)
+
+
+def test_per_person_multi_label_prediction_round_trip() -> None:
+    pred = Prediction(
+        np.array([11, 4, 79]), np.array([0.9, 0.6, 0.31]), ("stand", "talk", "watch"), 1.0, 2.0, 7,
+        track_id=3, box=np.array([10.5, 20, 110, 220]), multi_label=True,
+    )  # fmt: skip
+    back = decode(encode(_frame(predictions=[pred])))
+    assert isinstance(back, FramePacket)
+    got = back.predictions[0]
+    assert got.multi_label and got.track_id == 3 and got.names == ("stand", "talk", "watch")
+    np.testing.assert_array_equal(got.box, np.array([10.5, 20, 110, 220], np.float32))
+    assert got.to_json()["box"] == [10.5, 20.0, 110.0, 220.0] and got.to_json()["multi_label"] is True
+    with pytest.raises(ValueError, match="Prediction.box"):
+        Prediction(np.array([1]), np.array([0.5]), ("a",), 0, 1, 0, box=np.array([1, 2, 3]))

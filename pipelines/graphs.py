@@ -1,0 +1,418 @@
+"""The stage graph of every job, built from typed parameters.
+
+An entry point parses its flags into the parameter dataclasses below and calls one builder
+(:func:`play_graph`, :func:`webcam_graph`, :func:`long_video_graph`, :func:`rtsp_graph`);
+the :class:`Graph` it gets back runs the sources and stages on the runner. Outputs that cost
+little are grouped into one stage (:class:`~stream.sinks.MultiSink`) where a ZeroMQ hop and
+a thread would buy nothing; the display keeps a stage of its own (it drops all but the newest
+frame when live).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from core.errors import ConfigError
+from stream.annotate import AnnotateStage, default_annotators
+from stream.annotate.labels import LabelAnnotator
+from stream.annotate.overlay import OverlayAnnotator
+from stream.errors import SourceNotFound
+from stream.health import HealthStage
+from stream.runner import Pipeline, RunReport
+from stream.sinks import DisplaySink, JsonlSink, MultiSink, VideoWriterSink, ZmqPublisherSink
+from stream.sources import Backoff, FileSource, NetworkSource, detect_kind, open_source
+from stream.stage import Source, Stage
+from stream.transport import LOSSLESS
+
+if TYPE_CHECKING:  # the model side imports torch: only the builders that need it load it
+    from pipelines.recognition import RecognitionParams
+    from pipelines.recognizer import Recognizer
+
+log = logging.getLogger(__name__)
+
+IncludeFrames = Literal["all", "predictions", "none"]
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Which recognizer to run and how (``--config``, ``--checkpoint``, ``--backend``, …)."""
+
+    config: Path
+    checkpoint: str | None = None
+    label_file: str | None = None
+    backend: str = "auto"
+    device: str = "cpu"
+    precision: str = "auto"
+    engine_dir: str | None = None
+    num_clips: int | None = None
+    batch_size: int = 4
+    cfg_options: dict[str, Any] = field(default_factory=dict)
+
+    def open(self, frame_size: tuple[int, int] | None = None) -> Recognizer:
+        """Build or reuse the engine (see :func:`pipelines.recognizer.open_recognizer`)."""
+        from pipelines.recognizer import open_recognizer
+
+        return open_recognizer(
+            self.config,
+            self.checkpoint,
+            backend=self.backend,
+            device=self.device,
+            precision=self.precision,
+            cfg_options=self.cfg_options or None,
+            label_file=self.label_file,
+            engine_dir=self.engine_dir,
+            max_batch=max(1, self.batch_size),
+            num_clips=self.num_clips,
+            frame_size=frame_size,
+        )
+
+
+@dataclass(frozen=True)
+class DrawParams:
+    """MMAction2's drawing flags."""
+
+    font_scale: float | None = None
+    font_color: str = "white"
+
+
+@dataclass(frozen=True)
+class OutputParams:
+    """The usual outputs of a job and how the run is watched."""
+
+    out_file: Path | None = None
+    output_fps: float | None = None
+    events: Path | None = None
+    show: bool = False
+    drawing_fps: float | None = None
+    metrics: Path | None = None
+    metrics_interval: float = 5.0
+    max_frames: int | None = None
+
+
+@dataclass
+class Graph:
+    """Sources and stages ready to run, with how their links behave.
+
+    Attributes:
+        sources: Frame sources (each in its own thread).
+        stages: Stages in order (each in its own thread, linked by ZeroMQ).
+        live: Live sources get each stage's ``live_policy``; files are lossless.
+        run: Metrics and frame-limit settings.
+        display: The display stage, if any (its ``q`` / Esc stops the pipeline).
+    """
+
+    sources: list[Source]
+    stages: list[Stage]
+    live: bool
+    run: OutputParams = field(default_factory=OutputParams)
+    display: DisplaySink | None = None
+
+    def execute(self) -> RunReport:
+        """Run the graph to its end (or Ctrl-C); raises ``StageError`` if a stage failed."""
+        pipeline = Pipeline(
+            self.sources,
+            self.stages,
+            policies=[s.live_policy if self.live else LOSSLESS for s in self.stages],
+            metrics_interval_s=self.run.metrics_interval,
+            metrics_path=self.run.metrics,
+            max_frames=self.run.max_frames,
+        )
+        if self.display is not None:
+            self.display.on_quit = pipeline.stop
+        return pipeline.run()
+
+
+def with_outputs(
+    sources: Sequence[Source],
+    stages: list[Stage],
+    out: OutputParams,
+    *,
+    live: bool,
+    window: str,
+    include_frames: IncludeFrames,
+) -> Graph:
+    """Append ``--out-file`` / ``--events`` (grouped in one stage) and ``--show`` to ``stages``."""
+    stages = list(stages)
+    writers: list[Stage] = []
+    if out.events:
+        writers.append(JsonlSink(out.events, include_frames=include_frames))
+    if out.out_file:
+        writers.append(VideoWriterSink(out.out_file, fps=out.output_fps))
+    if len(writers) > 1:
+        stages.append(MultiSink(writers, name="outputs"))
+    else:
+        stages += writers
+    display = None
+    if out.show:
+        display = DisplaySink(window, fps_cap=out.drawing_fps)
+        stages.append(display)
+    return Graph(list(sources), stages, live, out, display)
+
+
+# ---------------------------------------------------------------------------------- play
+
+
+def play_graph(
+    source: str, *, realtime: bool, fps: float | None, use_frames: bool, draw: DrawParams, out: OutputParams
+) -> Graph:
+    """``stream.play``: decode, draw frame index / time / fps, write out (no model)."""
+    kind = "images" if use_frames else detect_kind(source)
+    options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
+    src = open_source(source, realtime=realtime, fps=fps, kind=kind, **options)
+    overlay = OverlayAnnotator(font_scale=draw.font_scale, font_color=draw.font_color)
+    return with_outputs(
+        [src], [AnnotateStage([overlay])], out, live=src.live, window="stream.play", include_frames="all"
+    )
+
+
+# ---------------------------------------------------------------------------------- webcam
+
+
+@dataclass(frozen=True)
+class WebcamParams:
+    """``stream.webcam``: live recognition from a camera, a stream or a file."""
+
+    model: ModelParams
+    predict: RecognitionParams
+    source: str | None = None
+    realtime: bool = False
+    draw: DrawParams = field(default_factory=DrawParams)
+    out: OutputParams = field(default_factory=OutputParams)
+
+
+def default_source(config: Path) -> str:
+    """The config's ``demo_video`` if it has one (the built-in demo), else camera 0."""
+    from engines.config import read_config
+
+    demo = read_config(config).get("demo_video")
+    if demo and Path(demo).is_file():
+        log.info("no --source given: using the config's demo video %s", demo)
+        return str(demo)
+    return "0"
+
+
+def webcam_graph(p: WebcamParams) -> Graph:
+    """Source → recognition → annotation → outputs; live sources drop stale clips, files none."""
+    from pipelines.recognition import RecognitionStage
+
+    spec = p.source or default_source(p.model.config)
+    kind = detect_kind(spec)
+    options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
+    try:
+        source = open_source(spec, realtime=p.realtime, kind=kind, **options)
+    except SourceNotFound as exc:
+        if kind == "webcam" and p.source is None:
+            raise SourceNotFound(f"{exc} (no --source given, so camera 0 was tried)") from exc
+        raise
+    predict = replace(p.predict, live=source.live)
+    recognizer = p.model.open()
+    annotators = default_annotators(
+        font_scale=p.draw.font_scale, font_color=p.draw.font_color, threshold=predict.threshold
+    )
+    stages: list[Stage] = [RecognitionStage(recognizer, predict), AnnotateStage(annotators)]
+    return with_outputs([source], stages, p.out, live=source.live, window="stream.webcam", include_frames="predictions")
+
+
+# ---------------------------------------------------------------------------------- long video
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm")
+
+
+@dataclass(frozen=True)
+class LongVideoParams:
+    """``stream.long_video``: sliding-window labelling of a file."""
+
+    model: ModelParams
+    predict: RecognitionParams
+    video: Path
+    out_file: Path
+    segments: Path | None = None
+    timeline: Path | None = None
+    progress: bool = True
+    label_color: str = "white"
+    msg_color: str = "gray"
+    draw: DrawParams = field(default_factory=DrawParams)
+    out: OutputParams = field(default_factory=OutputParams)
+
+    @property
+    def writes_video(self) -> bool:
+        return self.out_file.suffix.lower() != ".json"
+
+
+def long_video_graph(p: LongVideoParams) -> Graph:
+    """File → recognition (batched, placed by window middles) → timeline → annotation → video."""
+    from pipelines.recognition import RecognitionStage
+    from pipelines.timeline import TimelineStage
+
+    suffix = p.out_file.suffix.lower()
+    if suffix not in (*VIDEO_SUFFIXES, ".json"):
+        raise ConfigError(f"OUT_FILE {p.out_file}: expected a video ({', '.join(VIDEO_SUFFIXES)}) or a .json file")
+    if not p.video.is_file():
+        raise SourceNotFound(f"video not found: {p.video}")
+    probe = FileSource(p.video)
+    probe.setup()  # opens and probes it: a broken file fails here, before any model work
+    info = probe.info
+    probe.close()
+    if info is None:  # setup() always sets it; keeps the type checker informed
+        raise SourceNotFound(f"cannot read {p.video}")
+    recognizer = p.model.open(frame_size=(info.width, info.height))
+    stages: list[Stage] = [
+        RecognitionStage(recognizer, p.predict, fps=info.fps_float or None),
+        TimelineStage(
+            recognizer.class_names,
+            frames_json=None if p.writes_video else p.out_file,
+            segments_path=p.segments,
+            timeline_png=p.timeline,
+            total_frames=info.frames,
+            progress=sys.stderr if p.progress else None,
+            title=p.video.name,
+        ),
+    ]
+    if p.writes_video:
+        labels = LabelAnnotator(
+            top_k=p.predict.top_k,
+            threshold=p.predict.threshold,
+            font_scale=p.draw.font_scale,
+            font_color=p.label_color if p.draw.font_color == "white" else p.draw.font_color,
+            waiting_text="Preparing action recognition ...",
+            waiting_color=p.msg_color,
+        )
+        overlay = OverlayAnnotator(font_scale=p.draw.font_scale, show_fps=False, show_latency=False)
+        stages += [AnnotateStage([labels, overlay]), VideoWriterSink(p.out_file, fps=p.out.output_fps)]
+    return Graph([FileSource(p.video)], stages, live=False, run=p.out)
+
+
+# ---------------------------------------------------------------------------------- RTSP monitor
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """One camera: its URL and optional name (the source id)."""
+
+    url: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class RtspParams:
+    """``stream.rtsp``: headless monitoring of several cameras with one shared engine."""
+
+    model: ModelParams
+    predict: RecognitionParams
+    cameras: tuple[CameraSpec, ...] = ()
+    events: Path | None = None
+    publish: str | None = None
+    record_dir: Path | None = None
+    event_threshold: float = 0.5
+    start_after: int = 3
+    end_after: int = 1
+    health_interval: float = 5.0
+    health_file: Path | None = None
+    open_timeout: float = 5.0
+    read_timeout: float = 5.0
+    max_backoff: float = 10.0
+    draw: DrawParams = field(default_factory=DrawParams)
+    out: OutputParams = field(default_factory=OutputParams)
+
+
+def config_cameras(config: Path) -> tuple[CameraSpec, ...]:
+    """The cameras listed in the config's ``sources`` (URLs or ``dict(url=..., name=...)``).
+
+    Raises:
+        ConfigError: If there is none, or an entry is malformed.
+    """
+    from engines.config import read_config
+
+    entries = read_config(config).get("sources") or []
+    cameras: list[CameraSpec] = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            cameras.append(CameraSpec(entry))
+        elif isinstance(entry, dict) and isinstance(entry.get("url"), str):
+            cameras.append(CameraSpec(entry["url"], entry.get("name")))
+        else:
+            raise ConfigError(f"{config}: sources[{i}]: expected a URL or dict(url=..., name=...), got {entry!r}")
+    if not cameras:
+        raise ConfigError(
+            "no cameras: pass --source rtsp://... (repeatable) or list them in the config as sources=[...]"
+        )
+    return tuple(cameras)
+
+
+def _camera_sources(p: RtspParams) -> list[Source]:
+    sources: list[Source] = []
+    for cam in p.cameras or config_cameras(p.model.config):
+        if detect_kind(cam.url) != "rtsp":  # files and cameras work too, e.g. for trying it out
+            sources.append(open_source(cam.url, source_id=cam.name))
+            continue
+        sources.append(
+            NetworkSource(
+                cam.url,
+                source_id=cam.name,
+                open_timeout_s=p.open_timeout,
+                read_timeout_s=p.read_timeout,
+                backoff=Backoff(max_s=p.max_backoff),
+            )
+        )
+    names = [s.source_id for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"camera names must be unique, got {names}; name them in the config: dict(url=..., name=...)")
+    return sources
+
+
+class HealthLog(HealthStage):
+    """:class:`~stream.health.HealthStage` that also appends each record to a JSON-lines file."""
+
+    def __init__(self, interval_s: float, path: Path | None) -> None:
+        super().__init__(interval_s, on_report=self._write if path is not None else None)
+        self.path = path
+        self._file: Any = None
+        self._write_lock = threading.Lock()
+
+    def setup(self) -> None:
+        if self.path is not None:
+            self._file = self.path.open("a", encoding="utf-8")
+        super().setup()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with self._write_lock:
+            if self._file is not None:
+                self._file.write(json.dumps(record) + "\n")
+                self._file.flush()
+
+    def close(self) -> None:
+        super().close()
+        with self._write_lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def rtsp_graph(p: RtspParams) -> Graph:
+    """Cameras → recognition (newest clip of each, one batch) → events → health → outputs."""
+    from pipelines.events import ActionEvents, ActionEventStage
+    from pipelines.recognition import RecognitionStage
+
+    sources = _camera_sources(p)
+    recognizer = p.model.open()
+    predict = replace(p.predict, live=True)
+    stages: list[Stage] = [
+        RecognitionStage(recognizer, predict),
+        ActionEventStage(ActionEvents(p.event_threshold, p.start_after, p.end_after)),
+        HealthLog(p.health_interval, p.health_file),
+    ]
+    if p.events:
+        stages.append(JsonlSink(p.events, include_frames="none"))
+    if p.publish:
+        stages.append(ZmqPublisherSink(p.publish, include_frames="none"))
+    if p.record_dir:
+        annotators = default_annotators(font_scale=p.draw.font_scale, font_color=p.draw.font_color)
+        stages += [AnnotateStage(annotators), VideoWriterSink(p.record_dir / "{source_id}.mp4", per_source=True)]
+    return Graph(sources, stages, live=True, run=p.out)
