@@ -1,8 +1,9 @@
 """Shared plumbing of the ``engines.build`` / ``engines.infer`` command lines.
 
-User errors (missing files, bad config, checkpoint mismatch, wrong shapes, missing
-backend) print one line on stderr and exit with code 2, no traceback; anything else
-is a bug and keeps its traceback.
+Errors follow the one exit-code contract of :mod:`core.cli`: user errors (missing files,
+bad config, checkpoint mismatch, wrong shapes, missing backend) print one line on stderr
+and exit with code 2, no traceback; Ctrl-C exits 130; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 
 from mmengine.config import DictAction
 
-from engines.errors import EngineError
+from core.cli import EXIT_BAD_INPUT
+from core.cli import run_main as core_run_main
 
-EXIT_USER_ERROR = 2
+EXIT_USER_ERROR = EXIT_BAD_INPUT
 
 
 class CfgOptionsAction(DictAction):
@@ -69,19 +71,11 @@ def shape_arg(text: str) -> tuple[int, ...]:
 def run_main(
     main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: Sequence[str] | None
 ) -> int:
-    """Parse ``argv``, run ``main`` and turn user errors into one stderr line and exit code 2."""
+    """Parse ``argv`` and run ``main`` under the exit-code contract of :mod:`core.cli`."""
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        return main(args)
-    except (EngineError, OSError) as exc:
-        message = " ".join(str(exc).split())  # one line, whatever the message holds
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+    return core_run_main(lambda: main(args), prog=parser.prog)
