@@ -127,6 +127,7 @@ def cached_engine(
     input_shape: Sequence[int],
     max_batch: int,
     num_threads: int | None = None,
+    trusted: bool = False,
 ) -> Engine:
     """Open the cached engine for ``cfg`` + ``checkpoint``, building it on a miss.
 
@@ -139,6 +140,7 @@ def cached_engine(
         input_shape: Per-sample input shape.
         max_batch: Largest batch per engine call.
         num_threads: CPU threads for the backend.
+        trusted: Allow full unpickling of an old checkpoint (``--trust-checkpoint``).
 
     Raises:
         EngineError: The checkpoint does not fit, the export fails, the backend is unavailable.
@@ -158,6 +160,7 @@ def cached_engine(
         input_shape=input_shape,
         num_threads=num_threads,
         device=device.index,
+        trusted=trusted,
     )
 
 

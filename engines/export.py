@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engines.checkpoint import Checkpoint, file_sha256, load_checkpoint
-from engines.errors import EngineError, ExportError, ModelConfigError
+from engines.errors import ExportError, ModelConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -98,7 +98,9 @@ def build_graph_engine(
     feeds = check or example
     torch_out = _torch_outputs(module, inputs, feeds)
     got = engine.run(feeds)
-    worst = max((_max_diff(spec, want, got[spec.name]) for spec, want in zip(outputs, torch_out, strict=True)), default=0.0)
+    worst = max(
+        (_max_diff(spec, want, got[spec.name]) for spec, want in zip(outputs, torch_out, strict=True)), default=0.0
+    )
     manifest.validation = {"max_abs_diff": worst, "backend": name}
     manifest.save(out)
     if not worst <= atol:

@@ -81,6 +81,9 @@ def read_batch(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     elif batch.shape[1:] != sample_shape:
         expected = ", ".join(map(str, sample_shape))
         raise InputShapeError(f"input {path}: expected shape (N, {expected}) or ({expected}), got {batch.shape}")
+    if np.issubdtype(batch.dtype, np.floating) and not np.isfinite(batch).all():
+        bad = int(np.count_nonzero(~np.isfinite(batch)))
+        raise InputFileError(f"input {path}: {bad} value(s) are NaN or infinite; the scores would be meaningless")
     return batch
 
 

@@ -46,7 +46,7 @@ class TensorSpec:
             raise ValueError("TensorSpec: expected a name")
         object.__setattr__(self, "shape", tuple(self.shape))
         for d in self.shape:
-            if isinstance(d, bool) or not (isinstance(d, str) and d or isinstance(d, int) and d > 0):
+            if isinstance(d, bool) or not ((isinstance(d, str) and d) or (isinstance(d, int) and d > 0)):
                 raise ValueError(f"TensorSpec {self.name!r}: expected positive ints or axis names, got {self.shape}")
         if self.dtype not in DTYPES:
             raise ValueError(f"TensorSpec {self.name!r}: dtype expected one of {DTYPES}, got {self.dtype!r}")

@@ -48,6 +48,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = False)
     )
     parser.add_argument("--engine", help="use this prebuilt engine directory (python -m engines.build)")
     parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow full unpickling of an old checkpoint that the safe loader refuses (only for files you trust)",
+    )
+    parser.add_argument(
         "--num-clips",
         type=integer(maximum=MAX_NUM_CLIPS),
         help=f"override the test pipeline's num_clips, 1-{MAX_NUM_CLIPS} (fewer: faster)",
@@ -108,6 +113,7 @@ def model_params(args: argparse.Namespace, config: Path | None = None, checkpoin
         num_clips=args.num_clips,
         batch_size=args.batch_size,
         cfg_options=dict(args.cfg_options or {}),
+        trust_checkpoint=args.trust_checkpoint,
     )
 
 

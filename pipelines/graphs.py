@@ -54,6 +54,7 @@ class ModelParams:
     num_clips: int | None = None
     batch_size: int = 4
     cfg_options: dict[str, Any] = field(default_factory=dict)
+    trust_checkpoint: bool = False
 
     def open(self, frame_size: tuple[int, int] | None = None) -> Recognizer:
         """Build or reuse the engine (see :func:`pipelines.recognizer.open_recognizer`)."""
@@ -71,6 +72,7 @@ class ModelParams:
             max_batch=max(1, self.batch_size),
             num_clips=self.num_clips,
             frame_size=frame_size,
+            trust_checkpoint=self.trust_checkpoint,
         )
 
 

@@ -1,14 +1,17 @@
-"""The recognition stage: clip buffers in stream time, batched inference, smoothing, live dropping.
+"""The recognition stage: clip scheduling in stream time, batched inference, smoothing, placement.
 
-:class:`RecognitionStage` sits in a pipeline after the source. For every frame it
+:class:`RecognitionStage` sits in a pipeline after the source and composes three parts:
 
-1. pushes the frame into its source's :class:`~pipelines.clip_buffer.ClipBuffer` (frames are
-   resized on arrival, so big frames are not kept);
-2. when a clip is due (``--predict-stepsize`` / ``--stride``, capped by ``--inference-fps``, all
-   in stream time) runs the engine on it;
-3. averages the class scores of the last ``--average-size`` clips, keeps the top-k above
-   ``--threshold``, and attaches a :class:`~stream.packet.Prediction` to the frame. A
-   prediction is attached once, to one frame; consumers hold it until a newer one comes.
+1. the :class:`~pipelines.scheduler.ClipScheduler` pushes each frame into its source's clip
+   buffer (resized on arrival, so big frames are not kept) and says when a clip is due
+   (``--predict-stepsize`` / ``--stride``, capped by ``--inference-fps``, all in stream time);
+2. inference: the engine runs on due clips, in this stage's thread (file mode) or in a
+   :class:`~stream.worker.LatestPerKey` worker whose thread, errors and drop-stale policy the
+   runner owns (live mode); the class scores of each source's last ``--average-size`` clips
+   are averaged and the top-k above ``--threshold`` make a :class:`~stream.packet.Prediction`;
+3. a :class:`~pipelines.placement.Placement` (file mode) attaches each prediction to the
+   frame it belongs to. A prediction is attached once, to one frame; consumers hold it until
+   a newer one comes.
 
 Two modes:
 
@@ -24,35 +27,36 @@ Two modes:
   its middle). A frame is then labelled by the windows centred around it rather than by the
   last window whose middle it passed, which lags half a stride behind; and where successive
   windows' scores move across an action change, the label switches where they cross.
-* **live** — inference runs in one worker thread of the stage, so frames pass on at once
-  (display never waits for the model). The worker always takes the newest due clip of each
-  source; a due clip that was not started before a newer one replaced it is dropped and
-  counted. Predictions are attached to the next frame of their source, and carry the capture
-  time of their newest frame, so capture-to-label latency is measured.
+* **live** — inference runs in the stage's worker thread (owned by the runner), so frames pass
+  on at once (display never waits for the model). The worker always takes the newest due clip
+  of each source; a due clip that was not started before a newer one replaced it is dropped
+  and counted. Predictions are attached to the next frame of their source, and carry the
+  capture time of their newest frame, so capture-to-label latency is measured.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from pipelines.clip_buffer import Clip, ClipBuffer, ClipBuffers
+from core.errors import ConfigError
+from pipelines.clip_buffer import Clip
+from pipelines.placement import ANCHORS, Placement, placement
 from pipelines.recognizer import Recognizer
-from stream.errors import ConfigError
+from pipelines.scheduler import ClipScheduler
 from stream.packet import FramePacket, Prediction
 from stream.stage import Outputs, Stage
+from stream.worker import LatestPerKey
 
 log = logging.getLogger(__name__)
 _WINDOW = 2048  # latency samples kept for percentiles
-#: Where file mode puts a clip's prediction (see :class:`RecognitionParams`).
-ANCHORS = ("end", "center", "interpolate")
+__all__ = ["ANCHORS", "RecognitionParams", "RecognitionStage"]
 
 
 @dataclass(frozen=True)
@@ -98,22 +102,11 @@ class RecognitionParams:
             raise ConfigError("give --predict-stepsize or --stride, not both")
 
 
-@dataclass(frozen=True)
-class _Window:
-    """A window's middle (stream time), class scores and extent, for ``anchor='interpolate'``."""
-
-    centre_s: float
-    scores: np.ndarray
-    start_s: float
-    end_s: float
-    capture_ns: int
-
-
 class RecognitionStage(Stage):
     """Action recognition on the frames passing through (see the module docstring).
 
     Args:
-        recognizer: the recognizer, or a factory called in :meth:`setup` with the first
+        recognizer: the recognizer, or a factory called in :meth:`process` with the first
             frame's ``(width, height)`` (for configs whose input size depends on it).
         params: prediction settings.
         fps: the stream's frame rate if known (else read from packets or estimated).
@@ -132,22 +125,18 @@ class RecognitionStage(Stage):
         self._factory = None if isinstance(recognizer, Recognizer) else recognizer
         self.params = params
         self.fps = fps
-        self._buffers: ClipBuffers | None = None
+        self._scheduler: ClipScheduler | None = None
         self._history: dict[str, collections.deque[np.ndarray]] = {}
-        # file mode
+        # file mode: frames held until the clips that concern them are inferred
         self._held: list[FramePacket] = []
         self._pending: list[Clip] = []
-        self._windows: dict[str, _Window] = {}  # anchor='interpolate': each source's newest window
-        # live mode
-        self._mailbox: dict[str, Clip] = {}
-        self._results: dict[str, list[Prediction]] = collections.defaultdict(list)
-        self._cond = threading.Condition()
-        self._worker: threading.Thread | None = None
-        self._closing = False
-        self._worker_error: BaseException | None = None
+        self._placement: Placement = placement(params.anchor)
+        # live mode: the runner runs this worker's thread
+        self._worker: LatestPerKey[Clip, Prediction] = LatestPerKey(
+            self._infer, max_batch=max(1, params.batch_size), name="infer"
+        )
         # metrics
         self.clips = 0
-        self.dropped_clips = 0
         self.latency_ms: collections.deque[float] = collections.deque(maxlen=_WINDOW)
         self.infer_ms: collections.deque[float] = collections.deque(maxlen=_WINDOW)
 
@@ -155,78 +144,56 @@ class RecognitionStage(Stage):
     def recognizer(self) -> Recognizer | None:
         return self._recognizer
 
+    @property
+    def dropped_clips(self) -> int:
+        """Live mode: due clips replaced by a newer one of their source before inference started."""
+        return self._worker.dropped
+
     # ------------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
         if self._recognizer is not None:
-            self._make_buffers(self._recognizer)
-        if self.params.live:
-            self._worker = threading.Thread(target=self._work, name=f"{self.name}-infer", daemon=True)
-            self._worker.start()
+            self._make_scheduler(self._recognizer)
 
-    def _make_buffers(self, recognizer: Recognizer) -> None:
-        self._buffers = ClipBuffers(
+    def workers(self) -> Sequence[LatestPerKey[Clip, Prediction]]:
+        return (self._worker,) if self.params.live else ()
+
+    def _make_scheduler(self, recognizer: Recognizer) -> None:
+        self._worker.max_batch = max(1, min(self.params.batch_size, recognizer.max_batch))
+        self._scheduler = ClipScheduler(
             recognizer.spec,
             predict_stepsize=self.params.predict_stepsize,
             stride=self.params.stride,
             inference_fps=self.params.inference_fps,
-            fps=None if self.fps is None else self.fps / self.params.input_step,
-            resize_on_push=True,
+            fps=self.fps,
+            input_step=self.params.input_step,
         )
 
     def process(self, packet: FramePacket) -> Outputs:
-        if self._buffers is None:
-            assert self._factory is not None  # one of the two is always set
-            with self._cond:
-                self._recognizer = self._factory((packet.width, packet.height))
-            self._make_buffers(self._recognizer)
-        assert self._buffers is not None
-        step = self.params.input_step
-        clip = self._buffers.feed(packet) if step == 1 or packet.frame_idx % step == step - 1 else None
+        if self._scheduler is None:
+            if self._factory is None:
+                raise ConfigError("RecognitionStage: no recognizer and no factory")
+            self._recognizer = self._factory((packet.width, packet.height))
+            self._make_scheduler(self._recognizer)
+        scheduler = self._scheduler
+        if scheduler is None:  # set just above; keeps the type checker informed
+            return packet
+        clip = scheduler.feed(packet)
         if self.params.live:
             return self._process_live(packet, clip)
-        return self._process_file(packet, clip)
+        return self._process_file(packet, clip, scheduler)
 
     def finish(self) -> Outputs:
         if self.params.live:
-            self._stop_worker()
             return None
-        self._clip_short_sources()
+        if self._scheduler is not None:
+            self._pending += self._scheduler.final_clips()
         self._infer_pending()
-        if self.params.anchor == "interpolate":
-            for packet in self._held:  # after the last window's middle: its scores
-                window = self._windows.get(packet.source_id)
-                if window is not None and packet.time_s > window.centre_s:
-                    packet.predictions.append(self._blend(window, window, packet.time_s))
+        self._placement.finish(self._held, self._to_prediction)
         released, self._held = self._held, []
         return released
 
-    def _buffer_of(self, source_id: str) -> ClipBuffer | None:
-        return self._buffers[source_id] if self._buffers is not None and source_id in self._buffers else None
-
-    def _clip_short_sources(self) -> None:
-        """File mode, at the end: a source that ended before its first whole window gets one clip.
-
-        Its window is padded with the nearest frames, so a video shorter than one window is
-        still labelled (with a warning) instead of silently getting no label at all.
-        """
-        buffers = self._buffers
-        if buffers is None:
-            return
-        for source_id in buffers:
-            buffer = buffers[source_id]
-            clip = buffer.final_clip()
-            if clip is None:
-                continue
-            log.warning(
-                "%s: the video ended after %d frames, before one whole window of %d; labelled from one clip "
-                "whose missing frames repeat the first one",
-                source_id, len(buffer), buffer.window_frames,
-            )  # fmt: skip
-            self._pending.append(clip)
-
     def close(self) -> None:
-        self._stop_worker()
         if self._recognizer is not None:
             self._recognizer.close()
 
@@ -243,17 +210,15 @@ class RecognitionStage(Stage):
 
     # ------------------------------------------------------------------ file mode
 
-    def _process_file(self, packet: FramePacket, clip: Clip | None) -> Outputs:
+    def _process_file(self, packet: FramePacket, clip: Clip | None, scheduler: ClipScheduler) -> Outputs:
         if clip is None and not self._pending and self.params.anchor == "end":
-            buffer = self._buffer_of(packet.source_id)
-            if buffer is not None and buffer.clips:
+            if scheduler.has_clips(packet.source_id):
                 return packet  # nothing in flight: the frame's prediction state is known
             # Before a source's first clip its frames are held, so that a video shorter than
-            # one window gets a padded clip at the end (_clip_short_sources) on its last frame;
-            # more frames than a window without a clip (timestamps reset) are let go.
+            # one window gets a padded clip at the end (final_clips) on its last frame; more
+            # frames than a window without a clip (timestamps reset) are let go.
             self._held.append(packet)
-            window = buffer.window_frames if buffer is not None else 1
-            if len(self._held) > window * self.params.input_step:
+            if len(self._held) > scheduler.window_frames(packet.source_id):
                 released, self._held = self._held, []
                 return released
             return None
@@ -265,52 +230,11 @@ class RecognitionStage(Stage):
         return None
 
     def _infer_pending(self) -> float:
-        """Infer the pending clips, attach their predictions; returns the time up to which frames are final."""
+        """Infer the pending clips and place their predictions; returns the time up to which frames are final."""
         if not self._pending:
             return float("inf")
         clips, self._pending = self._pending, []
-        if self.params.anchor == "interpolate":
-            for clip, row in zip(clips, self._scores(clips), strict=True):
-                self._interpolate(clip, row)
-        else:
-            predictions = self._infer(clips)
-            times = np.fromiter((p.time_s for p in self._held), np.float64, len(self._held))
-            for clip, prediction in zip(clips, predictions, strict=True):
-                target = clip.end_s if self.params.anchor == "end" else (clip.start_s + clip.end_s) / 2
-                candidates = [i for i, p in enumerate(self._held) if p.source_id == clip.source_id]
-                if candidates:
-                    best = min(candidates, key=lambda i: (abs(times[i] - target), -times[i]))
-                    self._held[best].predictions.append(prediction)
-        if self.params.anchor == "end":
-            return float("inf")
-        # Frames after the newest window's middle may still get the next clip's prediction.
-        return max((c.start_s + c.end_s) / 2 for c in clips)
-
-    def _interpolate(self, clip: Clip, row: np.ndarray) -> None:
-        """Give the held frames of ``clip``'s source up to its window's middle their blended scores.
-
-        Frames after the previous window's middle blend the two windows by distance; before
-        the first window's middle (or after a timestamp reset), frames take this window's scores.
-        """
-        window = _Window((clip.start_s + clip.end_s) / 2, row, clip.start_s, clip.end_s, clip.capture_ns)
-        previous = self._windows.get(clip.source_id)
-        if previous is not None and previous.centre_s >= window.centre_s:
-            previous = None
-        for packet in self._held:
-            if packet.source_id != clip.source_id or packet.time_s > window.centre_s:
-                continue
-            if previous is None:
-                packet.predictions.append(self._blend(window, window, packet.time_s))
-            elif packet.time_s > previous.centre_s:
-                packet.predictions.append(self._blend(previous, window, packet.time_s))
-        self._windows[clip.source_id] = window
-
-    def _blend(self, before: _Window, after: _Window, time_s: float) -> Prediction:
-        """The prediction at ``time_s`` between two windows' middles: their scores, linearly blended."""
-        span = after.centre_s - before.centre_s
-        weight = min(max((time_s - before.centre_s) / span, 0.0), 1.0) if span > 0 else 1.0
-        scores = after.scores if weight == 1.0 else (1.0 - weight) * before.scores + weight * after.scores
-        return self._to_prediction(scores, before.start_s, after.end_s, after.capture_ns)
+        return self._placement.place(self._held, clips, self._scores(clips), self._to_prediction)
 
     def _release(self, final_until: float) -> list[FramePacket]:
         cut = len(self._held)
@@ -322,51 +246,10 @@ class RecognitionStage(Stage):
     # ------------------------------------------------------------------ live mode
 
     def _process_live(self, packet: FramePacket, clip: Clip | None) -> Outputs:
-        with self._cond:
-            if self._worker_error is not None:
-                raise self._worker_error
-            if clip is not None:
-                if self._mailbox.get(clip.source_id) is not None:
-                    self.dropped_clips += 1  # a newer clip replaces one the worker did not start
-                self._mailbox[clip.source_id] = clip
-                self._cond.notify()
-            ready = self._results.pop(packet.source_id, None)
-        if ready:
-            packet.predictions.extend(ready)
+        if clip is not None:
+            self._worker.submit(clip.source_id, clip)  # a newer clip replaces one not started yet
+        packet.predictions.extend(self._worker.take(packet.source_id))
         return packet
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._mailbox and not self._closing:
-                    self._cond.wait(0.1)
-                if self._closing:
-                    return
-                batch = list(self._mailbox.values())[: self._max_batch()]
-                for clip in batch:
-                    del self._mailbox[clip.source_id]
-            try:
-                predictions = self._infer(batch)
-            except BaseException as exc:  # handed to the stage thread, which fails the pipeline
-                with self._cond:
-                    self._worker_error = exc
-                return
-            with self._cond:
-                for clip, prediction in zip(batch, predictions, strict=True):
-                    self._results[clip.source_id].append(prediction)
-
-    def _stop_worker(self) -> None:
-        if self._worker is None:
-            return
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._worker.join(timeout=5)
-        self._worker = None
-
-    def _max_batch(self) -> int:
-        recognizer = self._recognizer
-        return max(1, min(self.params.batch_size, recognizer.max_batch if recognizer else 1))
 
     # ------------------------------------------------------------------ inference
 
@@ -379,7 +262,8 @@ class RecognitionStage(Stage):
     def _scores(self, clips: list[Clip]) -> list[np.ndarray]:
         """Run the engine on ``clips``; each clip's class scores, averaged over its source's last ``average_size``."""
         recognizer = self._recognizer
-        assert recognizer is not None
+        if recognizer is None:
+            raise ConfigError("RecognitionStage: inference before the recognizer was opened")
         start = time.perf_counter()
         scores = recognizer.scores(clips)
         done_ns = time.monotonic_ns()
@@ -395,7 +279,8 @@ class RecognitionStage(Stage):
 
     def _to_prediction(self, scores: np.ndarray, start_s: float, end_s: float, capture_ns: int) -> Prediction:
         recognizer = self._recognizer
-        assert recognizer is not None
+        if recognizer is None:
+            raise ConfigError("RecognitionStage: prediction before the recognizer was opened")
         order = np.argsort(-scores, kind="stable")[: self.params.top_k]
         order = order[scores[order] >= self.params.threshold]
         return Prediction(

@@ -113,6 +113,7 @@ def open_recognizer(
     num_clips: int | None = None,
     frame_size: tuple[int, int] | None = None,
     num_threads: int | None = None,
+    trust_checkpoint: bool = False,
 ) -> Recognizer:
     """Build (or reuse from the cache) the engine for a config and checkpoint.
 
@@ -132,6 +133,7 @@ def open_recognizer(
         num_clips: Override the test pipeline's ``num_clips`` (fewer views: faster, for live use).
         frame_size: ``(width, height)`` of the frames, for configs whose input size depends on it.
         num_threads: CPU threads for the backend.
+        trust_checkpoint: Allow full unpickling of old checkpoints (see :mod:`engines.checkpoint`).
 
     Raises:
         ConfigError / SourceNotFound: Bad config, missing checkpoint or label file, label file
@@ -141,11 +143,20 @@ def open_recognizer(
     cfg = load_config(config, cfg_options)
     name, dev = resolve_device(backend, device)
     config_dir = Path(config).resolve().parent
+    if num_clips is not None and num_clips < 1:
+        raise ConfigError(f"--num-clips: expected >= 1, got {num_clips}")
     if engine_dir is not None:
         engine = load_engine(engine_dir, name if backend != "auto" else None, num_threads=num_threads)
         spec = _engine_spec(cfg, engine)
+        if num_clips is not None and num_clips != spec.num_clips:
+            raise ConfigError(
+                f"--num-clips {num_clips}: the engine {engine_dir} was built for {spec.num_clips} clip(s); "
+                "rebuild it with --cfg-options test_pipeline.N.num_clips=... or drop --num-clips"
+            )
     else:
         spec = _config_spec(cfg)
+        if num_clips is not None:
+            spec = replace(spec, num_clips=num_clips)
         checkpoint = checkpoint or cfg.get("load_from")
         if not checkpoint:
             raise ConfigError(f"{config}: no checkpoint given (--checkpoint) and the config has no load_from")
@@ -158,11 +169,8 @@ def open_recognizer(
             input_shape=_input_shape(spec, frame_size),
             max_batch=max_batch,
             num_threads=num_threads,
+            trusted=trust_checkpoint,
         )
-    if num_clips is not None:
-        if num_clips < 1:
-            raise ConfigError(f"--num-clips: expected >= 1, got {num_clips}")
-        spec = replace(spec, num_clips=num_clips)
     manifest = engine.manifest
     names = _class_names(cfg, config_dir, label_file, manifest.class_names, manifest.num_classes)
     probabilities = manifest.average_clips == "prob"

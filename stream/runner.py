@@ -34,10 +34,13 @@ from stream.errors import ConfigError, StageError
 from stream.packet import EndOfStream, FramePacket, SourceEvent
 from stream.stage import Source, Stage, as_outputs
 from stream.transport import LOSSLESS, POLL_MS, LinkStats, QueuePolicy, Receiver, Sender
+from stream.worker import LatestPerKey
 
 log = logging.getLogger(__name__)
 _ids = itertools.count()
 _TIMING_WINDOW = 2048  # processing times kept per stage for percentiles
+#: Seconds the runner waits for a stage's worker to finish its current job after the stage finished.
+WORKER_JOIN_S = 10.0
 
 
 @dataclass
@@ -238,8 +241,17 @@ class Pipeline:
         upstream_error: str | None = None
         error: str | None = None
         failed = False
+        worker_stop = threading.Event()
+        workers: list[tuple[LatestPerKey[Any, Any], threading.Thread]] = []
         try:
             stage.setup()
+            for worker in stage.workers():
+                thread = threading.Thread(
+                    target=self._run_worker, args=(stage, worker, worker_stop), name=f"{stage.name}-{worker.name}",
+                    daemon=True,
+                )  # fmt: skip
+                thread.start()
+                workers.append((worker, thread))
             eos = 0
             while eos < expected_eos:
                 packet = receiver.recv(POLL_MS)
@@ -271,6 +283,9 @@ class Pipeline:
             error = f"{type(exc).__name__}: {exc}"
             self._fail(stage.name, exc)
         finally:
+            self._stop_workers(stage, workers, worker_stop)
+            if self._failure is not None and self._failure[0] == stage.name and error is None:
+                error = f"{type(self._failure[1]).__name__}: {self._failure[1]}"  # its worker failed
             try:
                 stage.close()
             except Exception as exc:
@@ -281,6 +296,24 @@ class Pipeline:
                 sender.send(EndOfStream(stage.name, error=error or upstream_error))
                 sender.close()
             receiver.close()
+
+    def _run_worker(self, stage: Stage, worker: LatestPerKey[Any, Any], stop: threading.Event) -> None:
+        try:
+            worker.serve(stop)
+        except Exception as exc:  # a stage's worker fails the stage, as the stage itself would
+            self._fail(stage.name, exc)
+
+    def _stop_workers(
+        self, stage: Stage, workers: list[tuple[LatestPerKey[Any, Any], threading.Thread]], stop: threading.Event
+    ) -> None:
+        stop.set()
+        for worker, thread in workers:
+            worker.wake()
+            thread.join(timeout=WORKER_JOIN_S)
+            if thread.is_alive():
+                log.warning(
+                    "stage %r: worker %r still busy after %.0f s, leaving it", stage.name, worker.name, WORKER_JOIN_S
+                )
 
     def _process(self, stage: Stage, metrics: StageMetrics, packet: FramePacket) -> list[Any]:
         start = time.perf_counter()

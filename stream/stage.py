@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from stream.packet import FramePacket, SourceEvent
 from stream.transport import LIVE_INFERENCE, QueuePolicy
+from stream.worker import LatestPerKey
 
 Output = FramePacket | SourceEvent
 Outputs = Iterable[Output] | Output | None
@@ -58,6 +59,14 @@ class Stage:
     def metrics(self) -> dict[str, Any]:
         """Stage-specific counters merged into the runner's metrics (e.g. clips, latency)."""
         return {}
+
+    def workers(self) -> Sequence[LatestPerKey[Any, Any]]:
+        """Background workers the runner runs for this stage (see :mod:`stream.worker`).
+
+        Called after :meth:`setup`; each gets a thread that the runner stops after
+        :meth:`finish`, and an exception in it fails this stage.
+        """
+        return ()
 
 
 class Source(ABC):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engines.models import build
 from engines.clip_spec import ClipSpec
 from engines.config import read_config
+from engines.models import build
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)

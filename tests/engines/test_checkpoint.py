@@ -18,11 +18,11 @@ from engines.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from engines.clip_spec import ClipSpec, ResizeSpec
 from engines.config import load_config
+from engines.config import read_config as load_stream_config
 from engines.errors import CheckpointError, EngineError, ModelConfigError
 from engines.manifest import Manifest
-from engines.clip_spec import ClipSpec, ResizeSpec
-from engines.config import read_config as load_stream_config
 from tests.engines.engine_helpers import MEAN, STD, make_checkpoint, random_model, write_tsn_config
 
 ROOT = Path(__file__).resolve().parents[2]

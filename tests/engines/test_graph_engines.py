@@ -36,9 +36,9 @@ OUTPUTS = [TensorSpec("scores", ("boxes", 3)), TensorSpec("labels", ("boxes",), 
 
 def feeds(batch: int, boxes: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    rois = np.concatenate(
-        [rng.integers(0, batch, (boxes, 1)), rng.uniform(0, 100, (boxes, 4))], axis=1
-    ).astype(np.float32)
+    rois = np.concatenate([rng.integers(0, batch, (boxes, 1)), rng.uniform(0, 100, (boxes, 4))], axis=1).astype(
+        np.float32
+    )
     return {"features": rng.standard_normal((batch, 8, 4, 4)).astype(np.float32), "rois": rois}
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.clip_buffer import ClipBuffer, ClipBuffers
 from engines.clip_spec import ClipSpec, ResizeSpec
 from engines.sampling import sample_frames
 from engines.transforms import preprocess, resize_frame
+from pipelines.clip_buffer import ClipBuffer, ClipBuffers
 from stream.errors import ConfigError
 from stream.packet import FramePacket
 

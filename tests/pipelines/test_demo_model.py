@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from engines.checkpoint import load_checkpoint
+from engines.transforms import preprocess
 from pipelines.demo import ASSETS, DEMO_CONFIG
 from pipelines.demo import synthetic as syn
 from pipelines.demo.train import (
@@ -28,7 +29,6 @@ from pipelines.demo.train import (
     to_inputs,
     window_starts,
 )
-from engines.transforms import preprocess
 from stream.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -182,7 +182,8 @@ def test_label_file_with_too_few_names_is_an_error(engine_cache: Path, random_ch
         ({"checkpoint": "missing.pth"}, SourceNotFound, "checkpoint not found"),
         ({"label_file": "missing.txt"}, SourceNotFound, "label file not found"),
         ({"device": "tpu"}, ConfigError, "--device"),
-        ({"num_clips": 0}, ConfigError, "num_clips"),
+        ({"num_clips": 0}, ConfigError, "--num-clips"),
+        ({"device": "cuda:64"}, ConfigError, r"no CUDA GPU|has \d+ CUDA GPU"),
     ],
 )
 def test_bad_arguments(

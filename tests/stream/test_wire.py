@@ -115,5 +115,5 @@ def test_per_person_multi_label_prediction_round_trip() -> None:
     assert got.multi_label and got.track_id == 3 and got.names == ("stand", "talk", "watch")
     np.testing.assert_array_equal(got.box, np.array([10.5, 20, 110, 220], np.float32))
     assert got.to_json()["box"] == [10.5, 20.0, 110.0, 220.0] and got.to_json()["multi_label"] is True
-    with pytest.raises(ValueError, match="Prediction.box"):
+    with pytest.raises(ValueError, match=r"Prediction\.box"):
         Prediction(np.array([1]), np.array([0.5]), ("a",), 0, 1, 0, box=np.array([1, 2, 3]))
