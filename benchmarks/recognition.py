@@ -44,6 +44,7 @@ from mmengine.config import DictAction
 
 from benchmarks.common import print_table, write_json
 from engines.checkpoint import save_checkpoint
+from engines.config import read_config
 from engines.export import build_recognizer
 from engines.models import build
 from pipelines.clip_buffer import ClipBuffer
@@ -51,7 +52,6 @@ from pipelines.recognition import RecognitionParams, RecognitionStage
 from pipelines.recognizer import Recognizer, open_recognizer
 from stream.annotate import AnnotateStage
 from stream.annotate.labels import LabelAnnotator
-from engines.config import read_config
 from stream.packet import FramePacket, Prediction
 from stream.runner import Pipeline
 from stream.sinks import VideoWriterSink

@@ -463,11 +463,7 @@ class ClipSpec:
         if file is None:
             file = getattr(config, "filename", None) or None
         where = f"{file}: " if file else ""
-        pipeline = config.get(pipeline_key)
-        if pipeline is None and pipeline_key == "test_pipeline":
-            loader = config.get("test_dataloader")
-            dataset = loader.get("dataset") if isinstance(loader, Mapping) else None
-            pipeline = dataset.get("pipeline") if isinstance(dataset, Mapping) else None
+        pipeline = find_pipeline(config, pipeline_key)
         if pipeline is None:
             raise ConfigError(f"{where}no {pipeline_key!r} in the config; add MMAction2's test pipeline list")
         model = config.get("model")
@@ -563,6 +559,20 @@ class ClipSpec:
             return cls(**kwargs)
         except ConfigError as exc:
             raise ConfigError(f"{name}: {exc}") from exc
+
+
+def find_pipeline(cfg: Mapping[str, Any], key: str = "test_pipeline") -> list[Any] | None:
+    """The config's pipeline list ``cfg[key]``; for ``test_pipeline`` also the test dataloader's.
+
+    Returns:
+        The list, or None if the config has none.
+    """
+    pipeline = cfg.get(key)
+    if pipeline is None and key == "test_pipeline":
+        loader = cfg.get("test_dataloader")
+        dataset = loader.get("dataset") if isinstance(loader, Mapping) else None
+        pipeline = dataset.get("pipeline") if isinstance(dataset, Mapping) else None
+    return None if pipeline is None else list(pipeline)
 
 
 def _json_lists(value: Any) -> Any:

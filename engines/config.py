@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from engines.clip_spec import INPUT_FORMATS, ClipSpec
+from engines.clip_spec import INPUT_FORMATS, ClipSpec, find_pipeline
 from engines.errors import ModelConfigError
 
 __all__ = ["INPUT_FORMATS", "ClipSpec", "ModelConfig", "load_config", "model_input_format", "read_config", "to_plain"]
@@ -84,15 +84,6 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(to_plain(v) for v in value)
     return copy.deepcopy(value)
-
-
-def _find_test_pipeline(cfg: Mapping[str, Any]) -> list[Any]:
-    pipeline = cfg.get("test_pipeline")
-    if pipeline is None:
-        loader = cfg.get("test_dataloader") or {}
-        dataset = loader.get("dataset") if isinstance(loader, Mapping) else None
-        pipeline = dataset.get("pipeline") if isinstance(dataset, Mapping) else None
-    return list(pipeline) if pipeline else []
 
 
 def read_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> Any:
@@ -184,7 +175,7 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
             "or inherit one through _base_"
         )
     model = to_plain(model)
-    pipeline = [to_plain(step) for step in _find_test_pipeline(cfg)]
+    pipeline = [to_plain(step) for step in find_pipeline(cfg) or []]
     clip: ClipSpec | None = None
     if pipeline:
         try:
