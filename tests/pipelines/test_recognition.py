@@ -207,3 +207,26 @@ def test_read_label_file_accepts_mmaction_label_maps(tmp_path: Path) -> None:
 def test_invalid_params(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         RecognitionParams(**kwargs)
+
+
+def test_engine_dir_is_the_truth_and_a_disagreeing_config_is_an_error(
+    engine_cache: Path, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    from engines.engine import build_engine
+
+    engine_dir = tmp_path / "demo_engine"
+    build_engine(DEMO_CONFIG, random_checkpoint, backend="onnxruntime", out_dir=engine_dir, validate=False).close()
+    recognizer = open_recognizer(DEMO_CONFIG, backend="onnxruntime", engine_dir=engine_dir)
+    assert recognizer.spec == recognizer.engine.manifest.clip and recognizer.spec.clip_len == 8
+    recognizer.close()
+    with pytest.raises(ConfigError, match=r"does not match the engine .*frame_interval: config 2 vs engine 4"):
+        open_recognizer(
+            DEMO_CONFIG,
+            backend="onnxruntime",
+            engine_dir=engine_dir,
+            cfg_options={"test_pipeline.0.frame_interval": 2},
+        )
+    with pytest.raises(ConfigError, match="was built for 1 clip"):
+        open_recognizer(DEMO_CONFIG, backend="onnxruntime", engine_dir=engine_dir, num_clips=3)
+    with pytest.raises(ConfigError, match="no key 'frame_intervall'"):
+        open_recognizer(DEMO_CONFIG, backend="onnxruntime", cfg_options={"test_pipeline.0.frame_intervall": 2})
