@@ -27,12 +27,27 @@ def inference_fps(text: str) -> float | None:
     return None if value == 0 else value
 
 
-def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
-    """--config/--checkpoint (or positional, as in long_video_demo.py), backend and device flags."""
+def add_model_args(
+    parser: argparse.ArgumentParser, *, positional: bool = False, optional_positionals: bool = False
+) -> None:
+    """--config/--checkpoint/--label-file, backend and device flags.
+
+    Args:
+        parser: The parser to extend.
+        positional: The caller declares CONFIG / CHECKPOINT positionals itself (long_video_demo.py).
+        optional_positionals: Also accept ``CONFIG CHECKPOINT LABEL`` positionally, as
+            webcam_demo.py takes them (see :func:`resolve_model_positionals`).
+    """
     from engines.cli import CfgOptionsAction  # mmengine: loaded only by the commands that take a model
 
     if not positional:
-        parser.add_argument("--config", type=Path, required=True, help="recognition config (MMAction2 style)")
+        if optional_positionals:
+            parser.add_argument("config_pos", nargs="?", metavar="CONFIG", help="as --config (webcam_demo.py's form)")
+            parser.add_argument("checkpoint_pos", nargs="?", metavar="CHECKPOINT", help="as --checkpoint")
+            parser.add_argument("label_pos", nargs="?", metavar="LABEL", help="as --label-file")
+        parser.add_argument(
+            "--config", type=Path, required=not optional_positionals, help="recognition config (MMAction2 style)"
+        )
         parser.add_argument("--checkpoint", help="checkpoint .pth (default: the config's load_from)")
         parser.add_argument("--label-file", help="class names, one per line (default: config or checkpoint)")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino, tensorrt, torch-cuda or torch")
@@ -98,6 +113,23 @@ def add_output_args(parser: argparse.ArgumentParser, *, video: bool = True) -> N
     parser.add_argument("--show", action="store_true", help="show the annotated frames in a window")
     parser.add_argument("--drawing-fps", type=positive, default=20.0, help="cap the display at this rate")
     parser.add_argument("--max-frames", type=integer(), help="stop after N frames")
+
+
+def resolve_model_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Merge webcam_demo.py's ``CONFIG CHECKPOINT LABEL`` positionals into ``--config`` & co.
+
+    Giving a value both ways, or no config at all, is a usage error (exit code 2).
+    """
+    for pos, flag in (("config_pos", "config"), ("checkpoint_pos", "checkpoint"), ("label_pos", "label_file")):
+        value = getattr(args, pos, None)
+        if value is None:
+            continue
+        if getattr(args, flag) is not None:
+            option = "--" + flag.replace("_", "-")
+            parser.error(f"{option} given twice: positionally ({value}) and as {option}")
+        setattr(args, flag, Path(value) if flag == "config" else value)
+    if getattr(args, "config", None) is None:
+        parser.error("a config is required: --config CFG (or CONFIG CHECKPOINT LABEL positionally, as webcam_demo.py)")
 
 
 def model_params(args: argparse.Namespace, config: Path | None = None, checkpoint: str | None = None) -> ModelParams:

@@ -216,7 +216,7 @@ def webcam_graph(p: WebcamParams) -> Graph:
     predict = replace(p.predict, live=source.live)
     recognizer = p.model.open()
     annotators = default_annotators(
-        font_scale=p.draw.font_scale, font_color=p.draw.font_color, threshold=predict.threshold
+        font_scale=p.draw.font_scale, font_color=p.draw.font_color, threshold=predict.threshold, top_k=predict.top_k
     )
     stages: list[Stage] = [RecognitionStage(recognizer, predict), AnnotateStage(annotators)]
     return with_outputs([source], stages, p.out, live=source.live, window="stream.webcam", include_frames="predictions")
@@ -415,6 +415,6 @@ def rtsp_graph(p: RtspParams) -> Graph:
     if p.publish:
         stages.append(ZmqPublisherSink(p.publish, include_frames="none"))
     if p.record_dir:
-        annotators = default_annotators(font_scale=p.draw.font_scale, font_color=p.draw.font_color)
+        annotators = default_annotators(font_scale=p.draw.font_scale, font_color=p.draw.font_color, top_k=predict.top_k)
         stages += [AnnotateStage(annotators), VideoWriterSink(p.record_dir / "{source_id}.mp4", per_source=True)]
     return Graph(sources, stages, live=True, run=p.out)

@@ -2,6 +2,7 @@
 
     python -m stream.webcam --config CFG [--checkpoint CKPT] [--source SRC | --camera-id N]
                             [--show] [--out-file OUT.mp4] [--events OUT.jsonl]
+    python -m stream.webcam CONFIG CHECKPOINT LABEL [--camera-id N] ...   (webcam_demo.py's form)
 
 The successor of MMAction2's ``demo/webcam_demo.py``: clips are sampled as the model's test
 pipeline says, at the stream's real frame rate; when inference is slower than the camera,
@@ -25,6 +26,7 @@ from pipelines.cli import (
     model_params,
     output_params,
     prediction_params,
+    resolve_model_positionals,
 )
 from pipelines.graphs import WebcamParams, webcam_graph
 from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_main, setup_logging
@@ -34,7 +36,7 @@ log = logging.getLogger("stream.webcam")
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m stream.webcam", description=__doc__.split("\n\n")[0])
-    add_model_args(parser)
+    add_model_args(parser, optional_positionals=True)
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--source", help="camera index, /dev/videoN, video file, image folder or rtsp:// URL")
     src.add_argument("--camera-id", help="camera index or /dev/videoN (alias of --source, as in MMAction2)")
@@ -47,7 +49,9 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    resolve_model_positionals(parser, args)
     setup_logging(args.verbose, args.quiet)
     return run_main(lambda: webcam(args))
 

@@ -8,6 +8,7 @@ the plumbing, outputs and errors; ``test_long_video_labels_the_shipped_demo_vide
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import re
@@ -263,3 +264,68 @@ def test_rtsp_monitor_two_cameras_one_restarted(
     last_flaky = [r for r in records if r["source_id"] == flaky_id][-1]
     assert last_flaky["connected"] and last_flaky["fps"] > 5  # the restarted camera resumed
     assert max(r["frames"] for r in records if r["source_id"] == steady_id) > 300
+
+
+def test_webcam_takes_webcam_demo_positionals(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, video: Path, tmp_path: Path
+) -> None:
+    events = tmp_path / "ev.jsonl"
+    result = run(
+        "stream.webcam", str(DEMO_CONFIG), str(random_checkpoint), str(labels_file), "--camera-id", str(video),
+        "--average-size", "5", "--threshold", "0.0", "--inference-fps", "0", "--top-k", "3", "--max-frames", "60",
+        "--events", str(events), "--backend", "onnxruntime", cache=engine_cache,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    predictions = [p for line in events.read_text().splitlines() for p in json.loads(line).get("predictions", [])]
+    # --inference-fps 0 is no limit: a clip per frame once the 32-frame window is full
+    assert len(predictions) == 60 - 32 + 1
+    assert all(len(p["labels"]) == 3 for p in predictions)
+
+
+BAD_FLAGS = [
+    ("stream.webcam", ["--cfg-options", "foo"], "--cfg-options: expected KEY=VALUE"),
+    ("stream.webcam", ["--cfg-options", "model.nonexistent=3"], "no key 'nonexistent' at model"),
+    ("stream.webcam", ["--inference-fps", "nan"], "argument --inference-fps: expected a finite number"),
+    ("stream.webcam", ["--predict-stepsize", "0"], "argument --predict-stepsize: expected an integer >= 1"),
+    ("stream.webcam", ["--num-clips", "100000"], "argument --num-clips: expected an integer between 1 and 100"),
+    ("stream.webcam", ["--threshold", "1.5"], "argument --threshold: expected a number <= 1"),
+    ("stream.webcam", ["--device", "gpu"], "--device: expected cpu, cuda or cuda:N"),
+    ("stream.rtsp", ["--health-interval", "-1"], "argument --health-interval: expected a number > 0"),
+    ("stream.long_video", ["--stride", "nan"], "argument --stride: expected a finite number"),
+    ("stream.long_video", ["--stride", "inf"], "argument --stride: expected a finite number"),
+]
+
+
+@pytest.mark.parametrize(("module", "flags", "message"), BAD_FLAGS, ids=[" ".join(f) for _, f, _ in BAD_FLAGS])
+def test_bad_flag_values_get_one_line_and_exit_code_2(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, video: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], module: str, flags: list[str], message: str,
+) -> None:  # fmt: skip
+    """In-process (the argparse types and the config checks fail before any model work)."""
+    if module == "stream.long_video":
+        base = [str(DEMO_CONFIG), str(random_checkpoint), str(video), str(labels_file), str(tmp_path / "o.mp4")]
+    else:
+        base = [*model_args(random_checkpoint, labels_file), "--source", str(video)]
+    main = importlib.import_module(module).main
+    try:
+        code = main([*base, *flags, "--backend", "onnxruntime", "-q"])
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_binary_label_file_and_missing_gpu_are_one_line_errors(
+    engine_cache: Path, random_checkpoint: Path, video: Path, tmp_path: Path
+) -> None:
+    binary = tmp_path / "labels.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    args = ["--config", str(DEMO_CONFIG), "--checkpoint", str(random_checkpoint), "--source", str(video), "-q"]
+    result = run("stream.webcam", *args, "--label-file", str(binary), "--backend", "onnxruntime", cache=engine_cache)
+    assert result.returncode == 2 and "is not a text file" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("stream.webcam", *args, "--device", "cuda:64", cache=engine_cache)
+    assert result.returncode == 2 and "CUDA GPU" in result.stderr and "Traceback" not in result.stderr, result.stderr
