@@ -91,8 +91,8 @@ def read_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
 
     Args:
         path: Python config file; its ``_base_`` chain is resolved by mmengine.
-        cfg_options: ``{'dotted.key': value}`` overrides, as parsed by ``--cfg-options``. Each key
-            must name an existing entry (a typo is an error that lists the valid keys there).
+        cfg_options: ``{'dotted.key': value}`` overrides, as parsed by ``--cfg-options``. Every
+            section on a key's path must exist (a typo is an error that lists the valid keys there).
 
     Returns:
         The mmengine ``Config``.
@@ -128,13 +128,23 @@ def read_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
 
 
 def _check_key(cfg: Any, key: str, path: Path) -> None:
-    """Fail unless the dotted ``key`` names an entry of ``cfg`` (list items by index)."""
+    """Fail unless every section on the dotted ``key``'s path exists (list items by index).
+
+    The last part may be new (MMAction2 users add keys, e.g. ``model.cls_head.average_clips``);
+    the section that receives it then validates it (the model registry and the test-pipeline
+    parser reject keys they do not know), and a new key is logged.
+    """
     node: Any = cfg
     walked: list[str] = []
-    for part in key.split("."):
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
         if isinstance(node, Mapping) or hasattr(node, "keys"):  # mmengine's Config is no Mapping
             if part not in node:
                 where = ".".join(walked) or "the top level"
+                if last:
+                    logger.warning("config %s: --cfg-options %s adds a key %s lacks", path, key, where)
+                    return
                 valid = ", ".join(sorted(str(k) for k in node if not str(k).startswith("_")))
                 raise ModelConfigError(
                     f"config {path}: --cfg-options {key}: no key {part!r} at {where}; valid keys there: {valid}"

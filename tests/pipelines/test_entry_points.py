@@ -284,7 +284,7 @@ def test_webcam_takes_webcam_demo_positionals(
 
 BAD_FLAGS = [
     ("stream.webcam", ["--cfg-options", "foo"], "--cfg-options: expected KEY=VALUE"),
-    ("stream.webcam", ["--cfg-options", "model.nonexistent=3"], "no key 'nonexistent' at model"),
+    ("stream.webcam", ["--cfg-options", "model.backbone_typo.depth=3"], "no key 'backbone_typo' at model"),
     ("stream.webcam", ["--inference-fps", "nan"], "argument --inference-fps: expected a finite number"),
     ("stream.webcam", ["--predict-stepsize", "0"], "argument --predict-stepsize: expected an integer >= 1"),
     ("stream.webcam", ["--num-clips", "100000"], "argument --num-clips: expected an integer between 1 and 100"),

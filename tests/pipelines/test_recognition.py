@@ -228,5 +228,7 @@ def test_engine_dir_is_the_truth_and_a_disagreeing_config_is_an_error(
         )
     with pytest.raises(ConfigError, match="was built for 1 clip"):
         open_recognizer(DEMO_CONFIG, backend="onnxruntime", engine_dir=engine_dir, num_clips=3)
-    with pytest.raises(ConfigError, match="no key 'frame_intervall'"):
+    with pytest.raises(ConfigError, match="frame_intervall"):  # a new key is checked by the section that gets it
         open_recognizer(DEMO_CONFIG, backend="onnxruntime", cfg_options={"test_pipeline.0.frame_intervall": 2})
+    with pytest.raises(ConfigError, match="no key 'test_pipelin' at the top level"):
+        open_recognizer(DEMO_CONFIG, backend="onnxruntime", cfg_options={"test_pipelin.0.clip_len": 2})
