@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
+if sys.path[0] != str(ROOT):  # before the script folder, whose engines.py would shadow the package
     sys.path.insert(0, str(ROOT))
 
 from engines.backends import BackendUnavailable, backend_class, select_backend  # noqa: E402
