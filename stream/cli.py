@@ -5,7 +5,9 @@ errors into one clear line on stderr and an exit code, never a traceback:
 
 * 0 — done (also after Ctrl-C: outputs are closed and valid);
 * 1 — a stage failed while running (the message names it);
-* 2 — bad input: a missing file, an unreachable camera, a wrong config key…
+* 2 — bad input: a missing file, an unreachable camera, a wrong config key, an output
+  path that is an input or cannot be written (checked by :func:`check_output_paths`
+  before any work)…
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
-from stream.errors import StageError, StreamError
+from core.errors import ActionStreamError
+from core.files import check_outputs
+from stream.errors import StageError
 from stream.runner import Pipeline, RunReport
 from stream.stage import Source, Stage
 from stream.transport import LOSSLESS, QueuePolicy
@@ -51,6 +56,30 @@ def add_drawing_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--font-color", default="white", help="label colour: a name, #rrggbb or b,g,r")
 
 
+def add_fragmented_arg(parser: argparse.ArgumentParser) -> None:
+    """``--fragmented``: record a fragmented MP4 that a killed process leaves playable."""
+    parser.add_argument(
+        "--fragmented",
+        action="store_true",
+        help="write the video as a fragmented MP4: if the process is killed (kill -9, power loss) the "
+        "hidden .NAME.partial-PID-N.mp4 beside the output stays playable (for long live recordings)",
+    )
+
+
+def check_output_paths(outputs: Mapping[str, str | Path | None], inputs: Mapping[str, str | Path | None]) -> None:
+    """Before any work: refuse an output that is an input (or another output) or cannot be written.
+
+    Args:
+        outputs: flag or argument name (``--out-file``, ``OUT_FILE``) -> path, None if not given.
+        inputs: the same for the inputs; names that are not existing files (camera indices,
+            URLs) are skipped.
+
+    Raises:
+        OutputError: One line naming the output (and the input it would overwrite).
+    """
+    check_outputs(outputs, {what: p for what, p in inputs.items() if p is not None and Path(p).exists()})
+
+
 def policies_for(stages: Sequence[Stage], live: bool) -> list[QueuePolicy]:
     """Link policies of a chain: lossless for files; each stage's ``live_policy`` for live sources."""
     return [s.live_policy if live else LOSSLESS for s in stages]
@@ -74,7 +103,8 @@ def run_with_outputs(
 
     stages = list(stages)
     if args.out_file:
-        stages.append(VideoWriterSink(args.out_file, fps=args.output_fps))
+        fragmented = bool(getattr(args, "fragmented", False))
+        stages.append(VideoWriterSink(args.out_file, fps=args.output_fps, fragmented=fragmented))
     if args.events:
         stages.append(JsonlSink(args.events, include_frames=include_frames))  # type: ignore[arg-type]
     display = None
@@ -107,22 +137,20 @@ def run_main(job: Callable[[], int]) -> int:
     Returns:
         The process exit code.
     """
-    from engines.errors import EngineError
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return job()
     except StageError as exc:
         cause = exc.__cause__
-        if isinstance(cause, (StreamError, EngineError)):
+        if isinstance(cause, ActionStreamError) and cause.user_error:
             print(f"error: {cause}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except (StreamError, EngineError) as exc:
+    except ActionStreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT if exc.user_error else EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_OK

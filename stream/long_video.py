@@ -35,7 +35,7 @@ from pipelines.timeline import TimelineStage
 from stream.annotate import AnnotateStage
 from stream.annotate.labels import LabelAnnotator
 from stream.annotate.overlay import OverlayAnnotator
-from stream.cli import add_common_args, add_drawing_args, run_main, setup_logging
+from stream.cli import add_common_args, add_drawing_args, check_output_paths, run_main, setup_logging
 from stream.errors import ConfigError, SourceNotFound
 from stream.runner import Pipeline
 from stream.sinks import VideoWriterSink
@@ -98,6 +98,11 @@ def long_video(args: argparse.Namespace) -> int:
         raise SourceNotFound(f"video not found: {args.video_path}")
     if args.stride < 0:
         raise ConfigError(f"--stride: expected >= 0, got {args.stride}")
+    timeline_png = None if args.no_timeline else args.timeline or out.with_name(out.stem + "_timeline.png")
+    check_output_paths(
+        {"OUT_FILE": out, "--segments": args.segments, "--timeline": timeline_png, "--metrics": args.metrics},
+        {"VIDEO": args.video_path, "CONFIG": args.config, "CHECKPOINT": args.checkpoint, "LABEL_FILE": args.label},
+    )
     source = FileSource(args.video_path)
     source.setup()  # opens and probes it: a broken file fails here, before any model work
     info = source.info
@@ -117,7 +122,6 @@ def long_video(args: argparse.Namespace) -> int:
         anchor=args.frame_labels,
         input_step=args.input_step,
     )
-    timeline_png = None if args.no_timeline else args.timeline or out.with_name(out.stem + "_timeline.png")
     stages: list[Stage] = [
         RecognitionStage(recognizer, params, fps=info.fps_float or None),
         TimelineStage(
@@ -148,7 +152,7 @@ def long_video(args: argparse.Namespace) -> int:
         "%s: %d frames, %d clips in %.1f s (%.1f frames/s) -> %s",
         report.status, report.stages[source.name]["frames"], rec.get("clips", 0), report.elapsed_s,
         report.stages[source.name]["frames"] / max(report.elapsed_s, 1e-9),
-        ", ".join(str(p) for p in (out, args.segments, timeline_png) if p),
+        ", ".join(report.outputs) or "no output written",
     )  # fmt: skip
     return 0
 

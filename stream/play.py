@@ -18,7 +18,15 @@ from typing import Any
 
 from stream.annotate import AnnotateStage
 from stream.annotate.overlay import OverlayAnnotator
-from stream.cli import add_common_args, add_drawing_args, run_main, run_with_outputs, setup_logging
+from stream.cli import (
+    add_common_args,
+    add_drawing_args,
+    add_fragmented_arg,
+    check_output_paths,
+    run_main,
+    run_with_outputs,
+    setup_logging,
+)
 from stream.sources import detect_kind, open_source
 from stream.stage import Stage
 
@@ -37,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--use-frames", action="store_true", help="SOURCE is a folder of frames (as MMAction2's demo)")
     parser.add_argument("--fps", type=float, help="frame rate of an image folder (default 30)")
     parser.add_argument("--drawing-fps", type=float, help="cap the display at this many frames per second")
+    add_fragmented_arg(parser)
     add_drawing_args(parser)
     add_common_args(parser)
     return parser
@@ -49,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def play(args: argparse.Namespace) -> int:
+    check_output_paths(
+        {"--out-file": args.out_file, "--events": args.events, "--metrics": args.metrics}, {"SOURCE": args.source}
+    )
     if not (args.out_file or args.events or args.show):
         log.warning("no output chosen (--out-file, --events or --show): decoding only")
     options: dict[str, Any] = {}
@@ -59,7 +71,7 @@ def play(args: argparse.Namespace) -> int:
     stages: list[Stage] = [AnnotateStage([OverlayAnnotator(font_scale=args.font_scale, font_color=args.font_color)])]
     report = run_with_outputs([source], stages, args, live=source.live, window="stream.play", include_frames="all")
     frames = report.stages[source.name]["frames"]
-    outputs = ", ".join(str(p) for p in (args.out_file, args.events) if p)
+    outputs = ", ".join(report.outputs)
     log.info("%s: %d frames in %.1f s%s", report.status, frames, report.elapsed_s, f" -> {outputs}" if outputs else "")
     return 0
 

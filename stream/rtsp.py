@@ -27,7 +27,15 @@ from pipelines.cli import add_model_args, add_prediction_args, recognizer_from_a
 from pipelines.events import ActionEvents, ActionEventStage
 from pipelines.recognition import RecognitionParams, RecognitionStage
 from stream.annotate import AnnotateStage, default_annotators
-from stream.cli import add_common_args, add_drawing_args, policies_for, run_main, setup_logging
+from stream.cli import (
+    add_common_args,
+    add_drawing_args,
+    add_fragmented_arg,
+    check_output_paths,
+    policies_for,
+    run_main,
+    setup_logging,
+)
 from stream.config import load_config, to_plain
 from stream.errors import ConfigError
 from stream.health import HealthStage
@@ -55,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--read-timeout", type=float, default=5.0, help="seconds without frames before reconnecting")
     parser.add_argument("--max-backoff", type=float, default=10.0, help="longest wait between reconnect attempts")
     parser.add_argument("--max-frames", type=int, help="stop each camera after N frames (for tests)")
+    add_fragmented_arg(parser)
     add_prediction_args(parser, threshold=0.0, inference_fps=4.0)
     add_drawing_args(parser)
     add_common_args(parser)
@@ -114,6 +123,10 @@ def make_sources(args: argparse.Namespace) -> list[Source]:
 
 
 def monitor(args: argparse.Namespace) -> int:
+    check_output_paths(
+        {"--events": args.events, "--health-file": args.health_file, "--metrics": args.metrics},
+        {"--config": args.config, "--checkpoint": args.checkpoint, **{f"--source {s}": s for s in args.source}},
+    )
     sources = make_sources(args)
     recognizer = recognizer_from_args(args, args.config, args.checkpoint)
     params = RecognitionParams(
@@ -147,7 +160,7 @@ def monitor(args: argparse.Namespace) -> int:
         annotators = default_annotators(font_scale=args.font_scale, font_color=args.font_color)
         stages += [
             AnnotateStage(annotators),
-            VideoWriterSink(args.record_dir / "{source_id}.mp4", per_source=True),
+            VideoWriterSink(args.record_dir / "{source_id}.mp4", per_source=True, fragmented=args.fragmented),
         ]
     pipeline = Pipeline(
         sources,

@@ -22,7 +22,15 @@ from typing import Any
 from pipelines.cli import add_model_args, add_prediction_args, recognizer_from_args
 from pipelines.recognition import RecognitionParams, RecognitionStage
 from stream.annotate import AnnotateStage, default_annotators
-from stream.cli import add_common_args, add_drawing_args, run_main, run_with_outputs, setup_logging
+from stream.cli import (
+    add_common_args,
+    add_drawing_args,
+    add_fragmented_arg,
+    check_output_paths,
+    run_main,
+    run_with_outputs,
+    setup_logging,
+)
 from stream.config import load_config
 from stream.errors import SourceNotFound
 from stream.sources import detect_kind, open_source
@@ -44,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--events", type=Path, help="write predictions and source events as JSON lines")
     parser.add_argument("--drawing-fps", type=float, default=20.0, help="cap the display at this rate")
     parser.add_argument("--max-frames", type=int, help="stop after N frames")
+    add_fragmented_arg(parser)
     add_prediction_args(parser, threshold=0.01, inference_fps=4.0)
     add_drawing_args(parser)
     add_common_args(parser)
@@ -67,6 +76,11 @@ def default_source(config: str) -> str:
 
 
 def webcam(args: argparse.Namespace) -> int:
+    check_output_paths(
+        {"--out-file": args.out_file, "--events": args.events, "--metrics": args.metrics},
+        {"--source": args.source or args.camera_id, "--config": args.config, "--checkpoint": args.checkpoint,
+         "--label-file": getattr(args, "label_file", None)},
+    )  # fmt: skip
     spec = args.source or args.camera_id or default_source(args.config)
     kind = detect_kind(spec)
     options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
