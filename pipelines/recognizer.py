@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -177,16 +178,19 @@ def open_recognizer(
             engine = cached
         else:
             log.info("building the %s engine for %s (cached in %s)", name, Path(config).name, out)
-            engine = build_engine(
-                _dump_config(cfg, out),
-                checkpoint,
-                backend=name,
-                precision=precision,
-                max_batch=max_batch,
-                out_dir=out,
-                input_shape=shape,
-                num_threads=num_threads,
-            )
+            # The entry appears whole once validated (build_engine builds it beside and swaps it in).
+            with tempfile.TemporaryDirectory(prefix="action-stream-config-") as scratch:
+                engine = build_engine(
+                    _dump_config(cfg, Path(scratch)),
+                    checkpoint,
+                    backend=name,
+                    precision=precision,
+                    max_batch=max_batch,
+                    out_dir=out,
+                    input_shape=shape,
+                    num_threads=num_threads,
+                    replace_any=True,
+                )
     manifest = engine.manifest
     names = _class_names(cfg, config_dir, label_file, manifest.class_names, manifest.num_classes)
     probabilities = manifest.average_clips == "prob"
