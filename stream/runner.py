@@ -123,7 +123,8 @@ class Pipeline:
         addresses: ZeroMQ address per link; default ``inproc://`` addresses.
         metrics_interval_s: how often per-stage metrics are logged (0 disables the log).
         metrics_path: where to write the final metrics JSON, if anywhere (checked now,
-            written atomically at the end, also after a failure).
+            written atomically at the end, also after a failure, but not when the run failed
+            before reading a frame: a bad input writes nothing).
         max_errors: frames a stage may fail on (each dropped and counted) before its error
             becomes fatal; 0 makes the first error fatal.
         stop_timeout_s: after a stop, how long stages may drain before dropping what is left.
@@ -226,7 +227,6 @@ class Pipeline:
             self.stop()
         elif self._interrupts == 2:
             self._hurry.set()
-            self._abort.set()
             log.warning("second interrupt: dropping queued frames; closing the outputs (kill -9 to abandon them)")
         else:
             log.warning("still closing the outputs; kill -9 abandons them")
@@ -422,7 +422,8 @@ class Pipeline:
         if all(not t.is_alive() for t in threads):
             self._ctx.term()
         report = self._report(started)
-        if self.metrics_path is not None:
+        read = sum(self.metrics[s.name].frames for s in self.sources)
+        if self.metrics_path is not None and not (self._failure is not None and read == 0):
             try:
                 write_text_atomic(self.metrics_path, json.dumps(report.to_json(), indent=2))
             except OutputError as exc:

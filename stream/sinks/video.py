@@ -53,6 +53,13 @@ log = logging.getLogger(__name__)
 CLOCK_RATE = 90_000  # output time base for source timestamps (the MPEG clock)
 DEFAULT_FPS = Fraction(25)  # nominal rate when neither meta nor timestamps tell
 _X264_LIKE = ("libx264", "libx265", "libx264rgb")
+#: Fragmented MP4: a fragment per keyframe and at least every second, flushed to disk as
+#: written, so a killed process leaves a file that plays up to its last second or so.
+FRAGMENTED_OPTIONS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": "1000000",
+    "flush_packets": "1",
+}
 
 
 def as_rate(fps: float | Fraction | int, what: str = "fps") -> Fraction:
@@ -144,7 +151,7 @@ class _Writer:
         first = self.pending[0]
         h, w = first.image.shape[:2]
         self.raw_size = (h, w)
-        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if sink.fragmented else {}
+        options = FRAGMENTED_OPTIONS if sink.fragmented else {}
         container: av.container.OutputContainer | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +167,8 @@ class _Writer:
             else:
                 stream.codec_context.time_base = 1 / rate
             codec_options: dict[str, object] = {}
+            if sink.fragmented:  # a keyframe every second: a killed recording loses at most that
+                codec_options["g"] = str(max(1, round(rate)))
             if sink.codec in _X264_LIKE:
                 codec_options["preset"] = sink.preset
                 if sink.bitrate is None:
@@ -297,7 +306,8 @@ class VideoWriterSink(Stage):
         per_source: one file per source: ``path`` may contain ``{source_id}``, otherwise
             ``-<source_id>`` is added before the extension. When False, frames of any
             source other than the first one seen are skipped (with a warning).
-        fragmented: write a fragmented MP4, readable even if the process is killed.
+        fragmented: write a fragmented MP4 (fragments of at most a second, a keyframe every
+            second), readable even if the process is killed (``--fragmented``).
         options: extra encoder options (FFmpeg ``AVOption`` names → values).
         name: stage name; defaults to ``VideoWriterSink``.
 
