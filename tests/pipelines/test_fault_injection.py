@@ -188,3 +188,33 @@ def test_kill_9_during_the_cache_build_then_the_next_run(
     assert len(entries) == 1 and not entries[0].startswith("."), entries  # swept, then built whole
     manifest = json.loads((engines / entries[0] / "manifest.json").read_text())
     assert manifest["validation"]["batch"] >= 1  # validated before it appeared
+
+
+@pytest.mark.parametrize("command", ["stream.webcam", "stream.rtsp"])
+def test_fragmented_flag_records_a_fragmented_mp4(
+    engine_cache: Path, random_checkpoint: Path, labels_file: Path, clip: Path, tmp_path: Path, command: str
+) -> None:
+    model = ["--config", str(DEMO_CONFIG), "--checkpoint", str(random_checkpoint), "--label-file", str(labels_file)]
+    if command == "stream.webcam":
+        out = tmp_path / "rec.mp4"
+        args = ["--source", str(clip), "--out-file", str(out)]
+    else:
+        args = ["--source", str(clip), "--record-dir", str(tmp_path / "rec")]
+    cmd = [
+        sys.executable,
+        "-m",
+        command,
+        *model,
+        *args,
+        "--fragmented",
+        "--max-frames",
+        "40",
+        "--backend",
+        "onnxruntime",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=ROOT, env=env(engine_cache))
+    assert result.returncode == 0, result.stderr
+    (video,) = [tmp_path / "rec.mp4"] if command == "stream.webcam" else list((tmp_path / "rec").glob("*.mp4"))
+    data = video.read_bytes()
+    assert b"moof" in data[:200_000]  # movie fragments: playable even if the process had been killed
+    assert frames_in(video) == 40
