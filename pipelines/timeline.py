@@ -197,10 +197,12 @@ class TimelineStage(Stage):
         Raises:
             SinkError: If one cannot be written, naming it.
         """
-        for path in (self.frames_json, self.segments_path, self.timeline_png):
+        outputs = (("per-frame results", self.frames_json), ("segments", self.segments_path),
+                   ("timeline", self.timeline_png))  # fmt: skip
+        for what, path in outputs:
             if path is not None:
                 try:
-                    check_writable(path)
+                    check_writable(path, what)
                 except OutputError as exc:
                     raise SinkError(str(exc)) from exc
         self._started = time.monotonic()

@@ -388,7 +388,7 @@ class Pipeline:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             handler = signal.getsignal(sig)
             if handler is signal.SIG_IGN:
@@ -426,8 +426,8 @@ class Pipeline:
         if self.metrics_path is not None and not (self._failure is not None and read == 0):
             try:
                 write_text_atomic(self.metrics_path, json.dumps(report.to_json(), indent=2))
-            except OutputError as exc:
-                log.error("%s", exc)
+            except OutputError as write_error:
+                log.error("%s", write_error)
             else:
                 report.outputs.append(str(self.metrics_path))
         if self._failure is not None:
