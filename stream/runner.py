@@ -218,7 +218,7 @@ class Pipeline:
         """Ctrl-C / SIGTERM: the first stops the pipeline (stages drain, then finish); the second
         drops what is queued at once (outputs are still finalised); later ones are ignored.
 
-        Safe to call from a signal handler: it never raises and never blocks.
+        Safe to call from a signal handler: it never raises and returns at once.
         """
         self._interrupts += 1
         if self._interrupts == 1:
@@ -391,7 +391,7 @@ class Pipeline:
         previous: dict[signal.Signals, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             handler = signal.getsignal(sig)
-            if handler is signal.SIG_IGN:
+            if handler is signal.SIG_IGN or handler is None:  # ignored, or a handler Python cannot restore
                 continue
             previous[sig] = handler
             signal.signal(sig, lambda signum, frame: self.interrupt())
