@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -81,9 +82,16 @@ def run_main(job: Callable[[], int], prog: str | None = None) -> int:
     Returns:
         The process exit code.
     """
-    prefix = f"{prog}: error:" if prog else "error:"
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    before = set(threading.enumerate())
+    code = _run_job(job, prog)
+    _exit_past_stuck_threads(code, before)
+    return code
+
+
+def _run_job(job: Callable[[], int], prog: str | None) -> int:
+    prefix = f"{prog}: error:" if prog else "error:"
     try:
         return job()
     except KeyboardInterrupt:
@@ -93,6 +101,35 @@ def run_main(job: Callable[[], int], prog: str | None = None) -> int:
         code, message = exit_code_of(exc)
         print(f"{prefix} {message}", file=sys.stderr)
         return code
+
+
+#: Thread name prefixes of the runner's stage and source threads.
+RUNNER_THREADS = ("stage-", "source-")
+#: Packages whose ``python -m`` commands may leave past stuck threads.
+COMMAND_PACKAGES = ("stream.", "engines.")
+
+
+def _exit_past_stuck_threads(code: int, before: set[threading.Thread]) -> None:
+    """Leave with ``os._exit`` when the runner had to abandon stage threads stuck in native code.
+
+    Such threads (a network read that never returns, an engine call that hangs) were given up
+    on only after every output was finalised or abandoned (see ``Pipeline._wait``); letting
+    the interpreter shut down under them can abort the process (``terminate called without an
+    active exception``, exit code 134) instead of returning ``code``. Only in a command
+    (``python -m stream.…``), never when a job runs inside another program (tests).
+    """
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if main_spec is None or not str(main_spec.name).startswith(COMMAND_PACKAGES):
+        return
+    stuck = [
+        t.name for t in threading.enumerate() if t not in before and t.is_alive() and t.name.startswith(RUNNER_THREADS)
+    ]
+    if stuck and threading.current_thread() is threading.main_thread():
+        logging.getLogger("stream").warning("leaving %d stuck thread(s): %s", len(stuck), ", ".join(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 # ------------------------------------------------------------------ argparse types

@@ -161,6 +161,7 @@ def cached_engine(
         num_threads=num_threads,
         device=device.index,
         trusted=trusted,
+        replace_any=True,  # a cache entry is ours; it appears whole once validated
     )
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from core.files import atomic_path
 from engines.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -315,10 +316,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: Mapping[str, Any] 
     """Save ``model``'s weights in MMAction2's model-zoo layout ``{'state_dict', 'meta'}``.
 
     Only tensors and plain Python values are written, so the file loads with
-    ``weights_only=True``.
+    ``weights_only=True``. The file is written whole or not at all (:func:`core.files.atomic_path`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    torch.save({"state_dict": state, "meta": dict(meta or {})}, path)
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "meta": dict(meta or {})}, tmp)
     return path

@@ -11,8 +11,8 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import OutputError
+from core.files import AtomicDir, inside, sweep_partials
 from engines.backends import (
     Backend,
     BackendOptionError,
@@ -31,7 +33,7 @@ from engines.backends import (
 )
 from engines.checkpoint import file_sha256, save_checkpoint
 from engines.config import ModelConfig, load_config
-from engines.errors import InputShapeError, ModelConfigError
+from engines.errors import EngineError, InputShapeError, ModelConfigError
 from engines.export import (
     AVERAGE_CLIPS_CHOICES,
     DEFAULT_OPSET,
@@ -57,6 +59,64 @@ CONFIG_NAME = "config.py"
 WEIGHTS_NAME = "weights.pth"
 #: Backends that rebuild the torch model and so need the weights inside the engine dir.
 TORCH_BACKENDS = ("torch", "torch-cuda")
+#: What a build may leave in an engine directory (beside the files its manifest lists):
+#: backend folders and ``source_config.py`` (the config copy older engine caches kept there).
+ENGINE_ENTRIES = frozenset(
+    {MANIFEST_NAME, ONNX_NAME, CONFIG_NAME, WEIGHTS_NAME, "openvino", "tensorrt", "onnxruntime_trt_cache",
+     "source_config.py"}
+)  # fmt: skip
+
+
+class EngineOutputError(EngineError, OutputError):
+    """An engine directory cannot be written where asked: it is a file, holds other files, or holds an input."""
+
+
+def check_engine_out(out: Path, inputs: Mapping[str, Path]) -> None:
+    """Refuse an ``out`` that a build would damage, before any work.
+
+    ``out`` may be missing, an empty folder, or an engine folder (``manifest.json`` and
+    only engine files), which the build replaces as a whole.
+
+    Raises:
+        EngineOutputError: If ``out`` is a file, a non-empty folder that is not an engine
+            folder, or an engine folder holding one of ``inputs`` (which replacing it would delete).
+    """
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not out.is_dir():
+        raise EngineOutputError(f"out {out} is a file; expected an engine folder (new, empty or built before)")
+    entries = sorted(entry.name for entry in out.iterdir())
+    if not entries:
+        return
+    if MANIFEST_NAME not in entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise EngineOutputError(
+            f"out {out} is a non-empty folder that is not an engine folder (no {MANIFEST_NAME}; holds {shown}); "
+            "choose a new or empty folder"
+        )
+    listed = _manifest_entries(out)
+    foreign = [name for name in entries if name not in ENGINE_ENTRIES and name not in listed]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise EngineOutputError(
+            f"out {out} holds files that are not part of an engine ({shown}), which rebuilding it would delete; "
+            "move them or choose another folder"
+        )
+    for what, path in inputs.items():
+        if inside(path, out):
+            raise EngineOutputError(
+                f"{what} {path} lies inside out {out}, which the build replaces as a whole; "
+                "copy it elsewhere or choose another folder"
+            )
+
+
+def _manifest_entries(engine_dir: Path) -> set[str]:
+    """Top-level names of the files an engine's manifest lists (empty if it cannot be read)."""
+    try:
+        files = json.loads((engine_dir / MANIFEST_NAME).read_text()).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {Path(str(name)).parts[0] for name in files.values() if str(name)} if isinstance(files, dict) else set()
 
 
 class Engine:
@@ -228,8 +288,17 @@ def build_engine(
     copy_weights: bool | None = None,
     validate: bool = True,
     device: int = 0,
+    replace_any: bool = False,
 ) -> Engine:
     """Build an engine directory from a config and a checkpoint, and open it.
+
+    The directory is built whole or not at all: into a hidden sibling
+    (``.NAME.partial-PID-N``), checked, validated, then swapped in with renames
+    (:class:`core.files.AtomicDir`). A build that fails or is interrupted leaves ``out_dir``
+    as it was and removes its temporary folder; one killed (``kill -9``) leaves the
+    temporary folder, which the next build of the same ``out_dir`` removes. So an engine
+    directory (and a cache entry) always holds a validated engine: with
+    ``precision='auto'``, a reduced precision appears only after it passed its check.
 
     Steps: load the config (``_base_`` + ``cfg_options``), build the recognizer, load the
     checkpoint strictly, export ONNX and check it against torch (≤ 1e-4), let the backend
@@ -262,12 +331,16 @@ def build_engine(
         validate: Compare the opened backend with torch and record it in the manifest
             (always done when ``precision='auto'`` picks a reduced precision).
         device: CUDA device index for GPU backends.
+        replace_any: Replace whatever ``out_dir`` holds (for cache entries this project
+            owns). By default ``out_dir`` must be missing, empty or an engine directory
+            without other files and without the config or checkpoint inside it.
 
     Raises:
         ModelConfigError: Bad config or option. CheckpointError: unreadable or unfitting
         checkpoint. InputShapeError: bad ``input_shape``. UnknownBackendError /
         BackendUnavailable / BackendOptionError: backend problems. ExportError: ONNX
-        export failed or disagrees with torch.
+        export failed or disagrees with torch. EngineOutputError: ``out_dir`` is a file or
+        holds files that are not an engine's, or inputs (see ``replace_any``).
     """
     if isinstance(config, ModelConfig):
         if cfg_options:
@@ -278,6 +351,10 @@ def build_engine(
     config = cfg.path
     checkpoint = Path(checkpoint)
     out = Path(out_dir)
+    if not replace_any:
+        check_engine_out(out, {"config": config, "checkpoint": checkpoint})
+    elif out.exists() and not out.is_dir():
+        raise EngineOutputError(f"out {out} is a file; expected an engine folder")
     name = resolve_backend(backend)
     cls = backend_class(name)
     auto = precision == "auto"
@@ -302,14 +379,54 @@ def build_engine(
         )
     mean, std = model_mean_std(model)
 
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (MANIFEST_NAME, ONNX_NAME, CONFIG_NAME, WEIGHTS_NAME, "openvino"):
-        target = out / stale
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    sweep_partials(out)  # what killed builds of this directory left behind
+    work = AtomicDir(out)
+    engine: Engine | None = None
+    try:
+        engine = _build_into(
+            work.path, model, ckpt, cfg, cls, name, options, config, checkpoint, shape, input_format,
+            mean=mean, std=std, auto=auto, validate=validate, fold_normalize=fold_normalize,
+            average_clips=average_clips, opset=opset, copy_weights=copy_weights, cfg_options=cfg_options,
+        )  # fmt: skip
+        manifest = engine.manifest
+        options = replace(options, precision=manifest.precision)
+        engine.close()
+        engine = None
+        work.commit()
+    except BaseException:
+        if engine is not None:
+            engine.close()
+        work.discard()
+        raise
+    logger.info("engine %s ready (backend %s, %s)", out, name, manifest.precision)
+    return Engine(out, manifest, cls.open(out, manifest, options))
 
+
+def _build_into(
+    out: Path,
+    model: Any,
+    ckpt: Any,
+    cfg: Any,
+    cls: type[Backend],
+    name: str,
+    options: BackendOptions,
+    config: Path,
+    checkpoint: Path,
+    shape: tuple[int, ...],
+    input_format: str,
+    *,
+    mean: Any,
+    std: Any,
+    auto: bool,
+    validate: bool,
+    fold_normalize: bool,
+    average_clips: str | None,
+    opset: int,
+    copy_weights: bool | None,
+    cfg_options: Mapping[str, Any] | None,
+) -> Engine:
+    """Export, prepare, open and validate an engine in ``out`` (a fresh temporary folder)."""
+    precision = options.precision
     exported = export_onnx(
         model,
         out / ONNX_NAME,
@@ -340,7 +457,7 @@ def build_engine(
         num_classes=int(getattr(model, "num_classes", exported.output_shape[-1])),
         backend=name,
         precision=precision,
-        max_batch=max_batch,
+        max_batch=options.max_batch,
         class_names=ckpt.classes if ckpt else None,
         mean=mean,
         std=std,
@@ -366,7 +483,7 @@ def build_engine(
     if not (validate or check_precision):
         return engine
     deploy = DeployModel(model, input_format, mean if fold_normalize else None, std if fold_normalize else None)
-    samples = AUTO_CHECK_SAMPLES if check_precision else min(2, max_batch)
+    samples = AUTO_CHECK_SAMPLES if check_precision else min(2, options.max_batch)
     batch = sample_inputs(shape, samples, mean=mean, std=std, normalize=not fold_normalize, seed=3)
     reference = torch_scores(deploy.eval(), batch)
     manifest.validation = compare(reference, engine.infer(batch))

@@ -6,7 +6,9 @@ Usage::
 
 ``X.npy`` holds float32 ``(N, *input_shape)`` (or one sample without the batch axis),
 normalised like MMAction2's data preprocessor, or raw RGB 0-255 for engines built with
-``--fold-normalize``. ``Y.npy`` gets float32 ``(N, num_classes)`` scores.
+``--fold-normalize``. ``Y.npy`` gets float32 ``(N, num_classes)`` scores; it must be a
+``.npy`` file path other than the input, is checked before the engine loads, and is
+written whole or not at all (a hidden temporary beside it, renamed into place).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import OutputError
+from core.files import atomic_path, check_outputs
 from engines.backends import BACKEND_CHOICES, COMPILE_MODES, PERFORMANCE_HINTS
 from engines.cli import add_common, positive_int, run_main
 from engines.errors import EngineError, InputShapeError
@@ -87,6 +91,19 @@ def read_batch(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     return batch
 
 
+def check_output(output: Path, input_path: Path) -> None:
+    """Refuse an ``--output`` that is not a ``.npy`` file path, is the input, or cannot be written.
+
+    Raises:
+        OutputError: One line naming the path and what to do.
+    """
+    if output.is_dir():
+        raise OutputError(f"--output {output} is a folder; expected a .npy file path such as {output / 'scores.npy'}")
+    if output.suffix.lower() != ".npy":
+        raise OutputError(f"--output {output}: expected a file path ending in .npy")
+    check_outputs({"--output": output}, {"--input": input_path})
+
+
 def _main(args: argparse.Namespace) -> int:
     from engines.engine import load_engine
 
@@ -97,13 +114,14 @@ def _main(args: argparse.Namespace) -> int:
         overrides["performance_hint"] = args.performance_hint
     if args.compile:
         overrides["compile"] = args.compile
+    output = Path(args.output)
+    check_output(output, Path(args.input))
     engine = load_engine(args.engine, backend=args.backend, **overrides)
     with engine:
         batch = read_batch(Path(args.input), engine.input_spec.sample_shape)
         scores = engine.infer(batch)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    np.save(output, scores)
+    with atomic_path(output) as tmp:
+        np.save(tmp, scores)
     if args.top > 0 and scores.ndim == 2:
         names = engine.class_names
         for index, row in enumerate(scores[:20]):

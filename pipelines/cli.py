@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.cli import integer, number, positive, score
 from pipelines.graphs import DrawParams, ModelParams, OutputParams
+from stream.cli import add_fragmented_arg
 
 if TYPE_CHECKING:
     from pipelines.recognition import RecognitionParams
@@ -113,6 +114,7 @@ def add_output_args(parser: argparse.ArgumentParser, *, video: bool = True) -> N
     parser.add_argument("--show", action="store_true", help="show the annotated frames in a window")
     parser.add_argument("--drawing-fps", type=positive, default=20.0, help="cap the display at this rate")
     parser.add_argument("--max-frames", type=integer(), help="stop after N frames")
+    add_fragmented_arg(parser)
 
 
 def resolve_model_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -175,6 +177,7 @@ def output_params(args: argparse.Namespace) -> OutputParams:
         metrics=args.metrics,
         metrics_interval=args.metrics_interval,
         max_frames=getattr(args, "max_frames", None),
+        fragmented=getattr(args, "fragmented", False),
     )
 
 

@@ -23,6 +23,7 @@ from core.errors import ConfigError
 from stream.annotate import AnnotateStage, default_annotators
 from stream.annotate.labels import LabelAnnotator
 from stream.annotate.overlay import OverlayAnnotator
+from stream.cli import check_output_paths
 from stream.errors import SourceNotFound
 from stream.health import HealthStage
 from stream.runner import Pipeline, RunReport
@@ -55,6 +56,12 @@ class ModelParams:
     batch_size: int = 4
     cfg_options: dict[str, Any] = field(default_factory=dict)
     trust_checkpoint: bool = False
+
+    def paths(self, *, positional: bool = False) -> dict[str, str | Path | None]:
+        """The model's input files, by flag (or positional name), for :func:`~stream.cli.check_output_paths`."""
+        names = ("CONFIG", "CHECKPOINT", "LABEL_FILE") if positional else ("--config", "--checkpoint", "--label-file")
+        values = (self.config, self.checkpoint, self.label_file)
+        return {**dict(zip(names, values, strict=True)), "--engine": self.engine_dir}
 
     def open(self, frame_size: tuple[int, int] | None = None) -> Recognizer:
         """Build or reuse the engine (see :func:`pipelines.recognizer.open_recognizer`)."""
@@ -96,6 +103,11 @@ class OutputParams:
     metrics: Path | None = None
     metrics_interval: float = 5.0
     max_frames: int | None = None
+    fragmented: bool = False
+
+    def paths(self) -> dict[str, Path | None]:
+        """The output files, by flag, for :func:`~stream.cli.check_output_paths`."""
+        return {"--out-file": self.out_file, "--events": self.events, "--metrics": self.metrics}
 
 
 @dataclass
@@ -146,7 +158,7 @@ def with_outputs(
     if out.events:
         writers.append(JsonlSink(out.events, include_frames=include_frames))
     if out.out_file:
-        writers.append(VideoWriterSink(out.out_file, fps=out.output_fps))
+        writers.append(VideoWriterSink(out.out_file, fps=out.output_fps, fragmented=out.fragmented))
     if len(writers) > 1:
         stages.append(MultiSink(writers, name="outputs"))
     else:
@@ -165,6 +177,7 @@ def play_graph(
     source: str, *, realtime: bool, fps: float | None, use_frames: bool, draw: DrawParams, out: OutputParams
 ) -> Graph:
     """``stream.play``: decode, draw frame index / time / fps, write out (no model)."""
+    check_output_paths(out.paths(), {"SOURCE": source})
     kind = "images" if use_frames else detect_kind(source)
     options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
     src = open_source(source, realtime=realtime, fps=fps, kind=kind, **options)
@@ -204,6 +217,7 @@ def webcam_graph(p: WebcamParams) -> Graph:
     """Source → recognition → annotation → outputs; live sources drop stale clips, files none."""
     from pipelines.recognition import RecognitionStage
 
+    check_output_paths(p.out.paths(), {"--source": p.source, **p.model.paths()})
     spec = p.source or default_source(p.model.config)
     kind = detect_kind(spec)
     options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
@@ -258,6 +272,10 @@ def long_video_graph(p: LongVideoParams) -> Graph:
         raise ConfigError(f"OUT_FILE {p.out_file}: expected a video ({', '.join(VIDEO_SUFFIXES)}) or a .json file")
     if not p.video.is_file():
         raise SourceNotFound(f"video not found: {p.video}")
+    check_output_paths(
+        {"OUT_FILE": p.out_file, "--segments": p.segments, "--timeline": p.timeline, "--metrics": p.out.metrics},
+        {"VIDEO": p.video, **p.model.paths(positional=True)},
+    )
     probe = FileSource(p.video)
     probe.setup()  # opens and probes it: a broken file fails here, before any model work
     info = probe.info
@@ -399,6 +417,10 @@ class HealthLog(HealthStage):
 
 def rtsp_graph(p: RtspParams) -> Graph:
     """Cameras → recognition (newest clip of each, one batch) → events → health → outputs."""
+    check_output_paths(
+        {"--events": p.events, "--health-file": p.health_file, "--metrics": p.out.metrics},
+        {**p.model.paths(), **{f"--source {c.url}": c.url for c in p.cameras}},
+    )
     from pipelines.events import ActionEvents, ActionEventStage
     from pipelines.recognition import RecognitionStage
 
@@ -416,5 +438,6 @@ def rtsp_graph(p: RtspParams) -> Graph:
         stages.append(ZmqPublisherSink(p.publish, include_frames="none"))
     if p.record_dir:
         annotators = default_annotators(font_scale=p.draw.font_scale, font_color=p.draw.font_color, top_k=predict.top_k)
-        stages += [AnnotateStage(annotators), VideoWriterSink(p.record_dir / "{source_id}.mp4", per_source=True)]
+        recorder = VideoWriterSink(p.record_dir / "{source_id}.mp4", per_source=True, fragmented=p.out.fragmented)
+        stages += [AnnotateStage(annotators), recorder]
     return Graph(sources, stages, live=True, run=p.out)

@@ -12,6 +12,11 @@ inside its window).
 * segments (``--segments OUT.csv|OUT.json``): consecutive frames with the same top label,
   with start, end, label and mean score,
 * a PNG timeline of the segments.
+
+Each file is written whole or not at all (:mod:`core.files`): under a hidden name beside
+it, renamed into place once complete. Nothing is created before the end of the stream,
+and a stage that saw no frame (the input could not be opened, or the model failed on the
+first clip) writes nothing, leaving existing files of those names as they were.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from stream.errors import ConfigError, SinkError
+from core.files import atomic_path, check_writable
+from core.files import write_text as write_text_atomic
+from stream.errors import ConfigError, OutputError, SinkError
 from stream.packet import FramePacket, Prediction
 from stream.stage import Outputs, Stage
 from stream.transport import LIVE_RECORDING
@@ -89,15 +96,16 @@ def merge_segments(frames: Sequence[tuple[int, float, str | None, float]], perio
 
 
 def write_segments(path: Path, segments: Sequence[Segment]) -> None:
-    """Write segments as CSV (``start,end,label,score``…) or JSON, by the file's suffix.
+    """Write segments as CSV (``start,end,label,score``…) or JSON, by the file's suffix, atomically.
 
     Raises:
         ConfigError: For another suffix.
+        OutputError: If the file cannot be written (an existing one stays as it was).
     """
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps([s.to_json() for s in segments], indent=2))
+        write_text_atomic(path, json.dumps([s.to_json() for s in segments], indent=2))
     elif path.suffix.lower() == ".csv":
-        with path.open("w", newline="") as handle:
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["start", "end", "label", "score", "first_frame", "last_frame"])
             for s in segments:
@@ -110,7 +118,7 @@ def write_segments(path: Path, segments: Sequence[Segment]) -> None:
 def plot_timeline(
     path: Path, segments: Sequence[Segment], labels: Sequence[str], duration_s: float, title: str
 ) -> None:
-    """Draw the segments as coloured bars on a time axis and save a PNG."""
+    """Draw the segments as coloured bars on a time axis and save a PNG (atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,8 +140,11 @@ def plot_timeline(
     if used:
         ax.legend(used.values(), used.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=min(4, len(used)))
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
 
 
 class TimelineStage(Stage):
@@ -178,15 +189,22 @@ class TimelineStage(Stage):
         self._started = 0.0
         self._last_report = 0.0
         self.segments: dict[str, list[Segment]] = {}
+        self.written: list[Path] = []  # files put in place
 
     def setup(self) -> None:
-        for path in (self.frames_json, self.segments_path, self.timeline_png):
+        """Check that the outputs can be written; creates nothing.
+
+        Raises:
+            SinkError: If one cannot be written, naming it.
+        """
+        outputs = (("per-frame results", self.frames_json), ("segments", self.segments_path),
+                   ("timeline", self.timeline_png))  # fmt: skip
+        for what, path in outputs:
             if path is not None:
                 try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.touch()
-                except OSError as exc:
-                    raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from exc
+                    check_writable(path, what)
+                except OutputError as exc:
+                    raise SinkError(str(exc)) from exc
         self._started = time.monotonic()
 
     def process(self, packet: FramePacket) -> Outputs:
@@ -223,6 +241,9 @@ class TimelineStage(Stage):
     def _write(self) -> None:
         total = sum(len(f) for f in self.frames.values())
         self._report(total, final=True)
+        if not total:
+            log.warning("no frames arrived: no per-frame results, segments or timeline written")
+            return
         results: dict[str, Any] = {"labels": self.labels, "sources": {}}
         for source_id, frames in self.frames.items():
             _backfill(frames)
@@ -243,17 +264,23 @@ class TimelineStage(Stage):
                 ],
                 "segments": [s.to_json() for s in self.segments[source_id]],
             }
-        if self.frames_json is not None:
-            self.frames_json.write_text(json.dumps(results))
-            log.info("wrote per-frame results to %s", self.frames_json)
-        segments = [s for segs in self.segments.values() for s in segs]
-        if self.segments_path is not None:
-            write_segments(self.segments_path, segments)
-            log.info("wrote %d segments to %s", len(segments), self.segments_path)
-        if self.timeline_png is not None:
-            duration = max((f[-1].time_s + _period(f) for f in self.frames.values() if f), default=0.0)
-            plot_timeline(self.timeline_png, segments, self.labels, duration, self.title)
-            log.info("wrote the timeline plot to %s", self.timeline_png)
+        try:
+            if self.frames_json is not None:
+                write_text_atomic(self.frames_json, json.dumps(results))
+                self.written.append(self.frames_json)
+                log.info("wrote per-frame results to %s", self.frames_json)
+            segments = [s for segs in self.segments.values() for s in segs]
+            if self.segments_path is not None:
+                write_segments(self.segments_path, segments)
+                self.written.append(self.segments_path)
+                log.info("wrote %d segments to %s", len(segments), self.segments_path)
+            if self.timeline_png is not None:
+                duration = max((f[-1].time_s + _period(f) for f in self.frames.values() if f), default=0.0)
+                plot_timeline(self.timeline_png, segments, self.labels, duration, self.title)
+                self.written.append(self.timeline_png)
+                log.info("wrote the timeline plot to %s", self.timeline_png)
+        except OutputError as exc:
+            raise SinkError(str(exc)) from exc
 
 
 def _backfill(frames: Sequence[_Frame]) -> None:

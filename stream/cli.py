@@ -1,13 +1,15 @@
-"""Shared plumbing of the stream command lines: common flags and the usual outputs.
+"""Shared plumbing of the stream command lines: common flags and output checks.
 
 Exit codes and error lines follow :mod:`core.cli` (0 done, 1 failure naming the stage, 2 bad
-input, 130 interrupted).
+input — also an output path that is an input or cannot be written, checked by
+:func:`check_output_paths` before any work —, 130 interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from core.cli import (
@@ -21,6 +23,7 @@ from core.cli import (
     run_main,
     setup_logging,
 )
+from core.files import check_outputs
 from stream.runner import RunReport
 
 __all__ = [
@@ -31,6 +34,8 @@ __all__ = [
     "ArgumentParser",
     "add_common_args",
     "add_drawing_args",
+    "add_fragmented_arg",
+    "check_output_paths",
     "exit_code",
     "run_main",
     "setup_logging",
@@ -66,3 +71,27 @@ def add_drawing_args(parser: argparse.ArgumentParser) -> None:
         "--font-scale", type=positive, default=None, help="label font scale (default: from frame height)"
     )
     parser.add_argument("--font-color", default="white", help="label colour: a name, #rrggbb or b,g,r")
+
+
+def add_fragmented_arg(parser: argparse.ArgumentParser) -> None:
+    """``--fragmented``: record a fragmented MP4 that a killed process leaves playable."""
+    parser.add_argument(
+        "--fragmented",
+        action="store_true",
+        help="write the video as a fragmented MP4: if the process is killed (kill -9, power loss) the "
+        "hidden .NAME.partial-PID-N.mp4 beside the output stays playable (for long live recordings)",
+    )
+
+
+def check_output_paths(outputs: Mapping[str, str | Path | None], inputs: Mapping[str, str | Path | None]) -> None:
+    """Before any work: refuse an output that is an input (or another output) or cannot be written.
+
+    Args:
+        outputs: flag or argument name (``--out-file``, ``OUT_FILE``) -> path, None if not given.
+        inputs: the same for the inputs; names that are not existing files (camera indices,
+            URLs) are skipped.
+
+    Raises:
+        OutputError: One line naming the output (and the input it would overwrite).
+    """
+    check_outputs(outputs, {what: p for what, p in inputs.items() if p is not None and Path(p).exists()})

@@ -108,7 +108,7 @@ def long_video(args: argparse.Namespace) -> int:
     log.info(
         "%s: %d frames, %d clips in %.1f s (%.1f frames/s) -> %s",
         report.status, frames, report.stages["recognizer"].get("clips", 0), report.elapsed_s,
-        frames / max(report.elapsed_s, 1e-9), ", ".join(str(p) for p in (out, params.segments, params.timeline) if p),
+        frames / max(report.elapsed_s, 1e-9), ", ".join(report.outputs) or "no output written",
     )  # fmt: skip
     return exit_code(report)
 

@@ -54,7 +54,7 @@ def play(args: argparse.Namespace) -> int:
     )
     report = graph.execute()
     frames = report.stages[graph.sources[0].name]["frames"]
-    outputs = ", ".join(str(p) for p in (out.out_file, out.events) if p)
+    outputs = ", ".join(report.outputs)
     log.info("%s: %d frames in %.1f s%s", report.status, frames, report.elapsed_s, f" -> {outputs}" if outputs else "")
     return exit_code(report)
 

@@ -34,7 +34,15 @@ from pipelines.cli import (
     score,
 )
 from pipelines.graphs import CameraSpec, RtspParams, rtsp_graph
-from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_main, setup_logging
+from stream.cli import (
+    ArgumentParser,
+    add_common_args,
+    add_drawing_args,
+    add_fragmented_arg,
+    exit_code,
+    run_main,
+    setup_logging,
+)
 
 log = logging.getLogger("stream.rtsp")
 
@@ -56,6 +64,7 @@ def build_parser() -> ArgumentParser:
     add("--read-timeout", type=positive, default=5.0, help="seconds without frames before reconnecting")
     add("--max-backoff", type=positive, default=10.0, help="longest wait between reconnect attempts")
     add("--max-frames", type=integer(), help="stop each camera after N frames (for tests)")
+    add_fragmented_arg(parser)
     add_prediction_args(parser, threshold=0.0, inference_fps_default=4.0)
     add_drawing_args(parser)
     add_common_args(parser)

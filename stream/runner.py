@@ -8,8 +8,11 @@ first stage; each stage feeds the next. The runner, not the stages, owns
   so a crashed stage never leaves the others waiting;
 * errors: an exception in a stage stops the pipeline and ``run()`` raises
   :class:`StageError` naming the stage (after downstream stages flushed what they had);
-* shutdown: :meth:`Pipeline.stop` (or Ctrl-C) stops the sources at once; the other
-  stages get ``stop_timeout_s`` to drain, then drop what is left and finish;
+* shutdown: :meth:`Pipeline.stop` (or Ctrl-C / SIGTERM) stops the sources at once; the
+  other stages get ``stop_timeout_s`` to drain, then drop what is left and finish. A
+  second Ctrl-C drops what is queued at once, but the sinks still finalise their files
+  (encoder flushed, MP4 index written, plots complete): ``run()`` never returns while a
+  stage is writing its outputs. Further Ctrl-Cs are ignored (``kill -9`` abandons them);
 * metrics: frames/s, processing time p50/p95, queue depth and drops per stage, logged
   every ``metrics_interval_s`` and returned (and optionally written as JSON) at the end.
 """
@@ -17,12 +20,14 @@ first stage; each stage feeds the next. The runner, not the stages, owns
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import logging
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,9 @@ from typing import Any
 import numpy as np
 import zmq
 
-from stream.errors import ConfigError, StageError
+from core.files import check_writable
+from core.files import write_text as write_text_atomic
+from stream.errors import ConfigError, OutputError, StageError
 from stream.packet import EndOfStream, FramePacket, SourceEvent
 from stream.stage import Source, Stage, as_outputs
 from stream.transport import LOSSLESS, POLL_MS, LinkStats, QueuePolicy, Receiver, Sender
@@ -85,18 +92,24 @@ class StageMetrics:
 
 @dataclass
 class RunReport:
-    """What a run did: ``status`` is ``ok``, ``interrupted`` or ``failed``."""
+    """What a run did: ``status`` is ``ok``, ``interrupted`` or ``failed``.
+
+    ``outputs`` lists the files the stages put in place (complete and valid), as reported
+    by each stage's ``written`` attribute; an output missing from it was not written.
+    """
 
     status: str
     elapsed_s: float
     stages: dict[str, dict[str, Any]]
     error: str | None = None
+    outputs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "elapsed_s": round(self.elapsed_s, 3),
             "error": self.error,
+            "outputs": self.outputs,
             "stages": self.stages,
         }
 
@@ -112,11 +125,17 @@ class Pipeline:
             source is live.
         addresses: ZeroMQ address per link; default ``inproc://`` addresses.
         metrics_interval_s: how often per-stage metrics are logged (0 disables the log).
-        metrics_path: where to write the final metrics JSON, if anywhere.
+        metrics_path: where to write the final metrics JSON, if anywhere (checked now,
+            written atomically at the end, also after a failure, but not when the run failed
+            before reading a frame: a bad input writes nothing).
         max_errors: frames a stage may fail on (each dropped and counted) before its error
             becomes fatal; 0 makes the first error fatal.
         stop_timeout_s: after a stop, how long stages may drain before dropping what is left.
         max_frames: end each source after this many frames (``--max-frames``), whatever its kind.
+
+    Raises:
+        ConfigError: For an invalid combination of arguments.
+        OutputError: If ``metrics_path`` cannot be written.
     """
 
     def __init__(
@@ -165,15 +184,20 @@ class Pipeline:
             self.metrics[stage.name] = StageMetrics(stage.name, link=self.links[i], extra=stage.metrics)
         self.metrics_interval_s = metrics_interval_s
         self.metrics_path = Path(metrics_path) if metrics_path else None
+        if self.metrics_path is not None:
+            check_writable(self.metrics_path, "metrics")
         self.max_errors = max_errors
         self.stop_timeout_s = stop_timeout_s
         self._ctx = zmq.Context()
         self._stop = threading.Event()
         self._stop_time: float | None = None
-        self._abort = threading.Event()
-        self._lock = threading.Lock()
+        self._abort = threading.Event()  # stages stop waiting for upstream and finish
+        self._hurry = threading.Event()  # second interrupt: drop what is queued at once
+        self._lock = threading.RLock()  # RLock: a signal handler may run while the main thread holds it
         self._failure: tuple[str, BaseException] | None = None
         self._interrupted = False
+        self._interrupts = 0
+        self._finishing: set[str] = set()  # threads finalising their outputs (never abandoned)
         self._bound = [threading.Event() for _ in range(n_links)]
 
     # -- control ---------------------------------------------------------------------------
@@ -192,6 +216,23 @@ class Pipeline:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def interrupt(self) -> None:
+        """Ctrl-C / SIGTERM: the first stops the pipeline (stages drain, then finish); the second
+        drops what is queued at once (outputs are still finalised); later ones are ignored.
+
+        Safe to call from a signal handler: it never raises and returns at once.
+        """
+        self._interrupts += 1
+        if self._interrupts == 1:
+            self._interrupted = True
+            log.info("interrupted: stopping (press Ctrl-C again to drop queued frames)")
+            self.stop()
+        elif self._interrupts == 2:
+            self._hurry.set()
+            log.warning("second interrupt: dropping queued frames; closing the outputs (kill -9 to abandon them)")
+        else:
+            log.warning("still closing the outputs; kill -9 abandons them")
 
     def _fail(self, name: str, exc: BaseException) -> None:
         with self._lock:
@@ -274,6 +315,7 @@ class Pipeline:
                 if sender is not None:
                     for out in outputs:
                         sender.send(out)
+            self._finishing.add(threading.current_thread().name)
             outputs = as_outputs(stage.finish())
             if sender is not None:
                 for out in outputs:
@@ -286,6 +328,7 @@ class Pipeline:
             self._stop_workers(stage, workers, worker_stop)
             if self._failure is not None and self._failure[0] == stage.name and error is None:
                 error = f"{type(self._failure[1]).__name__}: {self._failure[1]}"  # its worker failed
+            self._finishing.add(threading.current_thread().name)
             try:
                 stage.close()
             except Exception as exc:
@@ -334,6 +377,8 @@ class Pipeline:
         return outputs
 
     def _draining_over(self) -> bool:
+        if self._hurry.is_set():
+            return True
         stop_time = self._stop_time
         return stop_time is not None and time.monotonic() - stop_time > self.stop_timeout_s
 
@@ -361,6 +406,35 @@ class Pipeline:
         Raises:
             StageError: If a source or stage failed; its ``report`` attribute holds the report.
         """
+        with self._signals_stop_the_pipeline():
+            return self._run()
+
+    @contextlib.contextmanager
+    def _signals_stop_the_pipeline(self) -> Iterator[None]:
+        """While running in the main thread, Ctrl-C and SIGTERM call :meth:`interrupt`.
+
+        A handler that only sets flags cannot be interrupted half-way, unlike a
+        ``KeyboardInterrupt`` raised wherever the main thread happens to be (two Ctrl-Cs
+        50 ms apart used to escape the wait and end the process under its threads). A
+        signal ignored when the run starts (a background job's SIGINT) stays ignored.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous: dict[signal.Signals, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if handler is signal.SIG_IGN or handler is None:  # ignored, or a handler Python cannot restore
+                continue
+            previous[sig] = handler
+            signal.signal(sig, lambda signum, frame: self.interrupt())
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> RunReport:
         started = time.monotonic()
         threads = [
             threading.Thread(target=self._run_stage, args=(i, s), name=f"stage-{s.name}", daemon=True)
@@ -381,9 +455,14 @@ class Pipeline:
         if all(not t.is_alive() for t in threads):
             self._ctx.term()
         report = self._report(started)
-        if self.metrics_path is not None:
-            self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-            self.metrics_path.write_text(json.dumps(report.to_json(), indent=2))
+        read = sum(self.metrics[s.name].frames for s in self.sources)
+        if self.metrics_path is not None and not (self._failure is not None and read == 0):
+            try:
+                write_text_atomic(self.metrics_path, json.dumps(report.to_json(), indent=2))
+            except OutputError as write_error:
+                log.error("%s", write_error)
+            else:
+                report.outputs.append(str(self.metrics_path))
         if self._failure is not None:
             name, exc = self._failure
             err = StageError(name, f"{type(exc).__name__}: {exc}")
@@ -392,26 +471,27 @@ class Pipeline:
         return report
 
     def _wait(self, threads: list[threading.Thread]) -> None:
+        """Wait for every thread; after a stop, abandon only threads stuck outside finish/close.
+
+        A stage finalising its outputs is always waited for (a slow disk, a big plot), so
+        ``run()`` returns only once every output is complete or known not to be written.
+        """
         while any(t.is_alive() for t in threads):
             try:
                 for t in threads:
                     t.join(timeout=0.05)
-                    if self._stop_time is not None:
-                        since = time.monotonic() - self._stop_time
-                        if since > 2 * self.stop_timeout_s:
-                            self._abort.set()
-                        if since > 2 * self.stop_timeout_s + 3.0:
-                            stuck = [t.name for t in threads if t.is_alive()]
-                            if stuck:
-                                log.warning("threads still running after stop, leaving them: %s", ", ".join(stuck))
-                            return
-            except KeyboardInterrupt:
-                if self._interrupted:
-                    log.warning("second interrupt: leaving now")
-                    return
-                log.info("interrupted: stopping (press Ctrl-C again to leave at once)")
-                self._interrupted = True
-                self.stop()
+                if self._stop_time is None:
+                    continue
+                since = time.monotonic() - self._stop_time
+                if since > 2 * self.stop_timeout_s:
+                    self._abort.set()
+                if since > 2 * self.stop_timeout_s + 3.0:
+                    alive = [t.name for t in threads if t.is_alive()]
+                    if alive and not any(name in self._finishing for name in alive):
+                        log.warning("threads still running after stop, leaving them: %s", ", ".join(alive))
+                        return
+            except KeyboardInterrupt:  # a handler of the caller's raised it (not the main thread's own)
+                self.interrupt()
 
     def _report(self, started: float) -> RunReport:
         status = "failed" if self._failure else "interrupted" if self._interrupted else "ok"
@@ -420,4 +500,7 @@ class Pipeline:
             name, exc = self._failure
             error = f"{name}: {type(exc).__name__}: {exc}"
         stages = {name: m.snapshot() for name, m in self.metrics.items()}
-        return RunReport(status=status, elapsed_s=time.monotonic() - started, stages=stages, error=error)
+        outputs = [str(path) for stage in self.stages for path in getattr(stage, "written", ())]
+        return RunReport(
+            status=status, elapsed_s=time.monotonic() - started, stages=stages, error=error, outputs=outputs
+        )

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.files import atomic_path, write_text
 from engines.clip_spec import ClipSpec
 from engines.transforms import preprocess, resize_frame
 from pipelines.demo import DEMO_CONFIG
@@ -387,17 +388,15 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict[str, Any]) ->
         for key, value in model.state_dict().items()
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "meta": meta}, path)
+    with atomic_path(path) as tmp:  # an interrupted training never leaves half a checkpoint
+        torch.save({"state_dict": state, "meta": meta}, tmp)
     return path
 
 
 def write_label_map(path: str | Path, classes: Sequence[str] = ACTIONS) -> Path:
     """Write one class name per line (MMAction2's label-map format)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{name}\n" for name in classes))
-    return path
+    return write_text(path, "".join(f"{name}\n" for name in classes))
 
 
 # --------------------------------------------------------------------------- long-video check

@@ -5,9 +5,11 @@ so sinks chain in the runner's linear pipeline and can sit anywhere in it: a raw
 recording before the annotate stage, an annotated one after it. Put lossless sinks
 (files) before a display, whose link may drop frames when the source is live.
 :class:`MultiSink` groups several sinks into one stage (one thread) when that is
-preferred. Every sink writes each result as it comes and finalises its output in
-``finish()``, and in ``close()`` when the pipeline failed, so a run that stops early
-leaves valid, partial files::
+preferred. Every file sink writes each result as it comes into a hidden temporary
+beside its destination and finalises it, renaming it into place, in ``finish()`` (and in
+``close()`` when the pipeline failed), so a run that stops early leaves valid, partial
+files, and a sink that received nothing leaves an existing file untouched (see
+``docs/reliability.md``). A sink's ``written`` lists the files it put in place::
 
     stages = [..., AnnotateStage(default_annotators()),
               VideoWriterSink("out.mp4"), JsonlSink("results.jsonl"), DisplaySink()]

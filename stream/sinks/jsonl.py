@@ -1,8 +1,15 @@
 """JSON-lines results file: one line per frame result and per source event.
 
-Each line is flushed as soon as it is written, so a reader tailing the file (or the
-file left behind by Ctrl-C or a crash) has every result up to the last frame processed.
-The record format is described in :mod:`stream.sinks.records`.
+The file is written whole or not at all (:mod:`core.files`): lines stream into a hidden
+file beside the destination (``.NAME.partial-PID-N.jsonl``), each flushed as soon as it
+is written (so that file is line-valid at every moment), and it is renamed into place
+when the stream ends, is interrupted (Ctrl-C) or fails after results arrived: partial
+results are kept. A sink that received nothing (the input could not be opened) writes
+nothing, and an existing file of that name stays as it was; so does one whose write
+failed (disk full). A killed process leaves the destination untouched and its lines in
+the hidden file. With ``append=True`` lines are appended to the destination directly
+(appending never destroys what it holds). The record format is described in
+:mod:`stream.sinks.records`; to follow results live, use the ZeroMQ publisher.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from stream.errors import SinkError
+from core.files import AtomicFile, check_writable
+from stream.errors import OutputError, SinkError
 from stream.packet import FramePacket, SourceEvent
 from stream.sinks.records import IncludeFrames, check_include_frames, dumps, frame_record, wants_frame
 from stream.stage import Outputs, Stage
@@ -53,7 +61,11 @@ class JsonlSink(Stage):
         self.include_boxes = include_boxes
         self.append = append
         self.lines = 0
+        self.written: list[Path] = []  # the file, once put in place
         self._file: IO[str] | None = None
+        self._atomic: AtomicFile | None = None
+        self._received = False  # a frame or event arrived: the run produced something
+        self._broken = False  # a write failed: the file is incomplete
 
     def setup(self) -> None:
         """Open the file.
@@ -66,10 +78,26 @@ class JsonlSink(Stage):
             return
         path = Path(self.path)
         try:
+            check_writable(path, "results")
+        except OutputError as exc:
+            raise SinkError(str(exc)) from exc
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a" if self.append else "w", encoding="utf-8")
+            if self.append:
+                self._file = open(path, "a", encoding="utf-8")
+            else:
+                self._atomic = AtomicFile(path)
+                self._file = open(self._atomic.path, "x", encoding="utf-8")
         except OSError as exc:
             raise SinkError(f"cannot write results to {self.path}: {exc.strerror or exc}") from exc
+
+    @property
+    def writing_path(self) -> Path | None:
+        """The file lines go to now: the hidden temporary file, the destination when appending,
+        None for stdout or when closed."""
+        if self._file is None or self.path == "-":
+            return None
+        return self._atomic.path if self._atomic is not None else Path(self.path)
 
     def write(self, record: dict[str, Any]) -> None:
         """Write one record as a line and flush it.
@@ -83,23 +111,54 @@ class JsonlSink(Stage):
             self._file.write(dumps(record) + "\n")
             self._file.flush()
         except (OSError, ValueError) as exc:
+            self._broken = True
             raise SinkError(f"cannot write results to {self.path}: {exc}") from exc
         self.lines += 1
 
     def process(self, packet: FramePacket) -> Outputs:
+        self._received = True
         if wants_frame(packet, self.include_frames):
             self.write(frame_record(packet, include_boxes=self.include_boxes))
         return packet
 
     def on_event(self, event: SourceEvent) -> Outputs:
+        self._received = True
         self.write(event.to_json())
         return event
 
+    def finish(self) -> Outputs:
+        self._close()
+        return None
+
     def close(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        """Close the file; put it in place if something arrived and every write succeeded.
+
+        Raises:
+            SinkError: If closing or renaming the file fails (an existing file stays as it was).
+        """
         file, self._file = self._file, None
+        atomic, self._atomic = self._atomic, None
         if file is None or file is sys.stdout:
             return
         try:
             file.close()
         except OSError as exc:
+            self._broken = True
             log.warning("closing %s failed: %s", self.path, exc)
+        if atomic is None:  # appending
+            if self._received:
+                self.written.append(Path(self.path))
+            return
+        if self._broken or not self._received:
+            atomic.discard()
+            if not self._received:
+                log.warning("%s: nothing arrived, no results written", self.path)
+            return
+        try:
+            self.written.append(atomic.commit())
+        except OutputError as exc:
+            raise SinkError(str(exc)) from exc
+        log.info("wrote %d result lines to %s", self.lines, self.path)

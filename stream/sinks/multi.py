@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from stream.errors import ConfigError
 from stream.packet import FramePacket, SourceEvent
@@ -39,6 +40,11 @@ class MultiSink(Stage):
         if not sinks:
             raise ConfigError("MultiSink: expected at least one sink")
         self.sinks = list(sinks)
+
+    @property
+    def written(self) -> list[Path]:
+        """The files the members put in place."""
+        return [path for sink in self.sinks for path in getattr(sink, "written", ())]
 
     def setup(self) -> None:
         done: list[Stage] = []

@@ -15,11 +15,16 @@ Frames are written at the size of the first frame: later frames of another size 
 resized to it, and odd widths/heights are padded by one pixel (edge replicated) because
 ``yuv420p`` needs even sizes.
 
-The file is finalised (encoder flushed, MP4 index written) in ``finish()``, and in
-``close()`` when the pipeline failed before ``finish()``: a run that stops early leaves
-a valid file with every frame that reached the sink. Only a killed process leaves an
-MP4 without its index; ``fragmented=True`` writes a fragmented MP4 that stays readable
-even then, at the cost of slightly larger files and slower seeking in some players.
+Files are written whole or not at all (:mod:`core.files`): frames go to a hidden file
+beside the destination (``.NAME.partial-PID-N.mp4``), which is finalised (encoder
+flushed, MP4 index written) and renamed into place in ``finish()``, or in ``close()``
+when the pipeline failed before ``finish()``: a run that stops early leaves a valid file
+with every frame that reached the sink. A sink that received no frame (the input could
+not be opened) writes nothing, and an existing file of that name stays as it was, as it
+does when finalising fails. A killed process (``kill -9``) leaves the destination
+untouched and its frames in the hidden file, an MP4 without its index unless
+``fragmented=True``: a fragmented MP4 stays playable even then, at the cost of slightly
+larger files and slower seeking in some players.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ import contextlib
 import logging
 import math
 import re
-import tempfile
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -38,7 +42,8 @@ import av
 import cv2
 import numpy as np
 
-from stream.errors import ConfigError, SinkError
+from core.files import AtomicFile, check_writable
+from stream.errors import ConfigError, OutputError, SinkError
 from stream.packet import FramePacket
 from stream.stage import Outputs, Stage
 from stream.transport import LIVE_RECORDING
@@ -48,6 +53,13 @@ log = logging.getLogger(__name__)
 CLOCK_RATE = 90_000  # output time base for source timestamps (the MPEG clock)
 DEFAULT_FPS = Fraction(25)  # nominal rate when neither meta nor timestamps tell
 _X264_LIKE = ("libx264", "libx265", "libx264rgb")
+#: Fragmented MP4: a fragment per keyframe and at least every second, flushed to disk as
+#: written, so a killed process leaves a file that plays up to its last second or so.
+FRAGMENTED_OPTIONS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": "1000000",
+    "flush_packets": "1",
+}
 
 
 def as_rate(fps: float | Fraction | int, what: str = "fps") -> Fraction:
@@ -75,6 +87,8 @@ class _Writer:
     def __init__(self, sink: VideoWriterSink, path: Path) -> None:
         self.sink = sink
         self.path = path
+        self.file = AtomicFile(path)  # frames go to its hidden temporary name until close()
+        self.written = False  # renamed into place
         self.container: av.container.OutputContainer | None = None
         self.stream: av.video.stream.VideoStream | None = None
         self.pending: list[FramePacket] = []
@@ -137,10 +151,11 @@ class _Writer:
         first = self.pending[0]
         h, w = first.image.shape[:2]
         self.raw_size = (h, w)
-        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if sink.fragmented else {}
+        options = FRAGMENTED_OPTIONS if sink.fragmented else {}
         container: av.container.OutputContainer | None = None
         try:
-            container = av.open(str(self.path), "w", options=options)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            container = av.open(str(self.file.path), "w", format=sink.format_name, options=options)
             stream = container.add_stream(sink.codec, rate=rate)
             if not isinstance(stream, av.video.stream.VideoStream):
                 raise ValueError(f"codec {sink.codec!r} is not a video encoder")
@@ -152,6 +167,8 @@ class _Writer:
             else:
                 stream.codec_context.time_base = 1 / rate
             codec_options: dict[str, object] = {}
+            if sink.fragmented:  # a keyframe every second: a killed recording loses at most that
+                codec_options["g"] = str(max(1, round(rate)))
             if sink.codec in _X264_LIKE:
                 codec_options["preset"] = sink.preset
                 if sink.bitrate is None:
@@ -165,11 +182,15 @@ class _Writer:
             if container is not None:
                 with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
                     container.close()
+            self.file.discard()
             raise SinkError(f"cannot open {self.path} for writing video: {exc}") from exc
         self.container, self.stream = container, stream
         log.info("writing %s: %dx%d %s at %s fps (%s)", self.path, stream.width, stream.height, sink.codec,
                  f"{float(rate):.3f}".rstrip("0").rstrip("."),
                  "source timestamps" if sink.fps is None else "constant rate")  # fmt: skip
+        if sink.fragmented:
+            log.info("recording into %s (fragmented: playable even if the process is killed); "
+                     "renamed to %s when the run ends", self.file.path, self.path.name)  # fmt: skip
 
     def _pts(self, packet: FramePacket) -> int:
         if self.sink.fps is not None:
@@ -221,15 +242,19 @@ class _Writer:
     # -- closing --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Encode what is pending, flush the encoder and write the index. Idempotent.
+        """Encode what is pending, flush the encoder, write the index and rename the file into place.
+
+        Nothing is renamed when no frame was written or finalising failed: the temporary
+        file is removed and an existing file at :attr:`path` stays as it was. Idempotent.
 
         Raises:
             SinkError: If flushing or finalising the file fails.
         """
         if self.closed:
             return
+        complete = False
         try:
-            if self.stream is None and self.pending:
+            if self.stream is None and self.pending and self.failed is None:
                 self._open(self._rate(final=True) or DEFAULT_FPS)
                 pending, self.pending = self.pending, []
                 for p in pending:
@@ -240,6 +265,7 @@ class _Writer:
                         self.container.mux(out)
                 except (av.error.FFmpegError, OSError, ValueError) as exc:
                     raise SinkError(f"cannot flush video to {self.path}: {exc}") from exc
+            complete = True
         finally:
             self.closed = True
             container, self.container = self.container, None
@@ -247,8 +273,19 @@ class _Writer:
                 try:
                     container.close()
                 except (av.error.FFmpegError, OSError, ValueError) as exc:
+                    complete = False
                     raise SinkError(f"cannot finalise {self.path}: {exc}") from exc
+                finally:
+                    if not (complete and self.frames):
+                        self.file.discard()
+            else:
+                self.file.discard()
         if self.frames:
+            try:
+                self.file.commit()
+            except OutputError as exc:
+                raise SinkError(str(exc)) from exc
+            self.written = True
             log.info("wrote %d frames to %s", self.frames, self.path)
 
 
@@ -269,7 +306,8 @@ class VideoWriterSink(Stage):
         per_source: one file per source: ``path`` may contain ``{source_id}``, otherwise
             ``-<source_id>`` is added before the extension. When False, frames of any
             source other than the first one seen are skipped (with a warning).
-        fragmented: write a fragmented MP4, readable even if the process is killed.
+        fragmented: write a fragmented MP4 (fragments of at most a second, a keyframe every
+            second), readable even if the process is killed (``--fragmented``).
         options: extra encoder options (FFmpeg ``AVOption`` names → values).
         name: stage name; defaults to ``VideoWriterSink``.
 
@@ -311,7 +349,7 @@ class VideoWriterSink(Stage):
         self.options = {str(k): str(v) for k, v in (options or {}).items()}
         self._writers: dict[str, _Writer] = {}
         self._skipped: set[str] = set()
-        self._probe: Path | None = None
+        self.format_name: str | None = None  # the container format, from the extension (setup)
         self._ready = False  # setup() succeeded
         self._closed = False
 
@@ -325,6 +363,11 @@ class VideoWriterSink(Stage):
         """The file of each source seen so far."""
         return {sid: w.path for sid, w in self._writers.items()}
 
+    @property
+    def written(self) -> list[Path]:
+        """The files put in place so far (complete and valid)."""
+        return [w.path for w in self._writers.values() if w.written]
+
     def path_for(self, source_id: str) -> Path:
         """The file ``source_id``'s frames go to."""
         if not self.per_source:
@@ -335,6 +378,8 @@ class VideoWriterSink(Stage):
 
     def setup(self) -> None:
         """Check the encoder, the container format and that the path is writable.
+
+        Creates nothing: the file (and its folder) appear with the first frame.
 
         Raises:
             SinkError: If the encoder or pixel format is unknown, the extension names no
@@ -352,24 +397,17 @@ class VideoWriterSink(Stage):
             raise SinkError(f"pix_fmt {self.pix_fmt!r} is not a pixel format") from None
         probe_path = self.path_for("probe")
         try:
-            av.open(str(probe_path), "w").close()  # guesses the format; creates no file
+            probe = av.open(str(probe_path), "w")  # guesses the format; creates no file
         except ValueError:
             raise SinkError(
                 f"cannot tell the container format of {self.path} from its extension (use .mp4, .mkv, .avi...)"
             ) from None
-        folder = self.path.parent if not self.per_source else probe_path.parent
+        self.format_name = probe.format.name
+        probe.close()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if self.per_source:
-                with tempfile.TemporaryFile(dir=folder):
-                    pass
-            else:
-                existed = self.path.exists()
-                with open(self.path, "wb"):
-                    pass
-                self._probe = None if existed else self.path
-        except OSError as exc:
-            raise SinkError(f"cannot write video to {self.path}: {exc.strerror or exc}") from exc
+            check_writable(probe_path if self.per_source else self.path, "video")
+        except OutputError as exc:
+            raise SinkError(str(exc)) from exc
         self._ready = True
 
     def process(self, packet: FramePacket) -> Outputs:
@@ -404,12 +442,5 @@ class VideoWriterSink(Stage):
         if not self._writers and self._ready and not self._closed:
             log.warning("%s: no frames arrived, no video written", self.path)
         self._closed = True
-        if self._probe is not None and not self._writers:
-            try:
-                if self._probe.exists() and self._probe.stat().st_size == 0:
-                    self._probe.unlink()
-            except OSError:
-                pass
-        self._probe = None
         if error is not None:
             raise error

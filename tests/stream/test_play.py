@@ -104,8 +104,9 @@ def test_interrupt_stops_quickly_and_keeps_a_valid_output(media, tmp_path: Path,
     cmd = [sys.executable, "-m", "stream.play", str(clip.path), "--realtime", "--out-file", str(out)]
     proc = spawn(cmd, cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
-    while not out.exists() and time.monotonic() < deadline:  # started writing
+    while not list(tmp_path.glob(".interrupted.partial-*.mp4")) and time.monotonic() < deadline:  # started writing
         time.sleep(0.1)
+    assert not out.exists()  # renamed into place when the run ends
     time.sleep(1.0)
     sent = time.monotonic()
     _, err = interrupt(proc, sig, timeout=20)

@@ -180,12 +180,12 @@ def test_video_writer_close_without_finish_leaves_a_valid_file(tmp_path):
     assert probe(path)[0] == 7
 
 
-def test_video_writer_folder_gone_after_setup(tmp_path):
+def test_video_writer_folder_blocked_after_setup(tmp_path):
     folder = tmp_path / "gone"
     sink = VideoWriterSink(folder / "out.mp4")
     sink.setup()
-    (folder / "out.mp4").unlink()
-    folder.rmdir()
+    assert not folder.exists()  # setup creates nothing
+    folder.write_text("a file where the folder should be")
     for i in range(2):  # the same error again, without retrying or piling frames up
         with pytest.raises(SinkError, match=r"cannot open .*out\.mp4"):
             sink.process(frame(i))
@@ -264,9 +264,13 @@ def test_jsonl_lines_are_flushed_as_written(tmp_path):
         for i in range(5):
             p = frame(i, predictions=[prediction(i / 25)] if i % 2 == 0 else None)
             assert sink.process(p) is p  # passes through
-        lines = path.read_text().splitlines()  # read while the sink is still open
+        assert not path.exists()  # renamed into place only when complete
+        partial = sink.writing_path
+        assert partial is not None and partial.parent == path.parent and partial.name.startswith(".results.")
+        lines = partial.read_text().splitlines()  # read while the sink is still open
     finally:
         sink.close()
+    assert path.read_text().splitlines() == lines and not partial.exists()
     records = [json.loads(line) for line in lines]
     assert [r["type"] for r in records] == ["event", "frame", "frame", "frame"]
     assert records[0] == {"type": "event", "source_id": "cam", "kind": "connected", "message": "rtsp up",
