@@ -27,6 +27,12 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = False)
         "if top-1 labels match fp32 on a check batch, else fp32 (default: auto)",
     )
     parser.add_argument("--engine", help="use this prebuilt engine directory (python -m engines.build)")
+    parser.add_argument(
+        "--trust-engine",
+        action="store_true",
+        help="with --engine: open engine folders of an older format, whose model is Python code (config.py) "
+        "run when opened; only for folders whose origin you trust (see docs/security.md)",
+    )
     parser.add_argument("--num-clips", type=int, help="override the test pipeline's num_clips (fewer: faster)")
     parser.add_argument("--batch-size", type=int, default=4, help="clips per engine call")
     parser.add_argument(
@@ -57,6 +63,7 @@ def recognizer_from_args(args: argparse.Namespace, config: str, checkpoint: str 
         cfg_options=args.cfg_options or None,
         label_file=kwargs.pop("label_file", getattr(args, "label_file", None)),
         engine_dir=args.engine,
+        trust_engine=getattr(args, "trust_engine", False),
         max_batch=max(1, args.batch_size),
         num_clips=args.num_clips,
         **kwargs,

@@ -126,6 +126,7 @@ def open_recognizer(
     cfg_options: Mapping[str, Any] | None = None,
     label_file: str | Path | None = None,
     engine_dir: str | Path | None = None,
+    trust_engine: bool = False,
     max_batch: int = 4,
     num_clips: int | None = None,
     frame_size: tuple[int, int] | None = None,
@@ -143,7 +144,9 @@ def open_recognizer(
         cfg_options: ``--cfg-options`` overrides.
         label_file: Class names, one per line; default the config's ``label_file``, then the
             checkpoint's ``dataset_meta.classes``, then ``class_0``…
-        engine_dir: Use this prebuilt engine instead of building one.
+        engine_dir: Use this prebuilt engine instead of building one (checked as untrusted input).
+        trust_engine: Also open an ``engine_dir`` of an older format whose model is Python code
+            (see :func:`engines.engine.load_engine`).
         max_batch: Largest batch the engine runs at once.
         num_clips: Override the test pipeline's ``num_clips`` (fewer views: faster, for live use).
         frame_size: ``(width, height)`` of the frames, for configs whose input size depends on it.
@@ -162,7 +165,9 @@ def open_recognizer(
         spec = replace(spec, num_clips=num_clips)
     config_dir = Path(config).resolve().parent
     if engine_dir is not None:
-        engine = load_engine(engine_dir, None if backend == "auto" else backend, num_threads=num_threads)
+        engine = load_engine(
+            engine_dir, None if backend == "auto" else backend, trusted=trust_engine, num_threads=num_threads
+        )
     else:
         checkpoint = checkpoint or cfg.get("load_from")
         if not checkpoint:
