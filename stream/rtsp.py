@@ -32,6 +32,7 @@ from stream.config import load_config, to_plain
 from stream.errors import ConfigError
 from stream.health import HealthStage
 from stream.runner import Pipeline
+from stream.security import curve_server_from_args
 from stream.sinks import JsonlSink, VideoWriterSink, ZmqPublisherSink
 from stream.sources import Backoff, NetworkSource, detect_kind, open_source
 from stream.stage import Source, Stage
@@ -44,7 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(parser)
     parser.add_argument("--source", action="append", default=[], help="camera URL (repeat for several cameras)")
     parser.add_argument("--events", type=Path, help="write action events and camera status as JSON lines")
-    parser.add_argument("--publish", metavar="ADDRESS", help="publish events on a ZeroMQ PUB socket, e.g. tcp://*:5560")
+    parser.add_argument(
+        "--publish",
+        metavar="ADDRESS",
+        help="publish events on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5560; an address other machines can "
+        "reach (tcp://*:5560) needs --curve-secret-key/--curve-allow or --insecure (see docs/security.md)",
+    )
+    parser.add_argument(
+        "--curve-secret-key",
+        metavar="FILE",
+        help="CurveZMQ: this publisher's NAME.key_secret (python -m stream.keys DIR NAME creates one)",
+    )
+    parser.add_argument(
+        "--curve-allow", metavar="DIR", help="CurveZMQ: folder of the *.key public keys allowed to subscribe"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="let --publish bind an address other machines can reach without CurveZMQ: anyone can subscribe",
+    )
     parser.add_argument("--record-dir", type=Path, help="record each camera's annotated video into this folder")
     parser.add_argument("--event-threshold", type=float, default=0.5, help="score that starts/keeps an event")
     parser.add_argument("--start-after", type=int, default=3, help="predictions above the threshold to start")
@@ -113,7 +132,23 @@ def make_sources(args: argparse.Namespace) -> list[Source]:
     return sources
 
 
+def make_publisher(args: argparse.Namespace) -> ZmqPublisherSink | None:
+    """The ``--publish`` stage, checked before anything heavy starts (see :mod:`stream.security`).
+
+    Raises:
+        ConfigError: If the address reaches other machines without CurveZMQ or ``--insecure``,
+            or the CurveZMQ flags are incomplete or their files unusable.
+    """
+    curve = curve_server_from_args(args.curve_secret_key, args.curve_allow)
+    if not args.publish:
+        if curve is not None or args.insecure:
+            raise ConfigError("--curve-secret-key, --curve-allow and --insecure apply to --publish; add --publish")
+        return None
+    return ZmqPublisherSink(args.publish, include_frames="none", curve=curve, insecure=args.insecure)
+
+
 def monitor(args: argparse.Namespace) -> int:
+    publisher = make_publisher(args)
     sources = make_sources(args)
     recognizer = recognizer_from_args(args, args.config, args.checkpoint)
     params = RecognitionParams(
@@ -141,8 +176,8 @@ def monitor(args: argparse.Namespace) -> int:
     ]
     if args.events:
         stages.append(JsonlSink(args.events, include_frames="none"))
-    if args.publish:
-        stages.append(ZmqPublisherSink(args.publish, include_frames="none"))
+    if publisher is not None:
+        stages.append(publisher)
     if args.record_dir:
         annotators = default_annotators(font_scale=args.font_scale, font_color=args.font_color)
         stages += [

@@ -271,6 +271,7 @@ class Pipeline:
             error = f"{type(exc).__name__}: {exc}"
             self._fail(stage.name, exc)
         finally:
+            stage.stream_error = error or upstream_error
             try:
                 stage.close()
             except Exception as exc:
