@@ -194,7 +194,7 @@ class ZmqPublisherSink(Stage):
         push, self._push = self._push, None
         if push is not None:
             push.close()  # inproc: what is queued is already with the thread
-        thread, self._thread = self._thread, None
+        thread = self._thread  # kept: its counters stay readable in metrics()
         if thread is not None:
             thread.stop()
             if thread.is_alive():
@@ -339,9 +339,9 @@ class _PublisherThread(threading.Thread):
             self._auth = None
 
     def stop(self) -> None:
-        """Ask the thread to send what is queued and close; wait for it (bounded)."""
+        """Ask the thread to send what is queued and close; wait for it (bounded). Idempotent."""
         self._stop_event.set()
         if self.is_alive():
             self.join(timeout=LINGER_MS / 1000 + 2)
-        if not self.is_alive():
+        if not self.is_alive() and not self.ctx.closed:
             self.ctx.term()
