@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from stream.errors import StageError, StreamError
+from stream.errors import ActionStreamError, StageError, StreamError
 from stream.runner import Pipeline, RunReport
 from stream.stage import Source, Stage
 from stream.transport import LOSSLESS, QueuePolicy
@@ -115,14 +115,14 @@ def run_main(job: Callable[[], int]) -> int:
         return job()
     except StageError as exc:
         cause = exc.__cause__
-        if isinstance(cause, (StreamError, EngineError)):
+        if isinstance(cause, (StreamError, EngineError)) and cause.user_error:
             print(f"error: {cause}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except (StreamError, EngineError) as exc:
+    except ActionStreamError as exc:  # StreamError, EngineError and core's ConfigError / OutputError
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT if exc.user_error else EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_OK

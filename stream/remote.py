@@ -124,6 +124,9 @@ class RemoteSource(Source):
         self._receiver: Receiver | None = None
 
     def setup(self) -> None:
+        """Bind (or connect) the socket; a second call keeps it (call it early to learn :attr:`endpoint`)."""
+        if self._receiver is not None:
+            return
         self._ctx = zmq.Context()
         self._auth = _start_curve(self._ctx, self.curve)
         self._receiver = Receiver(
@@ -206,12 +209,15 @@ class RemoteSource(Source):
             )
 
     def close(self) -> None:
-        if self._receiver is not None:
-            self._receiver.close()
-        if self._auth is not None:
-            self._auth.stop()
-        if self._ctx is not None:
-            self._ctx.term()
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            receiver.close()
+        auth, self._auth = self._auth, None
+        if auth is not None:
+            auth.stop()
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            ctx.term()
 
 
 class RemoteSink(Stage):
@@ -288,7 +294,9 @@ class RemoteSink(Stage):
             # Sent in close(), which always runs, so the remote pipeline ends even after a failure.
             sender.send(EndOfStream(self._token, error=self.stream_error), timeout_s=LINGER_MS / 1000)
             sender.close()
-        if self._auth is not None:
-            self._auth.stop()
-        if self._ctx is not None:
-            self._ctx.term()
+        auth, self._auth = self._auth, None
+        if auth is not None:
+            auth.stop()
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            ctx.term()

@@ -15,11 +15,12 @@ The socket faces other programs, so it is built not to let them hurt the pipelin
   (``QUEUE_SIZE``, dropped and counted when full), so no subscriber, flood or stall can
   delay the stages after this one (recording, health);
 * subscriptions are handled by hand (``XPUB_MANUAL``): only prefixes of the topic are
-  applied; a subscription larger than ``MAX_SUBSCRIPTION_BYTES`` (or any larger frame)
-  disconnects its peer (``ZMQ_MAXMSGSIZE``); libzmq keeps every subscription a peer
-  sends, so after ``FOREIGN_SUBSCRIPTION_LIMIT`` subscriptions that match no topic the
-  socket is rebound, which drops every connection and frees them (subscribers reconnect
-  and resubscribe by themselves).
+  applied; a subscription larger than ``MAX_SUBSCRIPTION_BYTES`` (``CURVE_MAX_MESSAGE_BYTES``
+  with CurveZMQ, whose handshake needs more), or any larger frame, disconnects its peer
+  (``ZMQ_MAXMSGSIZE``); libzmq keeps every subscription a peer sends, so after
+  ``FOREIGN_SUBSCRIPTION_LIMIT`` subscriptions (or ``FOREIGN_SUBSCRIPTION_BYTES``) that
+  match no topic the socket is rebound, which drops every connection and frees them
+  (subscribers reconnect and resubscribe by themselves).
 
 A subscriber, in any program::
 
@@ -62,9 +63,11 @@ LINGER_MS = 500  # how long close() may wait to deliver messages still queued
 QUEUE_SIZE = 256  # records waiting for the publisher thread; more are dropped (counted), never waited for
 MAX_TOPIC_BYTES = 48
 MAX_SUBSCRIPTION_BYTES = 64  # ZMQ_MAXMSGSIZE of the socket: subscriptions are the only thing peers send
+CURVE_MAX_MESSAGE_BYTES = 1024  # with CurveZMQ: its handshake commands (HELLO, INITIATE) need a few hundred
 SUBSCRIPTION_HWM = 100  # subscription messages queued per peer before libzmq stops reading it
 SUBSCRIPTIONS_PER_ROUND = 256  # handled before queued records get their turn
 FOREIGN_SUBSCRIPTION_LIMIT = 1000  # subscriptions matching no topic before every connection is dropped
+FOREIGN_SUBSCRIPTION_BYTES = 64 << 10  # ... or this many bytes of them
 READY_TIMEOUT_S = 5.0  # how long setup() waits for the publisher thread to bind
 POLL_MS = 100
 REBIND_TRIES, REBIND_WAIT_S = 100, 0.01  # a reset waits at most ~1 s for the port to be free again
@@ -219,6 +222,7 @@ class _PublisherThread(threading.Thread):
         self.ignored = 0  # subscriptions that match no prefix of the topic
         self.resets = 0
         self._foreign = 0  # ignored since the last reset
+        self._foreign_bytes = 0
         self._stop_event = threading.Event()
         self._xpub: zmq.Socket | None = None
         self._auth: Any = None
@@ -228,7 +232,7 @@ class _PublisherThread(threading.Thread):
         sock.setsockopt(zmq.LINGER, LINGER_MS)
         sock.setsockopt(zmq.SNDHWM, SEND_HWM)
         sock.setsockopt(zmq.RCVHWM, SUBSCRIPTION_HWM)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES if self.curve is None else CURVE_MAX_MESSAGE_BYTES)
         sock.setsockopt(zmq.XPUB_MANUAL, 1)
         if self.curve is not None:
             self.curve.apply(sock)
@@ -293,7 +297,8 @@ class _PublisherThread(threading.Thread):
                 continue
             self.ignored += 1
             self._foreign += 1
-            if self._foreign > FOREIGN_SUBSCRIPTION_LIMIT:
+            self._foreign_bytes += len(message)
+            if self._foreign > FOREIGN_SUBSCRIPTION_LIMIT or self._foreign_bytes > FOREIGN_SUBSCRIPTION_BYTES:
                 self._reset()
                 return
 
@@ -301,11 +306,11 @@ class _PublisherThread(threading.Thread):
         """Drop every connection (and the subscriptions libzmq keeps for them) by rebinding."""
         assert self._xpub is not None and self.endpoint is not None
         self.resets += 1
-        self._foreign = 0
+        self._foreign = self._foreign_bytes = 0
         log.warning(
-            "publisher on %s: more than %d subscriptions matching no topic; dropping every connection to free them "
-            "(reset %d; restrict who can connect, see docs/security.md)",
-            self.endpoint, FOREIGN_SUBSCRIPTION_LIMIT, self.resets,
+            "publisher on %s: too many subscriptions matching no topic (> %d or > %d bytes); dropping every "
+            "connection to free them (reset %d; restrict who can connect, see docs/security.md)",
+            self.endpoint, FOREIGN_SUBSCRIPTION_LIMIT, FOREIGN_SUBSCRIPTION_BYTES, self.resets,
         )  # fmt: skip
         self._xpub.close(0)
         for _ in range(REBIND_TRIES):  # the old listener closes asynchronously
