@@ -153,10 +153,8 @@ def check_input_dims(where: str, graph: tuple[int | None, ...], want: tuple[int,
 
 def local_cache_dir(kind: str) -> Path:
     """This user's cache folder for ``kind`` (e.g. ``'tensorrt'``): ``$ACTION_STREAM_CACHE/kind``
-    or ``~/.cache/action-stream/kind``; created if missing."""
-    base = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "action-stream"
-    )
+    or ``~/.cache/action-stream/kind`` (beside the engine cache's ``engines/``); created if missing."""
+    base = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "action-stream"
     path = Path(base) / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
