@@ -22,12 +22,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from engines.errors import EngineError
 
 #: Read size when hashing; large weight files are streamed, never read whole.
 HASH_CHUNK = 1 << 20
+#: Files hashed at once (hashlib releases the GIL on large blocks).
+HASH_THREADS = 4
 #: Folders inside an engine dir holding caches written after the build (never hashed, never trusted).
 UNHASHED_DIRS = ("tensorrt", "onnxruntime_trt_cache")
 #: Where compiled plans of untrusted engines are cached (``$ACTION_STREAM_CACHE`` overrides).
@@ -122,19 +125,26 @@ def verify_hashes(engine_dir: Path, hashes: Mapping[str, str], files: Mapping[st
                 f"engine {engine_dir}: {relative} (files[{role!r}]) has no recorded sha256, so it cannot be "
                 f"checked; {REBUILD}"
             )
-    for relative, expected in hashes.items():
+    paths = {}
+    for relative in sorted(hashes):
         path = confined_path(engine_dir, relative, f"sha256 {relative}")
         if not path.is_file():
             raise EngineFileError(f"engine {engine_dir}: {relative} is missing; {REBUILD}")
-        try:
-            actual = file_sha256(path)
-        except OSError as exc:
-            raise EngineFileError(f"engine {engine_dir}: cannot read {relative}: {exc.strerror}; {REBUILD}") from exc
-        if actual != expected:
-            raise EngineFileError(
-                f"engine {engine_dir}: {relative} differs from the sha256 recorded at build time "
-                f"(corrupt or replaced); {REBUILD}"
-            )
+        paths[relative] = path
+    workers = max(1, min(HASH_THREADS, len(paths), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine-hash") as pool:
+        futures = {relative: pool.submit(file_sha256, path) for relative, path in paths.items()}
+        for relative, future in futures.items():  # sorted: the first bad file is reported
+            try:
+                actual = future.result()
+            except OSError as exc:
+                message = f"engine {engine_dir}: cannot read {relative}: {exc.strerror}; {REBUILD}"
+                raise EngineFileError(message) from exc
+            if actual != hashes[relative]:
+                raise EngineFileError(
+                    f"engine {engine_dir}: {relative} differs from the sha256 recorded at build time "
+                    f"(corrupt or replaced); {REBUILD}"
+                )
 
 
 def check_input_dims(where: str, graph: tuple[int | None, ...], want: tuple[int, ...]) -> None:

@@ -149,7 +149,10 @@ class OpenVinoBackend(Backend):
         def dims(partial: Any) -> tuple[int | None, ...]:
             return tuple(d.get_length() if d.is_static else None for d in partial)
 
-        return dims(self.model.input(0).get_partial_shape()), dims(self.model.output(0).get_partial_shape())
+        # the batch-1 compile has static shapes: the class count without running anything
+        compiled = self._compiled.get(1)
+        output = (compiled or self.model).output(0).get_partial_shape()
+        return dims(self.model.input(0).get_partial_shape()), dims(output)
 
     def _compile(self, batch: int) -> str:
         model = self.model.clone()

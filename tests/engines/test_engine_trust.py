@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from engines import infer as infer_cli
 from engines.engine import build_engine, load_engine
 from engines.errors import ModelConfigError
 from engines.export import sample_inputs
@@ -59,13 +60,28 @@ def _save(engine_dir: Path, data: dict[str, Any]) -> None:
     (engine_dir / "manifest.json").write_text(json.dumps(data))
 
 
-def _infer_cli(engine_dir: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _infer_args(engine_dir: Path, tmp_path: Path, *extra: str) -> list[str]:
     pixels = tmp_path / "x.npy"
     np.save(pixels, sample_inputs(SHAPE, 1, mean=MEAN, std=STD, seed=1))
+    output = tmp_path / "y.npy"
+    return ["--engine", str(engine_dir), "--input", str(pixels), "--output", str(output), "--top", "0", *extra]
+
+
+def _infer_cli(engine_dir: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``python -m engines.infer`` in a real process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "engines.infer", "--engine", str(engine_dir), "--input", str(pixels)]
-    cmd += ["--output", str(tmp_path / "y.npy"), "--top", "0", *extra]
+    cmd = [sys.executable, "-m", "engines.infer", *_infer_args(engine_dir, tmp_path, *extra)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+
+
+def _infer_main(
+    engine_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """The same command line in this process (``engines.infer.main``), for the cheaper cases."""
+    capsys.readouterr()
+    code = infer_cli.main(_infer_args(engine_dir, tmp_path, *extra))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["engines.infer"], code, out, err)
 
 
 def _one_line_exit_2(result: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -205,7 +221,7 @@ def _escape_symlink(engine_dir: Path) -> str:
     ],
 )
 def test_files_entries_must_stay_inside_the_folder(
-    engine_dir: Path, tmp_path: Path, make: Callable[[Path], str], match: str
+    engine_dir: Path, tmp_path: Path, make: Callable[[Path], str], match: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     entry = make(engine_dir)
     data = _manifest(engine_dir)
@@ -214,7 +230,7 @@ def test_files_entries_must_stay_inside_the_folder(
     _save(engine_dir, data)
     with pytest.raises(EnginePathError, match=match):
         load_engine(engine_dir)
-    _one_line_exit_2(_infer_cli(engine_dir, tmp_path), "files['onnx']", match)
+    _one_line_exit_2(_infer_main(engine_dir, tmp_path, capsys), "files['onnx']", match)
 
 
 # -- manifest vs graph -----------------------------------------------------------------------------------
@@ -233,26 +249,31 @@ SHAPE_VIEWS = ({"input_shape": [3, 3, 64, 64]}, r"does not match the graph's \(2
         pytest.param("torch", *CLASSES, id="torch-classes"),  # torch rebuilds the model for any input size
     ],
 )  # fmt: skip
-def test_manifest_and_graph_must_agree(engine_dir: Path, backend: str, change: dict[str, Any], match: str) -> None:
+def test_manifest_and_graph_must_agree(
+    engine_dir: Path, backend: str, change: dict[str, Any], match: str, batch: np.ndarray
+) -> None:
     data = _manifest(engine_dir)
     data.update(change)
     data["class_names"] = None
     _save(engine_dir, data)
     with pytest.raises(EngineMismatchError, match=match):
-        load_engine(engine_dir, backend=backend)
+        # the class count is checked at open where the graph states it, else on the first result
+        # (ONNX Runtime: the exported output is symbolic); never silently passed on
+        with load_engine(engine_dir, backend=backend) as engine:
+            engine.infer(batch)
 
 
 # -- corrupt or missing files ------------------------------------------------------------------------------
 
 
-def test_a_missing_onnx_is_one_line(engine_dir: Path, tmp_path: Path) -> None:
+def test_a_missing_onnx_is_one_line(engine_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (engine_dir / "model.onnx").unlink()
-    _one_line_exit_2(_infer_cli(engine_dir, tmp_path), "model.onnx is missing", REBUILD)
+    _one_line_exit_2(_infer_main(engine_dir, tmp_path, capsys), "model.onnx is missing", REBUILD)
 
 
 @pytest.mark.parametrize("trusted", [False, True])
 def test_a_corrupt_onnx_is_one_line_even_when_its_hash_was_recorded(
-    engine_dir: Path, tmp_path: Path, trusted: bool
+    engine_dir: Path, tmp_path: Path, trusted: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A file the backend cannot parse (hash rewritten to match, or a trusted old engine without hashes)."""
     onnx = engine_dir / "model.onnx"
@@ -267,4 +288,4 @@ def test_a_corrupt_onnx_is_one_line_even_when_its_hash_was_recorded(
     with pytest.raises(EngineFileError, match=r"model\.onnx: onnxruntime cannot load it"):
         load_engine(engine_dir, trusted=trusted)
     extra = ("--trust-engine",) if trusted else ()
-    _one_line_exit_2(_infer_cli(engine_dir, tmp_path, *extra), "cannot load it", REBUILD)
+    _one_line_exit_2(_infer_main(engine_dir, tmp_path, capsys, *extra), "cannot load it", REBUILD)
