@@ -102,6 +102,10 @@ def check_exposure(address: str, *, what: str, curve: CurveServer | CurveClient 
 def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
     import zmq.auth
 
+    if not zmq.has("curve"):
+        raise ConfigError(
+            f"CurveZMQ: this libzmq ({zmq.zmq_version()}) was built without CURVE; install pyzmq's wheel from PyPI"
+        )
     if not path.is_file():
         raise ConfigError(f"CurveZMQ key {path}: no such file; {KEYS_HINT}")
     try:
