@@ -195,3 +195,35 @@ def test_the_raw_peer_helper_can_reach_a_publisher_at_all(publisher: Any) -> Non
         peer.close()
     assert b"results" in data
     _stop(proc, out)
+
+
+def test_a_stalled_publisher_thread_costs_records_not_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever holds the socket thread up (a flood, a slow libzmq call), process() returns at once."""
+    from stream.sinks import ZmqPublisherSink
+    from stream.sinks import publisher as publisher_module
+    from tests.stream.helpers import frame
+
+    stalled, release = threading.Event(), threading.Event()
+    forward = publisher_module._PublisherThread._forward
+
+    def stuck(self: Any, pull: Any, limit: int | None) -> None:
+        stalled.set()
+        release.wait(30)
+        forward(self, pull, limit)
+
+    monkeypatch.setattr(publisher_module._PublisherThread, "_forward", stuck)
+    sink = ZmqPublisherSink("tcp://127.0.0.1:*", include_frames="all", queue_size=8)
+    sink.setup()
+    try:
+        sink.process(frame(0))
+        assert stalled.wait(10)
+        start = time.perf_counter()
+        for i in range(1, 2001):
+            assert sink.process(frame(i)) is not None  # the packet goes on to the next stage
+        elapsed = time.perf_counter() - start
+    finally:
+        release.set()
+        sink.close()
+    assert elapsed < 2.0, f"2000 frames took {elapsed:.2f} s behind a stalled publisher"
+    assert sink.dropped >= 2000 - 4 * 8  # what fits in the two queues got through; the rest was counted
+    assert sink.metrics()["publish_dropped"] == sink.dropped
