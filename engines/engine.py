@@ -5,7 +5,7 @@ Example::
     from engines.engine import build_engine, load_engine
 
     build_engine("configs/recognition/tsn/tsn_r50.py", "tsn_r50.pth", backend="auto", out_dir="engines/tsn")
-    engine = load_engine("engines/tsn")
+    engine = load_engine("engines/tsn")     # checks every file's sha256; runs no code from the folder
     scores = engine.infer(batch)            # (N, V, C, H, W) float32 -> (N, num_classes)
 """
 
@@ -44,7 +44,17 @@ from engines.export import (
     sample_inputs,
     torch_scores,
 )
+from engines.integrity import (
+    REBUILD,
+    EngineFileError,
+    EngineMismatchError,
+    EngineTrustError,
+    check_input_dims,
+    record_hashes,
+    verify_hashes,
+)
 from engines.manifest import MANIFEST_NAME, Manifest, library_versions
+from engines.model_json import MODEL_JSON_NAME, write_model_json
 from engines.tensors import TensorSpec, check_feeds
 
 logger = logging.getLogger(__name__)
@@ -55,7 +65,7 @@ AUTO_MIN_TOP1 = 0.99
 AUTO_CHECK_SAMPLES = 16
 
 ONNX_NAME = "model.onnx"
-CONFIG_NAME = "config.py"
+CONFIG_NAME = "config.py"  # format 2 engines only (Python: read only with trusted=True)
 WEIGHTS_NAME = "weights.pth"
 #: Backends that rebuild the torch model and so need the weights inside the engine dir.
 TORCH_BACKENDS = ("torch", "torch-cuda")
@@ -155,8 +165,16 @@ class Engine:
 
         Raises:
             InputShapeError: If the batch does not fit :attr:`input_spec`.
+            EngineMismatchError: If the graph returns another number of classes than the
+                manifest says (checked here for graphs that leave it symbolic).
         """
-        return self.backend.infer(batch)
+        scores = self.backend.infer(batch)
+        if self.manifest.input_format and scores.shape[-1] != self.manifest.num_classes:
+            raise EngineMismatchError(
+                f"engine {self.engine_dir}: the manifest says num_classes {self.manifest.num_classes} but the graph "
+                f"outputs {scores.shape[-1]} classes; {REBUILD}"
+            )
+        return scores
 
     @property
     def inputs(self) -> list[TensorSpec]:
@@ -209,29 +227,104 @@ class Engine:
         )
 
 
+def check_engine_files(engine_dir: Path, manifest: Manifest, *, trusted: bool = False) -> None:
+    """The checks :func:`load_engine` runs before any backend reads the folder.
+
+    Every ``files`` entry must stay inside the folder; every file recorded in
+    ``manifest.sha256`` must exist and match (read once, streamed); ``onnx_sha256`` must
+    agree with the recorded hash of the ONNX file. Engines of an older format (model kept
+    as Python, no hashes) are refused unless ``trusted``.
+
+    Raises:
+        EngineTrustError: An older-format engine without ``trusted``.
+        EnginePathError / EngineFileError: An escaping path; a missing, corrupt or changed file.
+        EngineMismatchError: ``onnx_sha256`` disagrees with the recorded hash of the ONNX file.
+    """
+    for role in manifest.files:
+        manifest.path_of(engine_dir, role)
+    if manifest.legacy:
+        if not trusted:
+            raise EngineTrustError(
+                f"engine {engine_dir}: format {manifest.format_version} keeps its model as Python code (config.py, "
+                f"run when opened) and records no file hashes; {REBUILD}, or pass --trust-engine "
+                "(trusted=True) if you trust where the folder comes from"
+            )
+        version = manifest.format_version
+        logger.warning("engine %s: format %d, opened as trusted without hash checks", engine_dir, version)
+        return
+    start = time.perf_counter()
+    verify_hashes(engine_dir, manifest.sha256, manifest.files)
+    onnx = manifest.files.get("onnx")
+    if onnx is not None and manifest.onnx_sha256 is not None and manifest.sha256.get(onnx) != manifest.onnx_sha256:
+        raise EngineMismatchError(
+            f"engine {engine_dir}: onnx_sha256 disagrees with the recorded hash of {onnx}; {REBUILD}"
+        )
+    logger.info("engine %s: %d files match their sha256 (%.2fs)", engine_dir, len(manifest.sha256),
+                time.perf_counter() - start)  # fmt: skip
+
+
+def check_graph(engine_dir: Path, manifest: Manifest, backend: Backend) -> None:
+    """Compare the opened graph's input and output with the manifest.
+
+    The input shape comes from the graph; so does the class count where the graph states
+    it (OpenVINO's compiled model, the torch head, TensorRT). ONNX Runtime reports the
+    exported graph's symbolic output, so there :meth:`Engine.infer` checks the class count
+    of every result instead (running a probe here would cost a full inference per open:
+    4.4 s for a TSN-R50 with 8 views on a busy 2-core machine).
+
+    Raises:
+        EngineMismatchError: If the number of classes or the per-sample input shape differ.
+    """
+    inputs, outputs = backend.graph_io() or (None, None)
+    where = f"engine {engine_dir}"
+    if inputs is not None:
+        check_input_dims(where, inputs, manifest.inputs[0].shape)
+    if not manifest.input_format:  # a graph engine: its outputs are named tensors, not class scores
+        return
+    classes = outputs[-1] if outputs else None
+    if classes is not None and classes != manifest.num_classes:
+        raise EngineMismatchError(
+            f"{where}: the manifest says num_classes {manifest.num_classes} but the graph outputs "
+            f"{classes} classes; {REBUILD}"
+        )
+
+
 def load_engine(
     engine_dir: str | Path,
     backend: str | None = None,
     *,
+    trusted: bool = False,
     options: BackendOptions | None = None,
     **option_overrides: Any,
 ) -> Engine:
-    """Open an engine directory.
+    """Open an engine directory, treating it as untrusted input.
+
+    Before a backend reads anything, :func:`check_engine_files` confines every path to the
+    folder and checks every file against its recorded sha256; after it opens, the graph's
+    input shape and class count must match the manifest. Nothing in the folder is executed.
 
     Args:
         engine_dir: Directory written by :func:`build_engine`.
         backend: Backend to run it with; ``None`` uses the manifest's, ``'auto'`` picks for this machine.
+        trusted: Also open engines of an older format, whose model is a Python ``config.py``
+            that the torch backends execute (CLI: ``--trust-engine``). Only for folders whose
+            origin you trust.
         options: Backend options; by default the manifest's precision and max batch.
         **option_overrides: Fields of :class:`BackendOptions` to override (e.g. ``num_threads=2``).
 
     Raises:
         ManifestError: If the directory or its manifest is missing or malformed.
+        EngineTrustError: An older-format engine without ``trusted``.
+        EnginePathError / EngineFileError: A path escapes the folder; a file is missing,
+            changed or corrupt (the message names it).
+        EngineMismatchError: The manifest and the graph disagree (classes, input shape).
         UnknownBackendError: If ``backend`` is unknown (lists the valid names).
         BackendUnavailable: If the backend's library or device is missing (with an install hint).
         BackendOptionError: If an option is unknown or unsupported by the backend.
     """
     engine_dir = Path(engine_dir)
     manifest = Manifest.load(engine_dir)
+    check_engine_files(engine_dir, manifest, trusted=trusted)
     name = resolve_backend(backend, default=manifest.backend)
     base = options or BackendOptions(precision=manifest.precision, max_batch=manifest.max_batch)
     if option_overrides:
@@ -246,7 +339,20 @@ def load_engine(
     cls = backend_class(name)
     cls.check_available()
     start = time.perf_counter()
-    runner = cls.open(engine_dir, manifest, base)
+    try:
+        runner = cls.open(engine_dir, manifest, base)
+    except EngineError:
+        raise
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # the libraries' own parse errors
+        detail = " ".join(str(exc).split())[:300]
+        raise EngineFileError(
+            f"engine {engine_dir}: backend {name} cannot open it ({type(exc).__name__}: {detail}); {REBUILD}"
+        ) from exc
+    try:
+        check_graph(engine_dir, manifest, runner)
+    except EngineMismatchError:
+        runner.close()
+        raise
     logger.info("loaded engine %s with backend %s in %.2fs", engine_dir, name, time.perf_counter() - start)
     return Engine(engine_dir, manifest, runner)
 
@@ -436,10 +542,8 @@ def _build_into(
         average_clips=average_clips,
         opset=opset,
     )
-    from mmengine.config import Config
-
-    Config({"model": cfg.model, "test_pipeline": cfg.test_pipeline}).dump(str(out / CONFIG_NAME))
-    files = {"onnx": ONNX_NAME, "config": CONFIG_NAME}
+    write_model_json(out / MODEL_JSON_NAME, cfg.model, cfg.test_pipeline)
+    files = {"onnx": ONNX_NAME, "model": MODEL_JSON_NAME}
     keep_weights = name in TORCH_BACKENDS if copy_weights is None else copy_weights
     if keep_weights:
         save_checkpoint(model, out / WEIGHTS_NAME, meta=ckpt.meta if ckpt else None)
@@ -477,6 +581,7 @@ def _build_into(
         versions=library_versions(),
     )
     manifest.files.update(cls.prepare(out, manifest, options))
+    manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
     manifest.save(out)
     engine = Engine(out, manifest, cls.open(out, manifest, options))
     check_precision = auto and precision != "fp32"
@@ -500,6 +605,7 @@ def _build_into(
             options = replace(options, precision="fp32")
             manifest.precision = "fp32"
             manifest.files.update(cls.prepare(out, manifest, options))
+            manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
             engine = Engine(out, manifest, cls.open(out, manifest, options))
             manifest.validation = compare(reference, engine.infer(batch))
         manifest.validation["auto_precision"] = auto_check

@@ -23,7 +23,8 @@ import numpy as np
 from engines.backends import BackendOptions, backend_class, resolve_backend
 from engines.engine import Engine
 from engines.errors import ExportError
-from engines.manifest import Manifest, library_versions
+from engines.integrity import record_hashes
+from engines.manifest import MANIFEST_NAME, Manifest, library_versions
 from engines.tensors import TensorSpec, export_graph, parity
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def build_graph_engine(
         outputs=list(outputs),
     )
     manifest.files.update(cls.prepare(out, manifest, options))
+    manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
     manifest.save(out)
     engine = Engine(out, manifest, cls.open(out, manifest, options))
     feeds = check or example

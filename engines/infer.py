@@ -60,6 +60,12 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="torch / torch-cuda: torch.compile mode (reduce-overhead uses CUDA graphs)",
     )
+    parser.add_argument(
+        "--trust-engine",
+        action="store_true",
+        help="open engine folders of an older format, whose model is Python code (config.py) "
+        "run when opened; only for folders whose origin you trust (see docs/security.md)",
+    )
     parser.add_argument("--top", type=int, default=1, help="print the top-K classes per sample (0: print nothing)")
     add_common(parser)
     return parser
@@ -116,7 +122,7 @@ def _main(args: argparse.Namespace) -> int:
         overrides["compile"] = args.compile
     output = Path(args.output)
     check_output(output, Path(args.input))
-    engine = load_engine(args.engine, backend=args.backend, **overrides)
+    engine = load_engine(args.engine, backend=args.backend, trusted=args.trust_engine, **overrides)
     with engine:
         batch = read_batch(Path(args.input), engine.input_spec.sample_shape)
         scores = engine.infer(batch)

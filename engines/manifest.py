@@ -5,13 +5,16 @@ An engine directory looks like this (only the files its backend needs are presen
     ENGINE_DIR/
       manifest.json     this file's contents (see :class:`Manifest`)
       model.onnx        the exported graph, input ``inputs`` -> output ``scores``
-      config.py         resolved model config + test_pipeline (for torch backends)
+      model.json        the resolved ``model`` dict + test_pipeline as data (for torch backends)
       weights.pth       weights in MMAction2 layout (torch backends only)
       openvino/         OpenVINO IR (model.xml + model.bin)
       tensorrt/         serialized TensorRT engines, one per ONNX hash/TensorRT version/GPU
 
 The manifest is plain JSON so a consumer in another language can read it; file
-names in it are relative to the engine directory.
+names in it are relative to the engine directory and must stay inside it, and
+``sha256`` records the hash of every file the build wrote (checked on every open; see
+:mod:`engines.integrity`). Format 2 folders kept the model as Python (``config.py``)
+and had no hashes: they are read only with ``trusted=True`` (``--trust-engine``).
 """
 
 from __future__ import annotations
@@ -26,13 +29,17 @@ from typing import Any
 
 from engines.clip_spec import INPUT_FORMATS, ClipSpec
 from engines.errors import EngineError
+from engines.integrity import REBUILD, confined_path
 from engines.tensors import TensorSpec
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+#: 3: ``sha256`` of every file, the model as data (``model.json``) instead of ``config.py``.
 #: 2: ``clip`` holds :meth:`ClipSpec.to_dict` (1 held the older ``ClipSettings``).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: Older formats still read, but only for trusted folders (they may carry Python code).
+LEGACY_FORMATS = (2,)
 
 
 class ManifestError(EngineError, ValueError):
@@ -76,7 +83,8 @@ class Manifest:
         backend: Backend the engine was built for.
         precision: ``'fp32'``, ``'fp16'`` or ``'bf16'``.
         max_batch: Largest batch the engine was built for; larger batches run in chunks.
-        files: Role -> file name relative to the engine dir (``onnx``, ``config``, ...).
+        files: Role -> file name relative to the engine dir (``onnx``, ``model``, ...).
+        sha256: Relative path -> SHA-256 of every file the build wrote (checked on open).
         onnx_sha256: SHA-256 of ``model.onnx``.
         opset: ONNX opset of the export.
         export_max_abs_diff: Max |ONNX Runtime - torch| measured right after export.
@@ -107,6 +115,7 @@ class Manifest:
     average_clips: str | None = None
     clip: ClipSpec | None = None
     files: dict[str, str] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
     onnx_sha256: str | None = None
     opset: int | None = None
     export_max_abs_diff: float | None = None
@@ -135,26 +144,40 @@ class Manifest:
             raise ManifestError(f"num_classes: expected a positive int, got {self.num_classes!r}")
         if not isinstance(self.max_batch, int) or self.max_batch <= 0:
             raise ManifestError(f"max_batch: expected a positive int, got {self.max_batch!r}")
+        if not isinstance(self.files, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.files.items()
+        ):
+            raise ManifestError(f"files: expected an object of role -> relative file name, got {self.files!r}")
+        if not isinstance(self.sha256, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in self.sha256.items()
+        ):
+            raise ManifestError("sha256: expected an object of relative file name -> 64 hex digits")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             logger.warning(
                 "manifest: %d class names for %d classes; ignoring the names", len(self.class_names), self.num_classes
             )
             self.class_names = None
-        if not self.inputs:  # a recognizer: one input, one output (older manifests did not list them)
-            self.inputs = [TensorSpec(self.input_name, ("batch", *self.input_shape), self.input_dtype, self.layout)]
-        if not self.outputs:
-            self.outputs = [TensorSpec(self.output_name, ("batch", *self.output_shape), "float32")]
+        # A recognizer: one input and one output, always those of its recognizer fields (older
+        # manifests did not list them; a listed pair that disagrees is overridden by the fields).
+        self.inputs = [TensorSpec(self.input_name, ("batch", *self.input_shape), self.input_dtype, self.layout)]
+        self.outputs = [TensorSpec(self.output_name, ("batch", *self.output_shape), "float32")]
 
     @property
     def layout(self) -> str:
         """Axes of the input array, batch and view included: ``'NVCHW'`` or ``'NVCTHW'``."""
         return "NV" + self.input_format[1:]
 
+    @property
+    def legacy(self) -> bool:
+        """True for an older format (no hashes, model as Python): opened only when trusted."""
+        return self.format_version != FORMAT_VERSION
+
     def path_of(self, engine_dir: str | Path, role: str) -> Path:
-        """Absolute path of the file playing ``role`` (e.g. ``'onnx'``).
+        """Absolute path of the file playing ``role`` (e.g. ``'onnx'``), confined to ``engine_dir``.
 
         Raises:
             ManifestError: If the manifest lists no such file.
+            EnginePathError: If the entry is absolute, climbs out with ``..`` or resolves outside.
         """
         if role not in self.files:
             have = ", ".join(sorted(self.files)) or "none"
@@ -162,7 +185,7 @@ class Manifest:
                 f"engine {engine_dir}: manifest lists no {role!r} file (has: {have}); "
                 "rebuild the engine with python -m engines.build"
             )
-        return Path(engine_dir) / self.files[role]
+        return confined_path(Path(engine_dir), self.files[role], role)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -185,9 +208,9 @@ class Manifest:
         if not isinstance(data, Mapping):
             raise ManifestError(f"{where}: expected a JSON object, got {type(data).__name__}")
         version = data.get("format_version", FORMAT_VERSION)
-        if version != FORMAT_VERSION:
+        if version != FORMAT_VERSION and version not in LEGACY_FORMATS:
             raise ManifestError(
-                f"{where}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); rebuild the engine"
+                f"{where}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); {REBUILD}"
             )
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
@@ -201,7 +224,7 @@ class Manifest:
                 kwargs["clip"] = ClipSpec.from_dict(kwargs["clip"])
             return cls(**kwargs)
         except KeyError as exc:
-            raise ManifestError(f"{where}: missing key {exc}; rebuild the engine") from exc
+            raise ManifestError(f"{where}: missing key {exc}; {REBUILD}") from exc
         except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
             raise ManifestError(f"{where}: {exc}") from exc
 

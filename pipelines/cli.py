@@ -69,6 +69,12 @@ def add_model_args(
         help="allow full unpickling of an old checkpoint that the safe loader refuses (only for files you trust)",
     )
     parser.add_argument(
+        "--trust-engine",
+        action="store_true",
+        help="with --engine: open engine folders of an older format, whose model is Python code (config.py) "
+        "run when opened; only for folders whose origin you trust (see docs/security.md)",
+    )
+    parser.add_argument(
         "--num-clips",
         type=integer(maximum=MAX_NUM_CLIPS),
         help=f"override the test pipeline's num_clips, 1-{MAX_NUM_CLIPS} (fewer: faster)",
@@ -117,6 +123,29 @@ def add_output_args(parser: argparse.ArgumentParser, *, video: bool = True) -> N
     add_fragmented_arg(parser)
 
 
+def add_publish_args(parser: argparse.ArgumentParser) -> None:
+    """``--publish`` and how it is secured (see docs/security.md)."""
+    parser.add_argument(
+        "--publish",
+        metavar="ADDRESS",
+        help="publish events on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5560; an address other machines can "
+        "reach (tcp://*:5560) needs --curve-secret-key/--curve-allow or --insecure (see docs/security.md)",
+    )
+    parser.add_argument(
+        "--curve-secret-key",
+        metavar="FILE",
+        help="CurveZMQ: this publisher's NAME.key_secret (python -m stream.keys DIR NAME creates one)",
+    )
+    parser.add_argument(
+        "--curve-allow", metavar="DIR", help="CurveZMQ: folder of the *.key public keys allowed to subscribe"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="let --publish bind an address other machines can reach without CurveZMQ: anyone can subscribe",
+    )
+
+
 def resolve_model_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Merge webcam_demo.py's ``CONFIG CHECKPOINT LABEL`` positionals into ``--config`` & co.
 
@@ -148,6 +177,7 @@ def model_params(args: argparse.Namespace, config: Path | None = None, checkpoin
         batch_size=args.batch_size,
         cfg_options=dict(args.cfg_options or {}),
         trust_checkpoint=args.trust_checkpoint,
+        trust_engine=getattr(args, "trust_engine", False),
     )
 
 

@@ -27,6 +27,7 @@ from stream.cli import check_output_paths
 from stream.errors import SourceNotFound
 from stream.health import HealthStage
 from stream.runner import Pipeline, RunReport
+from stream.security import curve_server_from_args
 from stream.sinks import DisplaySink, JsonlSink, MultiSink, VideoWriterSink, ZmqPublisherSink
 from stream.sources import Backoff, FileSource, NetworkSource, detect_kind, open_source
 from stream.stage import Source, Stage
@@ -56,6 +57,7 @@ class ModelParams:
     batch_size: int = 4
     cfg_options: dict[str, Any] = field(default_factory=dict)
     trust_checkpoint: bool = False
+    trust_engine: bool = False
 
     def paths(self, *, positional: bool = False) -> dict[str, str | Path | None]:
         """The model's input files, by flag (or positional name), for :func:`~stream.cli.check_output_paths`."""
@@ -80,6 +82,7 @@ class ModelParams:
             num_clips=self.num_clips,
             frame_size=frame_size,
             trust_checkpoint=self.trust_checkpoint,
+            trust_engine=self.trust_engine,
         )
 
 
@@ -329,6 +332,9 @@ class RtspParams:
     cameras: tuple[CameraSpec, ...] = ()
     events: Path | None = None
     publish: str | None = None
+    curve_secret_key: str | None = None
+    curve_allow: str | None = None
+    insecure: bool = False
     record_dir: Path | None = None
     event_threshold: float = 0.5
     start_after: int = 3
@@ -415,6 +421,21 @@ class HealthLog(HealthStage):
                 self._file = None
 
 
+def rtsp_publisher(p: RtspParams) -> ZmqPublisherSink | None:
+    """The ``--publish`` stage (see :mod:`stream.security`).
+
+    Raises:
+        ConfigError: If the address reaches other machines without CurveZMQ or ``--insecure``,
+            or the CurveZMQ flags are incomplete or their files unusable.
+    """
+    curve = curve_server_from_args(p.curve_secret_key, p.curve_allow)
+    if not p.publish:
+        if curve is not None or p.insecure:
+            raise ConfigError("--curve-secret-key, --curve-allow and --insecure apply to --publish; add --publish")
+        return None
+    return ZmqPublisherSink(p.publish, include_frames="none", curve=curve, insecure=p.insecure)
+
+
 def rtsp_graph(p: RtspParams) -> Graph:
     """Cameras → recognition (newest clip of each, one batch) → events → health → outputs."""
     check_output_paths(
@@ -424,6 +445,7 @@ def rtsp_graph(p: RtspParams) -> Graph:
     from pipelines.events import ActionEvents, ActionEventStage
     from pipelines.recognition import RecognitionStage
 
+    publisher = rtsp_publisher(p)  # checked before anything heavy starts
     sources = _camera_sources(p)
     recognizer = p.model.open()
     predict = replace(p.predict, live=True)
@@ -434,8 +456,8 @@ def rtsp_graph(p: RtspParams) -> Graph:
     ]
     if p.events:
         stages.append(JsonlSink(p.events, include_frames="none"))
-    if p.publish:
-        stages.append(ZmqPublisherSink(p.publish, include_frames="none"))
+    if publisher is not None:
+        stages.append(publisher)
     if p.record_dir:
         annotators = default_annotators(font_scale=p.draw.font_scale, font_color=p.draw.font_color, top_k=predict.top_k)
         recorder = VideoWriterSink(p.record_dir / "{source_id}.mp4", per_source=True, fragmented=p.out.fragmented)

@@ -109,6 +109,7 @@ def open_recognizer(
     cfg_options: Mapping[str, Any] | None = None,
     label_file: str | Path | None = None,
     engine_dir: str | Path | None = None,
+    trust_engine: bool = False,
     max_batch: int = 4,
     num_clips: int | None = None,
     frame_size: tuple[int, int] | None = None,
@@ -127,8 +128,10 @@ def open_recognizer(
         cfg_options: ``--cfg-options`` overrides.
         label_file: Class names, one per line; default the config's ``label_file``, then the
             checkpoint's ``dataset_meta.classes``, then ``class_0``…
-        engine_dir: Use this prebuilt engine instead of building one; its manifest's clip spec
-            is used, and must agree with the config's test pipeline.
+        engine_dir: Use this prebuilt engine instead of building one (checked as untrusted input);
+            its manifest's clip spec is used, and must agree with the config's test pipeline.
+        trust_engine: Also open an ``engine_dir`` of an older format whose model is Python code
+            (see :func:`engines.engine.load_engine`).
         max_batch: Largest batch the engine runs at once.
         num_clips: Override the test pipeline's ``num_clips`` (fewer views: faster, for live use).
         frame_size: ``(width, height)`` of the frames, for configs whose input size depends on it.
@@ -146,7 +149,9 @@ def open_recognizer(
     if num_clips is not None and num_clips < 1:
         raise ConfigError(f"--num-clips: expected >= 1, got {num_clips}")
     if engine_dir is not None:
-        engine = load_engine(engine_dir, name if backend != "auto" else None, num_threads=num_threads)
+        engine = load_engine(
+            engine_dir, name if backend != "auto" else None, trusted=trust_engine, num_threads=num_threads
+        )
         spec = _engine_spec(cfg, engine)
         if num_clips is not None and num_clips != spec.num_clips:
             raise ConfigError(

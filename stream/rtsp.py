@@ -25,6 +25,7 @@ from pathlib import Path
 from pipelines.cli import (
     add_model_args,
     add_prediction_args,
+    add_publish_args,
     draw_params,
     integer,
     model_params,
@@ -53,7 +54,7 @@ def build_parser() -> ArgumentParser:
     add = parser.add_argument
     add("--source", action="append", default=[], help="camera URL (repeat for several cameras)")
     add("--events", type=Path, help="write action events and camera status as JSON lines")
-    add("--publish", metavar="ADDRESS", help="publish events on a ZeroMQ PUB socket, e.g. tcp://127.0.0.1:5560")
+    add_publish_args(parser)
     add("--record-dir", type=Path, help="record each camera's annotated video into this folder")
     add("--event-threshold", type=score, default=0.5, help="score that starts/keeps an event")
     add("--start-after", type=integer(), default=3, help="predictions above the threshold to start")
@@ -84,6 +85,9 @@ def monitor(args: argparse.Namespace) -> int:
         cameras=tuple(CameraSpec(url) for url in args.source),
         events=args.events,
         publish=args.publish,
+        curve_secret_key=args.curve_secret_key,
+        curve_allow=args.curve_allow,
+        insecure=args.insecure,
         record_dir=args.record_dir,
         event_threshold=args.event_threshold,
         start_after=args.start_after,

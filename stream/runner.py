@@ -329,6 +329,7 @@ class Pipeline:
             if self._failure is not None and self._failure[0] == stage.name and error is None:
                 error = f"{type(self._failure[1]).__name__}: {self._failure[1]}"  # its worker failed
             self._finishing.add(threading.current_thread().name)
+            stage.stream_error = error or upstream_error
             try:
                 stage.close()
             except Exception as exc:

@@ -34,6 +34,10 @@ class Stage:
     #: newest few frames; cheap stages and writers take a deep buffer so that a burst (a
     #: camera's first GOP on connect, a hiccup upstream) is absorbed rather than dropped.
     live_policy: QueuePolicy = LIVE_INFERENCE
+    #: Set by the runner just before :meth:`close`: why the stream ended if it ended because of
+    #: a failure (this stage's or one upstream, as ``"Type: message"``), else None. Stages that
+    #: forward the stream elsewhere (:class:`~stream.remote.RemoteSink`) pass it on.
+    stream_error: str | None = None
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.name or type(self).__name__

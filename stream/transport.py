@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +58,13 @@ LIVE_RECORDING = QueuePolicy("drop_oldest", 64)  # writers absorb bursts (~2 s),
 POLL_MS = 100  # how often blocked sends/receives look at the stop flag
 DEFAULT_LINGER_MS = 1000  # ipc/tcp senders: how long close() may take to deliver queued messages
 GIVE_UP_AFTER_STOP_S = 0.5  # a blocked send abandons its frame this long after stop
+#: Largest frame a link from another process expects: 4K BGR. Every receiving ipc/tcp socket
+#: refuses (and disconnects) a peer sending a larger message part (``ZMQ_MAXMSGSIZE``).
+MAX_FRAME_SIZE = (3840, 2160)
+MAX_MESSAGE_BYTES = MAX_FRAME_SIZE[0] * MAX_FRAME_SIZE[1] * 3
+
+#: Called on a socket before it binds or connects (e.g. CurveZMQ keys).
+SocketSetup = Callable[[zmq.Socket], None]
 
 
 @dataclass
@@ -102,6 +110,7 @@ class Sender:
         bind: bool = False,
         stop: threading.Event | None = None,
         linger_ms: int | None = None,
+        configure: SocketSetup | None = None,
     ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats()
@@ -110,6 +119,8 @@ class Sender:
         if linger_ms is None:  # inproc delivers at once; other transports need time to flush on close
             linger_ms = 0 if address.startswith("inproc://") else DEFAULT_LINGER_MS
         self._sock.setsockopt(zmq.LINGER, linger_ms)
+        if configure is not None:
+            configure(self._sock)
         try:
             (self._sock.bind if bind else self._sock.connect)(address)
         except zmq.ZMQError as exc:
@@ -173,6 +184,11 @@ class Receiver:
     on the producers. In the drop modes a small drain thread empties the socket as fast as
     messages arrive into a buffer of ``capacity`` frames, dropping the oldest, so producers
     never wait and the consumer always gets the newest frames.
+
+    A malformed message makes :meth:`recv` raise :class:`TransportError` once and the link
+    stays usable (the caller decides how many it tolerates). Sockets bound or connected on
+    ``ipc://`` / ``tcp://`` refuse message parts over ``max_message_bytes``
+    (``ZMQ_MAXMSGSIZE``: libzmq drops the peer before buffering them).
     """
 
     def __init__(
@@ -183,15 +199,22 @@ class Receiver:
         stats: LinkStats | None = None,
         *,
         bind: bool = True,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        configure: SocketSetup | None = None,
     ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats()
         hwm_policy = policy if policy.mode == "block" else QueuePolicy(policy.mode, max(16, 2 * policy.capacity))
         self._sock = _socket(ctx, zmq.PULL, hwm_policy)
+        if not address.startswith("inproc://"):
+            self._sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        if configure is not None:
+            configure(self._sock)
         self._buffer: collections.deque[Packet] = collections.deque()
         self._cond = threading.Condition()
         self._closing = threading.Event()
-        self._error: TransportError | None = None
+        self._bad: collections.deque[TransportError] = collections.deque(maxlen=64)  # malformed, not yet reported
+        self.malformed = 0  # malformed messages received (all of them, reported or not)
         try:
             (self._sock.bind if bind else self._sock.connect)(address)
         except zmq.ZMQError as exc:
@@ -219,10 +242,10 @@ class Receiver:
             except zmq.Again:
                 return None
         with self._cond:
-            if not self._buffer and self._error is None:
+            if not self._buffer and not self._bad:
                 self._cond.wait(timeout_ms / 1000)
-            if self._error is not None:
-                raise self._error
+            if self._bad:
+                raise self._bad.popleft()
             return self._buffer.popleft() if self._buffer else None
 
     def _drain_loop(self) -> None:
@@ -232,24 +255,30 @@ class Receiver:
                 if not sock.poll(POLL_MS, zmq.POLLIN):
                     continue
                 while True:
-                    packet = self._take(sock.recv_multipart(zmq.NOBLOCK, copy=False))
+                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    try:
+                        packet = self._take(parts)
+                    except TransportError as exc:  # reported by recv(); the link stays up
+                        with self._cond:
+                            self._bad.append(exc)
+                            self._cond.notify()
+                        continue
                     with self._cond:
                         self._buffer.append(packet)
                         self._trim()
                         self._cond.notify()
             except zmq.Again:
                 continue
-            except TransportError as exc:
-                with self._cond:
-                    self._error = exc
-                    self._cond.notify()
-                return
             except zmq.ZMQError:
                 return
         sock.close(0)
 
     def _take(self, parts: list[zmq.Frame]) -> Packet:
-        packet = decode(parts)
+        try:
+            packet = decode(parts)
+        except TransportError:
+            self.malformed += 1
+            raise
         if isinstance(packet, FramePacket):
             self.stats.add(received=1)
         return packet

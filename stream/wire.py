@@ -8,17 +8,27 @@ header (boxes, keypoints, scores) are encoded as ``{dtype, shape, bytes}``.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
-from typing import Any
+from typing import Any, get_args
 
 import msgpack
 import numpy as np
 
 from stream.errors import TransportError
-from stream.packet import Detections, EndOfStream, FramePacket, Packet, Poses, Prediction, SourceEvent
+from stream.packet import Detections, EndOfStream, EventKind, FramePacket, Packet, Poses, Prediction, SourceEvent
 
 WIRE_VERSION = 2  # 2: array headers (1 had maps)
 _ND_EXT = 1  # msgpack extension code of a numpy array: packed [dtype, shape, bytes]
+
+# What a received header may hold: anything else is a malformed message (TransportError),
+# whoever sent it. Remote peers are not trusted to send sane values (docs/security.md).
+MAX_HEADER_BYTES = 4 << 20  # a header with thousands of boxes and keypoints is well under this
+MAX_ID_CHARS = 256  # source ids and event kinds
+MAX_IMAGE_SIDE = 16384  # pixels
+MAX_TIME_BASE_TERM = 2**31 - 1  # numerator / denominator, as FFmpeg's AVRational
+MAX_TIME_BASE_S = 60.0  # seconds per pts tick; 1/90000 ... 1 s are what containers use
+_EVENT_KINDS = frozenset(get_args(EventKind))
 
 
 def _default(obj: Any) -> Any:
@@ -106,9 +116,13 @@ def encode(packet: Packet) -> list[Any]:
 _TIME_BASES: dict[tuple[int, int], Fraction] = {}  # a stream has one time base: build its Fraction once
 
 
-def _time_base(num: int, den: int) -> Fraction:
-    tb = _TIME_BASES.get((num, den))
+def _time_base(num: Any, den: Any) -> Fraction:
+    tb = _TIME_BASES.get((num, den)) if type(num) is int and type(den) is int else None
     if tb is None:
+        if type(num) is not int or type(den) is not int:
+            raise ValueError(f"time base: expected two integers, got {num!r}/{den!r}")
+        if not (0 < num <= MAX_TIME_BASE_TERM and 0 < den <= MAX_TIME_BASE_TERM) or num / den > MAX_TIME_BASE_S:
+            raise ValueError(f"time base {num}/{den}: expected a positive fraction of at most {MAX_TIME_BASE_S:g} s")
         tb = Fraction(num, den)
         if len(_TIME_BASES) < 1024:
             _TIME_BASES[(num, den)] = tb
@@ -124,7 +138,12 @@ def decode(parts: list[Any]) -> Packet:
         TransportError: If the message is not in this wire format.
     """
     try:
-        header = msgpack.unpackb(_as_bytes(parts[0]), ext_hook=_ext_hook, strict_map_key=False)
+        if not parts or len(parts) > 2:
+            raise ValueError(f"expected 1 or 2 message parts, got {len(parts)}")
+        raw = _as_bytes(parts[0])
+        if len(raw) > MAX_HEADER_BYTES:
+            raise ValueError(f"a {len(raw)}-byte header (at most {MAX_HEADER_BYTES})")
+        header = msgpack.unpackb(raw, ext_hook=_ext_hook, strict_map_key=False)
         if type(header) is not list or not header or header[0] != WIRE_VERSION:
             version = header[0] if type(header) is list and header else None
             if isinstance(header, dict):  # version 1 sent maps
@@ -135,6 +154,15 @@ def decode(parts: list[Any]) -> Packet:
             if len(parts) != 2:
                 raise ValueError(f"a frame message has 2 parts, got {len(parts)}")
             _, _, source_id, frame_idx, pts, tb_num, tb_den, capture_ns, height, width, extras = header
+            _check_id(source_id, "source_id")
+            for label, value in (("frame_idx", frame_idx), ("pts", pts), ("capture_ns", capture_ns)):
+                if type(value) is not int and not (type(value) is float and math.isfinite(value)):
+                    raise ValueError(f"{label}: expected a number, got {type(value).__name__}")
+            for label, value in (("height", height), ("width", width)):
+                if type(value) is not int or not 0 < value <= MAX_IMAGE_SIDE:
+                    raise ValueError(f"{label}: expected 1..{MAX_IMAGE_SIDE} pixels, got {value!r}")
+            if extras is not None and not isinstance(extras, dict):
+                raise ValueError(f"frame extras: expected a map, got {type(extras).__name__}")
             buffer = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
             nbytes = memoryview(buffer).nbytes
             if nbytes != height * width * 3:
@@ -151,13 +179,34 @@ def decode(parts: list[Any]) -> Packet:
             return packet
         if kind == "e":
             _, _, source_id, event_kind, message, wall_time, data = header
+            _check_id(source_id, "source_id")
+            if event_kind not in _EVENT_KINDS:
+                raise ValueError(f"unknown event kind {str(event_kind)[:MAX_ID_CHARS]!r}")
+            if not isinstance(message, str) or not isinstance(data, dict) or type(wall_time) not in (int, float):
+                raise ValueError("event: expected a text message, a numeric wall_time and a data map")
             return SourceEvent(source_id=source_id, kind=event_kind, message=message, wall_time=wall_time, data=data)
         if kind == "x":
             _, _, source_id, error = header
+            _check_id(source_id, "source_id")
+            if error is not None and not isinstance(error, str):
+                raise ValueError(f"end-of-stream error: expected text or nil, got {type(error).__name__}")
             return EndOfStream(source_id=source_id, error=error)
         raise ValueError(f"unknown message kind {kind!r}")
-    except (KeyError, ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
+    except (
+        KeyError,
+        ValueError,
+        TypeError,
+        IndexError,
+        ZeroDivisionError,
+        OverflowError,
+        msgpack.UnpackException,
+    ) as exc:
         raise TransportError(f"malformed message on the wire: {exc}") from exc
+
+
+def _check_id(value: Any, label: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
+        raise ValueError(f"{label}: expected a non-empty text of at most {MAX_ID_CHARS} characters")
 
 
 def _as_bytes(part: Any) -> bytes:

@@ -241,6 +241,14 @@ class Backend(ABC):
         parts = [self._run(batch[start : start + step]) for start in range(0, batch.shape[0], step)]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
+    def graph_io(self) -> tuple[tuple[int | None, ...] | None, tuple[int | None, ...] | None] | None:
+        """Input and output shapes of the opened graph (``None`` for a dynamic or unknown axis).
+
+        :func:`~engines.engine.load_engine` compares them with the manifest. ``None`` (the
+        default) means the backend cannot tell; either shape may also be ``None``.
+        """
+        return None
+
     def close(self) -> None:
         """Release what the backend holds (sessions, GPU memory)."""
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
 from engines.errors import BackendUnavailable
+from engines.integrity import REBUILD, EngineFileError, local_cache_dir
 
 if TYPE_CHECKING:
     from engines.manifest import Manifest
@@ -28,6 +29,13 @@ def _import_ort() -> Any:
             f"backend 'onnxruntime' needs onnxruntime: pip install onnxruntime (or onnxruntime-gpu): {exc}"
         ) from exc
     return onnxruntime
+
+
+def _session_errors(ort: Any) -> tuple[type[BaseException], ...]:
+    """onnxruntime's load errors (``InvalidProtobuf``, ``Fail``, ...), which derive from ``Exception`` only."""
+    state = ort.capi.onnxruntime_pybind11_state
+    names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "InvalidProtobuf", "InvalidGraph", "RuntimeException")
+    return (RuntimeError, OSError, *(getattr(state, n) for n in names if isinstance(getattr(state, n, None), type)))
 
 
 class OnnxRuntimeBackend(Backend):
@@ -73,7 +81,11 @@ class OnnxRuntimeBackend(Backend):
                 )
             else:
                 provider_list.append(provider)
-        self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=provider_list)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=provider_list)
+        except _session_errors(ort) as exc:  # onnxruntime's errors derive from Exception only
+            detail = " ".join(str(exc).split())[:300]
+            raise EngineFileError(f"{onnx_path}: onnxruntime cannot load it ({detail}); {REBUILD}") from exc
         self.providers = self.session.get_providers()
         self._output = self.session.get_outputs()[0].name
         logger.info("onnxruntime: %s with providers %s", onnx_path, self.providers)
@@ -85,13 +97,23 @@ class OnnxRuntimeBackend(Backend):
     @classmethod
     def open(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> OnnxRuntimeBackend:
         cls.check_options(options)
+        available = _import_ort().get_available_providers()
+        cache_dir = None
+        if "TensorrtExecutionProvider" in available:  # compiled plans: this user's cache, never the engine folder
+            cache_dir = local_cache_dir("onnxruntime_trt") / (manifest.onnx_sha256 or "unknown")[:20]
         return cls(
             manifest.path_of(engine_dir, "onnx"),
             primary_input_spec(manifest),
             num_threads=options.num_threads,
-            cache_dir=Path(engine_dir) / "onnxruntime_trt_cache",
+            cache_dir=cache_dir,
             max_batch=options.max_batch,
         )
+
+    def graph_io(self) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        def dims(shape: list[Any]) -> tuple[int | None, ...]:
+            return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
+
+        return dims(self.session.get_inputs()[0].shape), dims(self.session.get_outputs()[0].shape)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self._output], {self.input_spec.name: batch})[0]

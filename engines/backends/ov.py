@@ -21,6 +21,7 @@ import numpy as np
 
 from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
 from engines.errors import BackendUnavailable
+from engines.integrity import check_input_dims
 
 if TYPE_CHECKING:
     from engines.manifest import Manifest
@@ -82,6 +83,10 @@ class OpenVinoBackend(Backend):
         self._ov = ov
         self.core = ov.Core()
         self.model = self.core.read_model(str(model_path))
+        graph_input = self.model.input(0).get_partial_shape()  # checked before compiling for it
+        dims = tuple(d.get_length() if d.is_static else None for d in graph_input)
+        spec_dims = tuple("dynamic" if d is None else d for d in input_spec.shape)
+        check_input_dims(f"engine {Path(model_path).parent}", dims, spec_dims)
         self.device = device
         self.precision = precision
         self.config: dict[str, Any] = {
@@ -141,6 +146,15 @@ class OpenVinoBackend(Backend):
             num_threads=options.num_threads,
             max_batch=options.max_batch,
         )
+
+    def graph_io(self) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        def dims(partial: Any) -> tuple[int | None, ...]:
+            return tuple(d.get_length() if d.is_static else None for d in partial)
+
+        # the batch-1 compile has static shapes: the class count without running anything
+        compiled = self._compiled.get(1)
+        output = (compiled or self.model).output(0).get_partial_shape()
+        return dims(self.model.input(0).get_partial_shape()), dims(output)
 
     def _compile(self, batch: int) -> str:
         model = self.model.clone()

@@ -1,8 +1,10 @@
 """torch backends: ``torch`` (eager CPU reference, optional ``torch.compile``) and ``torch-cuda``.
 
-Both rebuild the recognizer from the engine directory's ``config.py`` and its weights
-(``weights.pth`` when the build copied them, else the checkpoint path recorded in the
-manifest), wrapped exactly like the ONNX export (normalisation folded in when the
+Both rebuild the recognizer from the engine directory's ``model.json`` (the model dict as
+data; engines of format 2 kept a Python ``config.py``, read only when the engine was
+opened as trusted) and its weights (``weights.pth`` when the build copied them, else the
+checkpoint path recorded in the manifest, used only if its sha256 matches the recorded
+one), loaded without unpickling code, wrapped exactly like the ONNX export (normalisation folded in when the
 engine was built that way), so their scores are the reference the other backends are
 checked against.
 """
@@ -32,32 +34,55 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 def load_deploy_model(engine_dir: Path, manifest: Manifest) -> nn.Module:
     """Rebuild the engine's :class:`~engines.export.DeployModel` (fp32, CPU, eval mode).
 
-    Raises:
-        ManifestError: If the engine has no stored config.
-        CheckpointError: If neither ``weights.pth`` nor the recorded checkpoint exists.
-    """
-    from engines.config import load_config
-    from engines.export import DeployModel, build_recognizer, set_average_clips
+    Only format 2 engines (``manifest.legacy``) are read from ``config.py``, which runs
+    Python; :func:`~engines.engine.load_engine` opens those only when trusted.
 
-    config_path = manifest.path_of(engine_dir, "config")
-    cfg = load_config(config_path)
+    Raises:
+        ManifestError: If the engine has no stored model description.
+        EngineFileError: If ``model.json`` is malformed.
+        CheckpointError: If neither ``weights.pth`` nor the recorded checkpoint exists, or the
+            recorded checkpoint's sha256 differs from the one recorded at build time.
+    """
+    from engines.export import DeployModel, build_recognizer, set_average_clips
+    from engines.model_json import read_model_json
+
+    if "model" in manifest.files or not manifest.legacy:
+        config_path = manifest.path_of(engine_dir, "model")
+        model_cfg, _ = read_model_json(config_path)
+    else:
+        from engines.config import load_config
+
+        config_path = manifest.path_of(engine_dir, "config")
+        model_cfg = load_config(config_path).model
     if "weights" in manifest.files:
         weights: Path = manifest.path_of(engine_dir, "weights")
     else:
-        recorded = manifest.source.get("checkpoint")
-        if not recorded or not Path(recorded).is_file():
-            raise CheckpointError(
-                f"engine {engine_dir}: the torch backends need weights, but the engine holds no weights.pth "
-                f"and the recorded checkpoint {recorded!r} is gone; rebuild with --backend torch (copies the weights)"
-            )
-        weights = Path(recorded)
-    model, _ = build_recognizer(cfg.model, weights, config_name=config_path, trusted=False)
+        weights = _recorded_checkpoint(engine_dir, manifest)
+    model, _ = build_recognizer(model_cfg, weights, config_name=config_path, trusted=False)
     if manifest.average_clips in ("score", "prob"):
         set_average_clips(model, manifest.average_clips)
     fold = manifest.normalize_folded
     return DeployModel(
         model, manifest.input_format, manifest.mean if fold else None, manifest.std if fold else None
     ).eval()
+
+
+def _recorded_checkpoint(engine_dir: Path, manifest: Manifest) -> Path:
+    from engines.integrity import file_sha256
+
+    recorded = manifest.source.get("checkpoint")
+    if not isinstance(recorded, str) or not Path(recorded).is_file():
+        raise CheckpointError(
+            f"engine {engine_dir}: the torch backends need weights, but the engine holds no weights.pth "
+            f"and the recorded checkpoint {recorded!r} is gone; rebuild with --backend torch (copies the weights)"
+        )
+    expected = manifest.source.get("checkpoint_sha256")
+    if not manifest.legacy and file_sha256(Path(recorded)) != expected:
+        raise CheckpointError(
+            f"engine {engine_dir}: the recorded checkpoint {recorded} differs from the one the engine was built "
+            "from (sha256); rebuild with --backend torch (copies the weights)"
+        )
+    return Path(recorded)
 
 
 class TorchBackend(Backend):
@@ -103,6 +128,12 @@ class TorchBackend(Backend):
             compile_mode=options.compile,
             max_batch=options.max_batch,
         )
+
+    def graph_io(self) -> tuple[None, tuple[int | None, ...] | None]:
+        inner = getattr(self.model, "_orig_mod", self.model)  # torch.compile wraps the module
+        head = getattr(getattr(inner, "recognizer", None), "cls_head", None)
+        classes = getattr(head, "num_classes", None)
+        return None, (None, int(classes)) if isinstance(classes, int) else None
 
     def _autocast(self) -> Any:
         if self.precision == "fp32":

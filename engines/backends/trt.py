@@ -3,10 +3,14 @@
 Build: ``Builder`` -> ``NetworkDefinition`` (explicit batch) -> ``OnnxParser`` ->
 ``BuilderConfig`` (FP16/BF16 flags, workspace pool limit, one optimisation profile
 with batch ``1..max_batch``) -> ``build_serialized_network``. The serialized engine is
-cached in ``ENGINE_DIR/tensorrt/<key>.plan`` where the key hashes the ONNX file's
-SHA-256, the TensorRT version, the GPU name, the precision, the profile and the input
-shape; a plan is only valid for the TensorRT version and GPU it was built with, so a
-different machine builds (and caches) its own on first load.
+cached in this user's cache, ``~/.cache/action-stream/tensorrt/<key>.plan``
+(``$ACTION_STREAM_CACHE`` overrides; see :func:`engines.integrity.local_cache_dir`),
+where the key hashes the ONNX file's SHA-256 (checked against the file when the engine
+is opened), the TensorRT version, the GPU name, the precision, the profile and the
+input shape. A plan is only valid for the TensorRT version and GPU it was built with,
+and deserializing one is like loading code, so plans are never read from an engine
+folder (which may come from anywhere): each machine builds its own from the verified
+ONNX on first load and reuses it afterwards.
 
 Run: ``Runtime.deserialize_cuda_engine`` -> ``IExecutionContext``; per batch,
 ``set_input_shape`` + ``set_tensor_address`` (torch CUDA tensors as buffers) +
@@ -26,13 +30,14 @@ import numpy as np
 
 from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
 from engines.errors import BackendUnavailable, EngineError
+from engines.integrity import local_cache_dir
 
 if TYPE_CHECKING:
     from engines.manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
-PLAN_DIR = "tensorrt"
+PLAN_DIR = "tensorrt"  # folder of :func:`~engines.integrity.local_cache_dir` holding the plans
 
 
 class TensorRTBuildError(EngineError, RuntimeError):
@@ -172,7 +177,7 @@ class TensorRTBackend(Backend):
     def _plan_path(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> Path:
         trt = _import_trt()
         key = plan_key(manifest, options, trt.__version__, _gpu_name(options.device))
-        return Path(engine_dir) / PLAN_DIR / f"{key}.plan"
+        return local_cache_dir(PLAN_DIR) / f"{key}.plan"
 
     @classmethod
     def _ensure_plan(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> Path:
@@ -192,8 +197,8 @@ class TensorRTBackend(Backend):
     def prepare(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> dict[str, str]:
         cls.check_options(options)
         cls.check_available()
-        path = cls._ensure_plan(engine_dir, manifest, options)
-        return {"tensorrt": str(path.relative_to(engine_dir))}
+        cls._ensure_plan(engine_dir, manifest, options)
+        return {}  # the plan lives in this user's cache, not in the engine folder
 
     @classmethod
     def open(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> TensorRTBackend:
@@ -206,6 +211,12 @@ class TensorRTBackend(Backend):
             max_batch=options.max_batch,
             device=options.device,
         )
+
+    def graph_io(self) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        def dims(name: str) -> tuple[int | None, ...]:
+            return tuple(d if d > 0 else None for d in self.engine.get_tensor_shape(name))
+
+        return dims(self._inputs[0]), dims(self._outputs[0])
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch

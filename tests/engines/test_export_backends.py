@@ -106,7 +106,8 @@ def test_manifest_fields(ort_engine: Engine, work: Path) -> None:
     assert data["mean"] == MEAN and data["std"] == STD and data["normalize_folded"] is False
     assert data["clip"]["num_clips"] == 2 and data["clip"]["crop"] == "CenterCrop"
     assert data["backend"] == "onnxruntime" and data["precision"] == "fp32" and data["max_batch"] == 4
-    assert data["files"] == {"onnx": "model.onnx", "config": "config.py"}
+    assert data["files"] == {"onnx": "model.onnx", "model": "model.json"}
+    assert set(data["sha256"]) == {"model.onnx", "model.json"}
     assert len(data["onnx_sha256"]) == 64 and data["opset"] >= 17
     assert {"torch", "onnx", "onnxruntime"} <= set(data["versions"])
     assert Manifest.from_dict(data).to_dict() == data
