@@ -46,7 +46,7 @@ class ZmqPublisherSink(Stage):
         address: ZeroMQ address to bind, e.g. ``tcp://127.0.0.1:5560`` or ``ipc:///tmp/results``.
             Use ``tcp://0.0.0.0:PORT`` to accept subscribers from other machines.
         topic: first message part; subscribers filter on its prefix.
-        include_frames: which frames get a message: ``predictions``, ``all`` or ``none``.
+        include_frames: which frames get a message: ``predictions``, ``all``, ``people`` or ``none``.
         include_boxes: add each frame's boxes to its record.
         name: stage name; defaults to ``ZmqPublisherSink``.
 
@@ -119,7 +119,8 @@ class ZmqPublisherSink(Stage):
 
     def process(self, packet: FramePacket) -> Outputs:
         if wants_frame(packet, self.include_frames):
-            self.publish(frame_record(packet, include_boxes=self.include_boxes))
+            people = self.include_frames == "people"
+            self.publish(frame_record(packet, include_boxes=self.include_boxes, include_people=people))
         return packet
 
     def on_event(self, event: SourceEvent) -> Outputs:
