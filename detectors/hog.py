@@ -1,0 +1,124 @@
+"""OpenCV's built-in people detector: HOG features and Dalal & Triggs' linear SVM.
+
+Zero download: the SVM's coefficients are compiled into OpenCV
+(``cv2.HOGDescriptor_getDefaultPeopleDetector()``). Since OpenCV 5 the HOG descriptor is
+in the contrib build only, so the project depends on ``opencv-contrib-python`` (the same
+version as ``opencv-python``, whose files it replaces).
+
+It finds upright, whole pedestrians from about 100 pixels tall (the 64×128 window holds a
+96-pixel person); ``upscale`` enlarges the frame first so that smaller people are found,
+at a cost that grows with its square. Scores are the SVM margin through a logistic
+function (margin 0 → 0.5, 1 → 0.73, 2 → 0.88).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from detectors.base import PERSON_LABEL
+from detectors.blazepose import nms
+from detectors.errors import DetectorConfigError, ModelNotAvailable
+from stream.packet import Detections
+
+#: The fraction of a HOG window's width / height that is margin around the person, per side
+#: (OpenCV's peopledetect sample trims the same).
+_TRIM_X, _TRIM_Y = 0.15, 0.05
+
+
+def hog_available() -> bool:
+    """Whether this OpenCV build has the HOG people detector (the contrib build does)."""
+    return hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
+
+
+def _contrib_hint() -> str:
+    return (
+        f"OpenCV {cv2.__version__} here has no HOG people detector (OpenCV 5 keeps it in the contrib build): "
+        f"pip install --force-reinstall --no-deps opencv-contrib-python=={cv2.__version__}.*, "
+        "or use --detector blazepose"
+    )
+
+
+class HogPeopleDetector:
+    """Pedestrian detection with OpenCV's HOG + linear SVM people detector.
+
+    Args:
+        score_thr: detections scoring below this are dropped (``--det-score-thr``).
+        upscale: frames are enlarged by this factor first (finds smaller people; slower).
+        scale: step between the detector's pyramid levels (smaller: more levels, slower).
+        win_stride: window step in pixels (a multiple of 8).
+        nms_iou: boxes overlapping a better one by more than this IoU are merged away.
+        device, backend: accepted for the common detector interface; HOG runs on the CPU
+            with OpenCV (``cpu`` / ``auto`` / ``opencv``).
+
+    Raises:
+        DetectorConfigError: If an argument is out of range.
+        ModelNotAvailable: If this OpenCV build lacks HOG (the message says what to install).
+    """
+
+    name = "hog"
+
+    def __init__(
+        self,
+        *,
+        score_thr: float = 0.6,
+        upscale: float = 1.3,
+        scale: float = 1.1,
+        win_stride: int = 8,
+        nms_iou: float = 0.4,
+        device: str = "cpu",
+        backend: str = "auto",
+    ) -> None:
+        if not 0.0 <= score_thr < 1.0:
+            raise DetectorConfigError(f"score_thr: expected 0 <= score_thr < 1, got {score_thr}")
+        if not 0.5 <= upscale <= 4.0:
+            raise DetectorConfigError(f"upscale: expected 0.5..4, got {upscale}")
+        if not 1.0 < scale <= 2.0:
+            raise DetectorConfigError(f"scale: expected 1 < scale <= 2, got {scale}")
+        if win_stride < 8 or win_stride % 8:
+            raise DetectorConfigError(f"win_stride: expected a multiple of 8, got {win_stride}")
+        if device.lower() != "cpu":
+            raise DetectorConfigError(f"device {device!r}: the HOG detector runs on the CPU only ('cpu')")
+        if backend not in ("auto", "opencv"):
+            raise DetectorConfigError(f"backend {backend!r}: the HOG detector runs on OpenCV ('opencv' or 'auto')")
+        if not hog_available():
+            raise ModelNotAvailable(_contrib_hint())
+        self.score_thr = score_thr
+        self.upscale = upscale
+        self.scale = scale
+        self.win_stride = win_stride
+        self.nms_iou = nms_iou
+        self._min_margin = float(np.log(max(score_thr, 1e-6) / (1.0 - score_thr)))
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return [self._detect_one(image) for image in images]
+
+    def _detect_one(self, image: np.ndarray) -> Detections:
+        h, w = image.shape[:2]
+        if h * self.upscale < 128 or w * self.upscale < 64:
+            return Detections.empty()
+        big = image if self.upscale == 1.0 else cv2.resize(image, None, fx=self.upscale, fy=self.upscale)
+        rects, margins = self._hog.detectMultiScale(
+            big, hitThreshold=self._min_margin, winStride=(self.win_stride, self.win_stride), scale=self.scale
+        )
+        if len(rects) == 0:
+            return Detections.empty()
+        rects = np.asarray(rects, np.float32).reshape(-1, 4) / self.upscale
+        margins = np.asarray(margins, np.float32).reshape(-1)
+        x, y, bw, bh = rects.T
+        boxes = np.stack([x + _TRIM_X * bw, y + _TRIM_Y * bh, x + (1 - _TRIM_X) * bw, y + (1 - _TRIM_Y) * bh], axis=1)
+        scores = 1.0 / (1.0 + np.exp(-margins))
+        keep = scores >= self.score_thr
+        boxes, scores = boxes[keep], scores[keep]
+        keep = nms(boxes, scores, self.nms_iou)
+        boxes, scores = boxes[keep], scores[keep]
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Detections(boxes, scores, np.full(len(boxes), PERSON_LABEL, np.int64))
+
+    def close(self) -> None:
+        """Nothing to release."""
