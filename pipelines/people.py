@@ -81,7 +81,15 @@ def people_stages(params: PeopleParams) -> list[Stage]:
         )
     if params.det_interval < 1:
         raise DetectorConfigError(f"--det-interval: expected >= 1 frame, got {params.det_interval}")
-    det_kwargs: dict[str, object] = {"device": params.device, "backend": params.backend}
+    if params.backend not in ("auto", "openvino"):
+        raise DetectorConfigError(f"--backend {params.backend}: the built-in models run on 'openvino' (or 'auto')")
+    if params.device.lower() != "cpu" and (params.detector == "hog" or params.device.lower().startswith("cuda")):
+        raise DetectorConfigError(
+            f"--device {params.device}: the built-in models run on the CPU ('cpu'; BlazePose also on OpenVINO devices)"
+        )
+    det_kwargs: dict[str, object] = {"device": params.device}
+    if params.detector != "hog":  # HOG always runs on OpenCV
+        det_kwargs["backend"] = params.backend
     if params.det_score_thr is not None:
         det_kwargs["score_thr"] = params.det_score_thr
     _check_names(params)

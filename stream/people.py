@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in ("--det-config", "--det-checkpoint", "--pose-config", "--pose-checkpoint"):
         parser.add_argument(flag, help="mmdet / mmpose model (not available yet)")
     parser.add_argument("--device", default="cpu", help="where the models run (cpu)")
-    parser.add_argument("--backend", default="auto", help="auto, opencv (HOG) or openvino (BlazePose)")
+    parser.add_argument("--backend", default="auto", help="auto or openvino (the BlazePose models; HOG runs on OpenCV)")
     parser.add_argument("--out-file", type=Path, help="write the annotated video here (H.264 MP4)")
     parser.add_argument("--output-fps", type=float, help="frame rate of --out-file (default: the source's timing)")
     parser.add_argument("--events", type=Path, help="write the people of every frame and track events as JSON lines")
