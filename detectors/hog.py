@@ -92,7 +92,7 @@ class HogPeopleDetector:
         self.nms_iou = nms_iou
         self._min_margin = float(np.log(max(score_thr, 1e-6) / (1.0 - score_thr)))
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         return [self._detect_one(image) for image in images]
@@ -102,13 +102,13 @@ class HogPeopleDetector:
         if h * self.upscale < 128 or w * self.upscale < 64:
             return Detections.empty()
         big = image if self.upscale == 1.0 else cv2.resize(image, None, fx=self.upscale, fy=self.upscale)
-        rects, margins = self._hog.detectMultiScale(
+        found, weights = self._hog.detectMultiScale(
             big, hitThreshold=self._min_margin, winStride=(self.win_stride, self.win_stride), scale=self.scale
         )
-        if len(rects) == 0:
+        if len(found) == 0:
             return Detections.empty()
-        rects = np.asarray(rects, np.float32).reshape(-1, 4) / self.upscale
-        margins = np.asarray(margins, np.float32).reshape(-1)
+        rects = np.asarray(found, np.float32).reshape(-1, 4) / self.upscale
+        margins = np.asarray(weights, np.float32).reshape(-1)
         x, y, bw, bh = rects.T
         boxes = np.stack([x + _TRIM_X * bw, y + _TRIM_Y * bh, x + (1 - _TRIM_X) * bw, y + (1 - _TRIM_Y) * bh], axis=1)
         scores = 1.0 / (1.0 + np.exp(-margins))

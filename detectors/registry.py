@@ -66,7 +66,7 @@ def build_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> PersonDetecto
         DetectorConfigError: If ``name`` is unknown (the message lists the valid names) or an
             argument is invalid.
     """
-    return _lookup(DETECTORS, "person detector", name)(**kwargs)  # type: ignore[no-any-return]
+    return _lookup(DETECTORS, "person detector", name)(**kwargs)
 
 
 def build_pose_estimator(name: str = DEFAULT_POSE_ESTIMATOR, **kwargs: Any) -> PoseEstimator:
@@ -76,4 +76,4 @@ def build_pose_estimator(name: str = DEFAULT_POSE_ESTIMATOR, **kwargs: Any) -> P
         DetectorConfigError: If ``name`` is unknown (the message lists the valid names) or an
             argument is invalid.
     """
-    return _lookup(POSE_ESTIMATORS, "pose estimator", name)(**kwargs)  # type: ignore[no-any-return]
+    return _lookup(POSE_ESTIMATORS, "pose estimator", name)(**kwargs)

@@ -256,7 +256,7 @@ class PoseStage(Stage):
             self.estimated += int(need.sum())
         self.carried += int((~need).sum())
         if track_ids is not None:
-            for i in np.flatnonzero(need):
+            for i in np.flatnonzero(need).tolist():
                 relative = keypoints[i].copy()
                 relative[:, :2] = (relative[:, :2] - origin[i]) / size[i]
                 key = (packet.source_id, int(track_ids[i]))

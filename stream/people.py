@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipelines.people import PeopleParams, people_stages
 from stream.cli import add_common_args, add_drawing_args, run_main, run_with_outputs, setup_logging
@@ -63,9 +64,8 @@ def people(args: argparse.Namespace) -> int:
     )  # fmt: skip
     stages = people_stages(params)  # checks the flags before the source is opened
     kind = detect_kind(args.source)
-    source = open_source(
-        args.source, realtime=args.realtime, kind=kind, **({"fail_fast": True} if kind == "rtsp" else {})
-    )
+    options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}  # unreachable at start-up: an error
+    source = open_source(args.source, realtime=args.realtime, kind=kind, **options)
     report = run_with_outputs([source], stages, args, live=source.live, window="stream.people", include_frames="people")
     tracker = report.stages.get("tracker", {})
     log.info(
