@@ -104,10 +104,10 @@ def score(frames: list[tuple[list[int], np.ndarray, Detections]], every: int = 1
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tracker_keeps_identities_through_crossings_and_misses(seed):
-    result = score(ground_truth(120, seed, miss_rate=0.15))
-    assert result["idf1"] >= 0.85, result
-    assert result["num_switches"] <= 2, result
-    assert result["mota"] >= 0.7, result
+    result = score(ground_truth(120, seed, miss_rate=0.15))  # measured: IDF1 0.976-0.980, no switch
+    assert result["idf1"] >= 0.93, result
+    assert result["num_switches"] <= 1, result
+    assert result["mota"] >= 0.9, result
 
 
 def test_tracker_with_detection_every_third_frame():
