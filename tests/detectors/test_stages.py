@@ -119,8 +119,8 @@ def test_track_stage_carries_boxes_between_detections_and_reports_tracks():
     assert [e.kind for e in events] == ["track_started"]
     assert max(errors) < 4.0, errors  # flow keeps the box on the patch between detections
     ended = as_outputs(track.finish())
-    assert [e.kind for e in ended] == ["track_lost"]  # type: ignore[union-attr]
-    assert set(ended[0].data) == {"track_id", "box", "frames_seen", "last_seen_s"}  # type: ignore[union-attr]
+    assert [e.kind for e in ended] == ["track_lost"]
+    assert set(ended[0].data) == {"track_id", "box", "frames_seen", "last_seen_s"}
     assert track.metrics() == {"tracks_started": 1, "tracks_lost": 1}
 
 
@@ -137,7 +137,8 @@ class _PatchDetector(BoxDetector):
 def people(track_ids: list[int], detected: bool, t: int = 0) -> FramePacket:
     packet = frame(t, np.zeros((H, W, 3), np.uint8))
     boxes = [[10 + 50 * i + t, 20, 40 + 50 * i + t, 100] for i in range(len(track_ids))]
-    packet.detections = Detections(np.array(boxes).reshape(-1, 4), np.ones(len(boxes)), np.zeros(len(boxes)), track_ids)
+    n = len(boxes)
+    packet.detections = Detections(np.array(boxes).reshape(-1, 4), np.ones(n), np.zeros(n), np.array(track_ids))
     packet.meta[DETECTED] = detected
     return packet
 
