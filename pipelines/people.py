@@ -41,7 +41,7 @@ class PeopleParams:
     pose: str | None = DEFAULT_POSE_ESTIMATOR
     det_score_thr: float | None = None
     det_cat_id: int = 0
-    det_interval: int = 3
+    det_interval: int = 5
     track: bool = True
     lost_timeout_s: float = 2.0
     device: str = "cpu"
