@@ -15,7 +15,11 @@ from detectors.errors import DetectorConfigError, ModelNotAvailable
 from detectors.stages import DetectStage, PoseStage, TrackStage
 from pipelines.people import PeopleParams, people_stages
 from stream.annotate import AnnotateStage
+from stream.runner import Pipeline
+from stream.sinks import JsonlSink
+from stream.sources import open_source
 from tests.footage import vtest  # noqa: F401  (fixture)
+from tests.media import make_video
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +74,18 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, vtest: 
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("pattern", ["black", "noise"])
+def test_frames_without_people_give_empty_people_lists(pattern: str, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / f"{pattern}.mp4", frames=12, fps=10, size=(320, 240), pattern=pattern).path
+    events = tmp_path / "people.jsonl"
+    stages = [*people_stages(PeopleParams(det_interval=2)), JsonlSink(events, include_frames="people")]
+    report = Pipeline([open_source(str(clip))], stages, metrics_interval_s=0).run()
+    assert report.status == "ok"
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [r["frame_idx"] for r in records] == list(range(12))
+    assert all(r["type"] == "frame" and r["people"] == [] for r in records)
 
 
 def test_people_graph() -> None:
