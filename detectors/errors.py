@@ -25,3 +25,7 @@ class ModelNotAvailable(DetectorError, NotImplementedError):
 
 class ModelFileMissing(DetectorError, FileNotFoundError):
     """A model file that should ship with the package is not there."""
+
+
+class LibraryMissing(DetectorError, ImportError):
+    """A library a model or the tracker needs is not installed; the message says what to install."""

@@ -155,6 +155,10 @@ class TrackStage(Stage):
         self.started = 0
         self.lost = 0
 
+    def setup(self) -> None:
+        """Build one tracker now, so that a missing library or a bad setting fails at start-up."""
+        self.factory()
+
     def process(self, packet: FramePacket) -> Outputs:
         state = self._sources.get(packet.source_id)
         if state is None:

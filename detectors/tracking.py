@@ -25,10 +25,26 @@ from typing import Any
 import numpy as np
 
 from detectors.base import PERSON_LABEL
-from detectors.errors import DetectorConfigError
+from detectors.errors import DetectorConfigError, LibraryMissing
 from stream.packet import Detections
 
 _REFERENCE_FPS = 30.0  # the trackers package counts its lost-track buffer in 30 fps frames
+
+
+def _bytetrack() -> Any:
+    """Roboflow's ``ByteTrackTracker`` class.
+
+    Raises:
+        LibraryMissing: If the ``trackers`` package is not installed.
+    """
+    try:
+        from trackers import ByteTrackTracker
+    except ImportError as exc:
+        raise LibraryMissing(
+            f"tracking people needs Roboflow's trackers package: pip install 'trackers>=2.6,<2.7' "
+            f"(a core dependency: pip install -e .): {exc}"
+        ) from exc
+    return ByteTrackTracker
 
 
 @dataclass
@@ -98,8 +114,7 @@ class PersonTracker:
             raise DetectorConfigError(
                 f"lost_timeout_s / coast_s: expected > 0 / >= 0, got {lost_timeout_s} / {coast_s}"
             )
-        from trackers import ByteTrackTracker
-
+        ByteTrackTracker = _bytetrack()
         self.coast_s = min(coast_s, lost_timeout_s)
         self._tracker = ByteTrackTracker(
             lost_track_buffer=max(1, round(lost_timeout_s * _REFERENCE_FPS)),
