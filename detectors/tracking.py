@@ -4,7 +4,8 @@
 implemented by Roboflow's ``trackers`` package (``ByteTrackTracker``, Apache-2.0; the
 successor of ``supervision.ByteTrack``): a Kalman filter predicts each track's box, high-score
 detections are matched by IoU first, low-score ones then revive tracks the first pass left,
-and a track is confirmed after ``min_hits`` consecutive detections. We use a maintained
+and a track is confirmed after ``min_hits`` consecutive detections (the people of the first
+frame at once, as in the original ByteTrack). We use a maintained
 library rather than our own association code because the association details (two-stage
 matching, Kalman tuning, time-based budgets for variable frame rates) are where home-made
 trackers go wrong, and this one is tested against MOT benchmarks upstream.
@@ -116,6 +117,7 @@ class PersonTracker:
             )
         ByteTrackTracker = _bytetrack()
         self.coast_s = min(coast_s, lost_timeout_s)
+        self._min_hits = min_hits
         self._tracker = ByteTrackTracker(
             lost_track_buffer=max(1, round(lost_timeout_s * _REFERENCE_FPS)),
             frame_rate=_REFERENCE_FPS,
@@ -141,6 +143,7 @@ class PersonTracker:
         """
         import supervision as sv
 
+        first = self._last_time is None
         if self._last_time is not None and time_s <= self._last_time:
             time_s = self._last_time + 1e-6  # equal or backward timestamps: keep the clock moving
         self._last_time = time_s
@@ -152,6 +155,14 @@ class PersonTracker:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             tracked = self._tracker.update(sv_dets, timestamp=time_s)
+            if first and len(sv_dets):
+                # As in the original ByteTrack, the people of the first frame get ids at once (a
+                # still image has no second frame to confirm them): the library confirms a track
+                # on its min_hits-th consecutive match, so the first frame is shown again, 1 ms later.
+                for _ in range(self._min_hits - 1):
+                    time_s += 1e-3
+                    tracked = self._tracker.update(sv_dets, timestamp=time_s)
+                self._last_time = time_s
         ids = np.asarray(tracked.tracker_id if tracked.tracker_id is not None else [], dtype=np.int64)
         confirmed = ids >= 0
         boxes = np.asarray(tracked.xyxy, np.float32).reshape(-1, 4)[confirmed]

@@ -135,6 +135,10 @@ def one(box: tuple[float, float, float, float], score: float = 0.9) -> Detection
     return Detections(np.array([box]), np.array([score]), np.zeros(1))
 
 
+def _two(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> Detections:
+    return Detections(np.array([a, b]), np.array([0.9, 0.9]), np.zeros(2))
+
+
 def test_track_lifecycle_events_and_state_is_freed():
     tracker = PersonTracker(lost_timeout_s=1.0, coast_s=0.5)
     changes = []
@@ -157,7 +161,7 @@ def test_track_lifecycle_events_and_state_is_freed():
     assert coasting[-1] == 0
     assert [c.kind for c in lost] == ["track_lost"]
     data = lost[0].data()
-    assert data["track_id"] == track_id and data["frames_seen"] == 19  # confirmed on its 2nd detection
+    assert data["track_id"] == track_id and data["frames_seen"] == 20  # the first frame's people get ids at once
     assert data["last_seen_s"] == pytest.approx(1.9)
     assert tracker.states == {}
 
@@ -166,12 +170,15 @@ def test_track_lifecycle_events_and_state_is_freed():
     assert [c.kind for c in tracker.end()] == ["track_lost"] and tracker.states == {}
 
 
-def test_unconfirmed_blips_get_no_id():
+def test_first_frame_people_get_ids_at_once_later_blips_do_not():
     tracker = PersonTracker()
-    tracked, changes = tracker.update(one((10, 10, 50, 110)), 0.0)
-    assert len(tracked) == 0 and changes == []
-    tracked, changes = tracker.update(Detections.empty(), 0.1)
-    assert len(tracked) == 0 and changes == [] and tracker.states == {}
+    tracked, changes = tracker.update(one((10, 10, 50, 110)), 0.0)  # a still image's people are reported
+    assert tracked.track_ids is not None and len(tracked) == 1 and [c.kind for c in changes] == ["track_started"]
+    tracker.update(one((12, 10, 52, 110)), 0.1)
+    tracked, changes = tracker.update(_two((12, 10, 52, 110), (300, 10, 340, 110)), 0.2)
+    assert tracked.track_ids is not None and len(tracked) == 1 and changes == []  # the newcomer is unconfirmed
+    tracked, changes = tracker.update(one((12, 10, 52, 110)), 0.3)  # and gone: a blip, never reported
+    assert len(tracked) == 1 and changes == [] and len(tracker.states) == 1
 
 
 @pytest.mark.parametrize(
