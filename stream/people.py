@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--det-score-thr", type=float, help="drop people scoring below this (default: the detector's)")
     parser.add_argument("--det-cat-id", type=int, default=0, help="class id of people (built-in detectors: 0)")
     interval, timeout = PeopleParams.det_interval, PeopleParams.lost_timeout_s
-    parser.add_argument("--det-interval", type=int, default=interval, help="detect every Nth frame (default %(default)s)")
+    parser.add_argument("--det-interval", type=int, default=interval, help="detect every Nth frame (%(default)s)")
     parser.add_argument("--no-pose", action="store_true", help="boxes and track ids only")
     parser.add_argument("--lost-timeout", type=float, default=timeout, help="end a track after S s unseen (default 2)")
     for flag in ("--det-config", "--det-checkpoint", "--pose-config", "--pose-checkpoint"):
