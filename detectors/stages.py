@@ -141,7 +141,8 @@ class TrackStage(Stage):
 
     Args:
         tracker: builds one :class:`PersonTracker` per source.
-        max_sources: sources tracked at once (the least recently seen is dropped beyond it).
+        max_sources: sources tracked at once; beyond it the least recently seen source is
+            forgotten and its tracks are reported lost.
         name: stage name.
     """
 
@@ -160,18 +161,18 @@ class TrackStage(Stage):
         self.factory()
 
     def process(self, packet: FramePacket) -> Outputs:
+        events: list[SourceEvent] = []
         state = self._sources.get(packet.source_id)
         if state is None:
             state = self._sources[packet.source_id] = _SourceTracks(self.factory())
-            while len(self._sources) > self.max_sources:
-                _, dropped = self._sources.popitem(last=False)
-                dropped.tracker.end()
+            while len(self._sources) > self.max_sources:  # forget the least recently seen source
+                source_id, dropped = self._sources.popitem(last=False)
+                events += [self._event(source_id, change) for change in dropped.tracker.end()]
         self._sources.move_to_end(packet.source_id)
         gray = _small_gray(packet.image)
-        events: list[SourceEvent] = []
         if packet.meta.get(DETECTED, packet.detections is not None) and packet.detections is not None:
             tracked, changes = state.tracker.update(packet.detections, packet.time_s)
-            events = [self._event(packet.source_id, change) for change in changes]
+            events += [self._event(packet.source_id, change) for change in changes]
         else:
             tracked = state.last
             if len(tracked) and state.gray is not None and state.gray.shape == gray.shape:

@@ -168,3 +168,28 @@ def test_pose_runs_where_needed_and_keypoints_follow_the_box():
     assert empty.detections.keypoints is not None and empty.detections.keypoints.shape == (0, 17, 3)
     stage.close()
     assert stage.cached_tracks == 0
+
+
+def test_sources_are_tracked_apart_and_their_number_is_bounded():
+    track = TrackStage(PersonTracker, max_sources=2)
+    track.setup()
+
+    def step(source: str, t: int) -> list:
+        image, box = scene(t)
+        packet = frame(t, image, source)
+        packet.detections = Detections(box[None], np.array([0.9]), np.zeros(1))
+        packet.meta[DETECTED] = True
+        outputs = as_outputs(track.process(packet))
+        out = outputs[-1]
+        assert isinstance(out, FramePacket) and out.detections is not None and out.detections.track_ids is not None
+        assert len(out.detections) == 1
+        return [o for o in outputs if isinstance(o, SourceEvent)]
+
+    for t in range(3):
+        for source in ("a", "b"):
+            events = step(source, t)
+            assert [e.kind for e in events] == (["track_started"] if t == 0 else [])
+    events = step("c", 0)  # a third source: "a", the least recently seen, is forgotten
+    assert sorted((e.source_id, e.kind) for e in events) == [("a", "track_lost"), ("c", "track_started")]
+    assert list(track._sources) == ["b", "c"]
+    assert sorted(e.source_id for e in as_outputs(track.finish())) == ["b", "c"]
