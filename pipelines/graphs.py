@@ -34,12 +34,13 @@ from stream.stage import Source, Stage
 from stream.transport import LOSSLESS
 
 if TYPE_CHECKING:  # the model side imports torch: only the builders that need it load it
+    from pipelines.people import PeopleParams
     from pipelines.recognition import RecognitionParams
     from pipelines.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
-IncludeFrames = Literal["all", "predictions", "none"]
+IncludeFrames = Literal["all", "predictions", "people", "none"]
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,24 @@ def play_graph(
     return with_outputs(
         [src], [AnnotateStage([overlay])], out, live=src.live, window="stream.play", include_frames="all"
     )
+
+
+# ---------------------------------------------------------------------------------- people
+
+
+def people_graph(
+    source: str, params: PeopleParams, *, realtime: bool = False, out: OutputParams | None = None
+) -> Graph:
+    """``stream.people``: detect → track → pose → draw → outputs (see :mod:`pipelines.people`)."""
+    from pipelines.people import people_stages
+
+    out = out or OutputParams()
+    check_output_paths(out.paths(), {"SOURCE": source})
+    stages = people_stages(params)  # checks the flags before the source is opened
+    kind = detect_kind(source)
+    options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}  # unreachable at start-up: an error
+    src = open_source(source, realtime=realtime, kind=kind, **options)
+    return with_outputs([src], stages, out, live=src.live, window="stream.people", include_frames="people")
 
 
 # ---------------------------------------------------------------------------------- webcam

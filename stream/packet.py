@@ -1,9 +1,10 @@
 """The typed packets that travel between stages.
 
 One :class:`FramePacket` per decoded frame carries the image plus everything stages add
-to it (detections, poses, predictions). :class:`SourceEvent` reports source status
-(disconnects, reconnects) and :class:`EndOfStream` closes a stream. Stream time comes
-from the container's timestamps (``pts * time_base``), never from counting frames.
+to it (people as :class:`Detections` rows with their keypoints, predictions).
+:class:`SourceEvent` reports source status (disconnects, reconnects, tracks) and
+:class:`EndOfStream` closes a stream. Stream time comes from the container's timestamps
+(``pts * time_base``), never from counting frames.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ def _as_array(value: Any, dtype: type, name: str, shape_tail: tuple[int, ...]) -
 
 @dataclass(eq=False)
 class Detections:
-    """Boxes in one frame, one numpy array per field.
+    """Boxes in one frame, one numpy array per field; people are rows.
+
+    Every per-person field has one row per box in the same order, so a person's box,
+    score, track id and keypoints can never be misaligned; boolean-mask indexing keeps
+    them together.
 
     Attributes:
         xyxy: ``(N, 4)`` float32 boxes in pixels, ``x1, y1, x2, y2``.
@@ -36,6 +41,8 @@ class Detections:
         labels: ``(N,)`` int64 class ids.
         track_ids: ``(N,)`` int64 track ids, or None before tracking.
         data: extra per-box arrays, each with N rows.
+        keypoints: ``(N, K, 3)`` float32 ``[x, y, score]`` per keypoint in pixels (COCO-17
+            order for people), or None before pose estimation.
     """
 
     xyxy: np.ndarray
@@ -43,6 +50,7 @@ class Detections:
     labels: np.ndarray
     track_ids: np.ndarray | None = None
     data: dict[str, np.ndarray] = field(default_factory=dict)
+    keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = _as_array(self.xyxy, np.float32, "Detections.xyxy", (4,))
@@ -57,6 +65,13 @@ class Detections:
         for name, arr in self.data.items():
             if len(arr) != n:
                 raise ValueError(f"Detections.data[{name!r}]: expected {n} rows (as xyxy), got {len(arr)}")
+        if self.keypoints is not None:
+            keypoints: np.ndarray = np.asarray(self.keypoints, dtype=np.float32)
+            if keypoints.ndim != 3 or keypoints.shape[2] != 3:
+                raise ValueError(f"Detections.keypoints: expected shape (N, K, 3) [x, y, score], got {keypoints.shape}")
+            if len(keypoints) != n:
+                raise ValueError(f"Detections.keypoints: expected {n} rows (as xyxy), got {len(keypoints)}")
+            self.keypoints = keypoints
 
     @classmethod
     def empty(cls) -> Detections:
@@ -76,26 +91,8 @@ class Detections:
             self.labels[index],
             None if self.track_ids is None else self.track_ids[index],
             {k: v[index] for k, v in self.data.items()},
+            None if self.keypoints is None else self.keypoints[index],
         )
-
-
-@dataclass(eq=False)
-class Poses:
-    """Keypoints of N people: ``keypoints (N, K, 2)`` float32 pixels and ``scores (N, K)``."""
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
-        self.scores = np.asarray(self.scores, dtype=np.float32)
-        if self.keypoints.ndim != 3 or self.keypoints.shape[2] != 2:
-            raise ValueError(f"Poses.keypoints: expected shape (N, K, 2), got {self.keypoints.shape}")
-        if self.scores.shape != self.keypoints.shape[:2]:
-            raise ValueError(f"Poses.scores: expected shape {self.keypoints.shape[:2]} (N, K), got {self.scores.shape}")
-
-    def __len__(self) -> int:
-        return len(self.keypoints)
 
 
 @dataclass(eq=False)
@@ -173,7 +170,7 @@ class FramePacket:
         pts: presentation timestamp in ``time_base`` units.
         time_base: seconds per ``pts`` unit.
         capture_ns: ``time.monotonic_ns()`` when the frame was captured/decoded.
-        detections, poses: optional per-frame results.
+        detections: the frame's boxes (people are rows, with their track ids and keypoints).
         predictions: action predictions attached to this frame.
         meta: small JSON-able extras (e.g. ``{"fps": 25.0}``).
     """
@@ -185,7 +182,6 @@ class FramePacket:
     time_base: Fraction
     capture_ns: int
     detections: Detections | None = None
-    poses: Poses | None = None
     predictions: list[Prediction] = field(default_factory=list)
     meta: dict[str, JsonScalar] = field(default_factory=dict)
 
@@ -213,7 +209,12 @@ class FramePacket:
         return int(self.image.shape[1])
 
 
-EventKind = Literal["opened", "connected", "disconnected", "reconnecting", "gave_up", "error", "action"]
+EventKind = Literal[
+    "opened", "connected", "disconnected", "reconnecting", "gave_up", "error", "action", "track_started", "track_lost"
+]
+"""What a :class:`SourceEvent` reports. ``track_started`` / ``track_lost`` carry ``data`` with
+``track_id`` and ``box`` ``[x1, y1, x2, y2]``; ``track_lost`` adds ``frames_seen`` and
+``last_seen_s`` (stream time of the track's last detection)."""
 
 
 @dataclass(eq=False)

@@ -16,9 +16,9 @@ import msgpack
 import numpy as np
 
 from stream.errors import TransportError
-from stream.packet import Detections, EndOfStream, EventKind, FramePacket, Packet, Poses, Prediction, SourceEvent
+from stream.packet import Detections, EndOfStream, EventKind, FramePacket, Packet, Prediction, SourceEvent
 
-WIRE_VERSION = 2  # 2: array headers (1 had maps)
+WIRE_VERSION = 3  # 3: keypoints ride in the detections (2 had a separate poses entry; 1 had maps)
 _ND_EXT = 1  # msgpack extension code of a numpy array: packed [dtype, shape, bytes]
 
 # What a received header may hold: anything else is a malformed message (TransportError),
@@ -50,7 +50,10 @@ def _ext_hook(code: int, data: bytes) -> Any:
 def _detections(d: Detections | None) -> dict[str, Any] | None:
     if d is None:
         return None
-    return {"xyxy": d.xyxy, "scores": d.scores, "labels": d.labels, "track_ids": d.track_ids, "data": d.data}
+    out = {"xyxy": d.xyxy, "scores": d.scores, "labels": d.labels, "track_ids": d.track_ids, "data": d.data}
+    if d.keypoints is not None:
+        out["keypoints"] = d.keypoints
+    return out
 
 
 def _prediction(p: Prediction) -> dict[str, Any]:
@@ -72,8 +75,6 @@ def _frame_extras(packet: FramePacket) -> dict[str, Any] | None:
     extras: dict[str, Any] = {}
     if packet.detections is not None:
         extras["detections"] = _detections(packet.detections)
-    if packet.poses is not None:
-        extras["poses"] = {"keypoints": packet.poses.keypoints, "scores": packet.poses.scores}
     if packet.predictions:
         extras["predictions"] = [_prediction(p) for p in packet.predictions]
     if packet.meta:
@@ -171,9 +172,8 @@ def decode(parts: list[Any]) -> Packet:
             image.flags.writeable = False  # inproc shares the sender's memory: never write into it
             packet = FramePacket(image, source_id, frame_idx, pts, _time_base(tb_num, tb_den), capture_ns)
             if extras:
-                det, poses = extras.get("detections"), extras.get("poses")
+                det = extras.get("detections")
                 packet.detections = None if det is None else Detections(**det)
-                packet.poses = None if poses is None else Poses(**poses)
                 packet.predictions = [Prediction(**p) for p in extras.get("predictions", ())]
                 packet.meta = extras.get("meta", {})
             return packet

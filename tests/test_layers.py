@@ -98,7 +98,7 @@ def test_the_checker_sees_a_forbidden_edge() -> None:
     assert layer_of_target == {"pipelines"}
 
 
-@pytest.mark.parametrize("name", ["play", "webcam", "long_video", "rtsp"])
+@pytest.mark.parametrize("name", ["play", "webcam", "long_video", "rtsp", "people"])
 def test_entry_points_are_thin(name: str) -> None:
     path = ROOT / "stream" / f"{name}.py"
     tree = ast.parse(path.read_text(encoding="utf-8"))

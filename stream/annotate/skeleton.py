@@ -1,4 +1,8 @@
-"""Pose skeletons: keypoints above a score threshold and the edges between them."""
+"""Pose skeletons: keypoints above a score threshold and the edges between them.
+
+Keypoints are rows of the frame's :class:`~stream.packet.Detections` (``keypoints (N, K, 3)``,
+``[x, y, score]``), so each skeleton belongs to the box and track id of its row.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import cv2
 import numpy as np
 
 from stream.annotate.base import Annotator
-from stream.annotate.style import Color, ColorLike, writable
+from stream.annotate.style import PALETTE, Color, ColorLike, palette_color, writable
 from stream.errors import ConfigError
 from stream.packet import FramePacket
 
@@ -36,10 +40,12 @@ def _side_color(points: Sequence[int]) -> Color:
 
 
 class SkeletonAnnotator(Annotator):
-    """Keypoints and skeleton edges of every person in ``packet.poses``.
+    """Keypoints and skeleton edges of every person in ``packet.detections.keypoints``.
 
     By default left limbs are green, right limbs orange and the rest blue (MMPose's
-    look); ``color`` draws everything in one colour. Edges that name a keypoint the
+    look); ``color`` draws everything in one colour; ``color_by_track`` draws each
+    tracked person in the palette colour of its track id (the colour
+    :class:`~stream.annotate.BoxAnnotator` gives its box). Edges that name a keypoint the
     poses do not have are skipped, so other keypoint layouts still get their points.
 
     Args:
@@ -48,6 +54,9 @@ class SkeletonAnnotator(Annotator):
         radius: keypoint radius in pixels; None scales with the frame height.
         thickness: edge width in pixels; None scales with the frame height.
         color: one colour for points and edges, or None for left/right/centre colours.
+        color_by_track: colour a tracked person's skeleton by its track id (rows without a
+            track id keep the left/right colours).
+        palette: colours cycled through by track id.
 
     Raises:
         ConfigError: If an edge is malformed or a colour is unknown.
@@ -61,6 +70,8 @@ class SkeletonAnnotator(Annotator):
         radius: int | None = None,
         thickness: int | None = None,
         color: ColorLike | None = None,
+        color_by_track: bool = False,
+        palette: Sequence[ColorLike] | None = None,
     ) -> None:
         checked = []
         for edge in edges:
@@ -72,30 +83,37 @@ class SkeletonAnnotator(Annotator):
         self.radius = radius
         self.thickness = thickness
         self.color = None if color is None else Color.parse(color)
+        self.color_by_track = color_by_track
+        self.palette = PALETTE if not palette else tuple(Color.parse(c) for c in palette)
 
     def annotate(self, image: np.ndarray, packet: FramePacket) -> np.ndarray:
         image = writable(image)
-        poses = packet.poses
-        if poses is None or len(poses) == 0:
+        detections = packet.detections
+        if detections is None or detections.keypoints is None or len(detections) == 0:
             return image
+        keypoints, scores = detections.keypoints[..., :2], detections.keypoints[..., 2]
+        track_ids = detections.track_ids if self.color_by_track else None
         h = image.shape[0]
         radius = self.radius if self.radius is not None else max(2, round(h / 240))
         thickness = self.thickness if self.thickness is not None else max(1, round(h / 360))
-        n_kpts = poses.keypoints.shape[1]
+        n_kpts = keypoints.shape[1]
         edges = [(a, b) for a, b in self.edges if a < n_kpts and b < n_kpts]
-        finite = np.isfinite(poses.keypoints).all(axis=2)
-        visible = (poses.scores >= self.kpt_threshold) & finite
-        points = np.clip(np.round(np.where(finite[..., None], poses.keypoints, 0)), -1e6, 1e6).astype(np.int64)
-        for person in range(len(poses)):
+        finite = np.isfinite(keypoints).all(axis=2)
+        visible = (scores >= self.kpt_threshold) & finite
+        points = np.clip(np.round(np.where(finite[..., None], keypoints, 0)), -1e6, 1e6).astype(np.int64)
+        for person in range(len(detections)):
+            person_color = self.color
+            if person_color is None and track_ids is not None:
+                person_color = palette_color(int(track_ids[person]), self.palette)
             for a, b in edges:
                 if visible[person, a] and visible[person, b]:
-                    color = self.color or _side_color((a, b))
+                    color = person_color or _side_color((a, b))
                     pa, pb = points[person, a], points[person, b]
                     cv2.line(
                         image, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), color.bgr, thickness, cv2.LINE_AA
                     )
             for k in np.flatnonzero(visible[person]):
-                color = self.color or _side_color((int(k),))
+                color = person_color or _side_color((int(k),))
                 p = points[person, k]
                 cv2.circle(image, (int(p[0]), int(p[1])), radius, color.bgr, -1, cv2.LINE_AA)
         return image

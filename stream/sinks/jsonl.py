@@ -35,13 +35,14 @@ class JsonlSink(Stage):
     Args:
         path: the output file (parent folders are created), or ``-`` for stdout.
         include_frames: which frames get a line: ``predictions`` (frames carrying a
-            prediction), ``all`` (every frame) or ``none`` (events only).
+            prediction), ``all`` (every frame), ``people`` (every frame, listing its people
+            with track id, box, score and keypoints) or ``none`` (events only).
         include_boxes: add each frame's boxes to its line.
         append: append to an existing file instead of replacing it.
         name: stage name; defaults to ``JsonlSink``.
 
     Raises:
-        ConfigError: If ``include_frames`` is not one of the three values.
+        ConfigError: If ``include_frames`` is not one of the four values.
     """
 
     live_policy = LIVE_RECORDING
@@ -118,7 +119,10 @@ class JsonlSink(Stage):
     def process(self, packet: FramePacket) -> Outputs:
         self._received = True
         if wants_frame(packet, self.include_frames):
-            self.write(frame_record(packet, include_boxes=self.include_boxes))
+            record = frame_record(
+                packet, include_boxes=self.include_boxes, include_people=self.include_frames == "people"
+            )
+            self.write(record)
         return packet
 
     def on_event(self, event: SourceEvent) -> Outputs:

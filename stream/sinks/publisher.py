@@ -82,7 +82,7 @@ class ZmqPublisherSink(Stage):
             An address other machines can reach (``tcp://*:5560``, ``tcp://0.0.0.0:5560``, a
             routable IP) needs ``curve`` or ``insecure=True``.
         topic: first message part; subscribers filter on its prefix (at most 48 bytes).
-        include_frames: which frames get a message: ``predictions``, ``all`` or ``none``.
+        include_frames: which frames get a message: ``predictions``, ``all``, ``people`` or ``none``.
         include_boxes: add each frame's boxes to its record.
         curve: CurveZMQ key pair and allowed client keys; only those clients can subscribe.
         insecure: allow a reachable address without CurveZMQ (anyone can subscribe).
@@ -175,7 +175,8 @@ class ZmqPublisherSink(Stage):
 
     def process(self, packet: FramePacket) -> Outputs:
         if wants_frame(packet, self.include_frames):
-            self.publish(frame_record(packet, include_boxes=self.include_boxes))
+            people = self.include_frames == "people"
+            self.publish(frame_record(packet, include_boxes=self.include_boxes, include_people=people))
         return packet
 
     def on_event(self, event: SourceEvent) -> Outputs:

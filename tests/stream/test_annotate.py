@@ -21,7 +21,7 @@ from stream.annotate import (
 )
 from stream.annotate.style import text_size
 from stream.errors import ConfigError
-from stream.packet import Detections, FramePacket, Poses, Prediction, SourceEvent
+from stream.packet import Detections, FramePacket, Prediction, SourceEvent
 
 H, W = 120, 160
 
@@ -30,7 +30,6 @@ def packet(
     i: int = 0,
     *,
     detections: Detections | None = None,
-    poses: Poses | None = None,
     predictions: list[Prediction] | None = None,
     size: tuple[int, int] = (H, W),
     source_id: str = "cam",
@@ -40,7 +39,7 @@ def packet(
     image.flags.writeable = False  # as after crossing a link
     return FramePacket(
         image, source_id, i, i, Fraction(1, 25), time.monotonic_ns() if capture_ns is None else capture_ns,
-        detections=detections, poses=poses, predictions=predictions or [],
+        detections=detections, predictions=predictions or [],
     )  # fmt: skip
 
 
@@ -222,13 +221,24 @@ def test_box_min_score_and_out_of_frame_boxes():
 # -- skeletons ----------------------------------------------------------------------------
 
 
+def people(keypoints: np.ndarray, scores: np.ndarray, track_ids: list[int] | None = None) -> Detections:
+    """One row per person: a box around its keypoints, and the keypoints as ``[x, y, score]``."""
+    n = len(keypoints)
+    boxes = np.zeros((n, 4), np.float32)
+    if n and keypoints.shape[1]:
+        boxes = np.concatenate([keypoints.min(axis=1), keypoints.max(axis=1)], axis=1)
+    return Detections(
+        boxes, np.ones(n), np.zeros(n), track_ids, keypoints=np.concatenate([keypoints, scores[..., None]], axis=2)
+    )
+
+
 def test_skeleton_draws_visible_edges_only():
     keypoints = np.zeros((1, 17, 2), np.float32)
     scores = np.zeros((1, 17), np.float32)
     keypoints[0, 5], keypoints[0, 6] = (30, 60), (130, 60)  # shoulders: joined by an edge
     scores[0, [5, 6]] = 0.9
     keypoints[0, 0], scores[0, 0] = (80, 20), 0.1  # nose below the threshold
-    p = packet(poses=Poses(keypoints, scores))
+    p = packet(detections=people(keypoints, scores))
     out = SkeletonAnnotator(kpt_threshold=0.3).annotate(p.image.copy(), p)
     mask = changed(p.image, out)
     assert mask[60, 40:120].all()  # the shoulder line
@@ -238,12 +248,28 @@ def test_skeleton_draws_visible_edges_only():
 
 
 def test_skeleton_handles_other_layouts_and_no_poses():
-    p = packet(poses=Poses(np.full((2, 5, 2), 50, np.float32), np.ones((2, 5), np.float32)))
+    p = packet(detections=people(np.full((2, 5, 2), 50, np.float32), np.ones((2, 5), np.float32)))
     assert changed(p.image, SkeletonAnnotator().annotate(p.image.copy(), p)).any()
-    empty = packet(poses=Poses(np.zeros((0, 17, 2)), np.zeros((0, 17))))
+    empty = packet(detections=people(np.zeros((0, 17, 2)), np.zeros((0, 17))))
     np.testing.assert_array_equal(SkeletonAnnotator().annotate(empty.image.copy(), empty), empty.image)
     with pytest.raises(ConfigError, match="pairs"):
         SkeletonAnnotator(edges=[(1, 2, 3)])
+    boxes_only = packet(detections=Detections(np.array([[10, 10, 50, 50]]), np.ones(1), np.zeros(1)))
+    np.testing.assert_array_equal(SkeletonAnnotator().annotate(boxes_only.image.copy(), boxes_only), boxes_only.image)
+
+
+def test_skeleton_colour_follows_the_track():
+    keypoints = np.zeros((2, 17, 2), np.float32)
+    keypoints[0, 5], keypoints[0, 6] = (20, 30), (60, 30)
+    keypoints[1, 5], keypoints[1, 6] = (90, 90), (140, 90)
+    scores = np.zeros((2, 17), np.float32)
+    scores[:, [5, 6]] = 0.9
+    p = packet(detections=people(keypoints, scores, track_ids=[3, 4]))
+    out = SkeletonAnnotator(color_by_track=True, palette=["red", "blue"], radius=2, thickness=3).annotate(
+        p.image.copy(), p
+    )
+    assert tuple(out[30, 40]) == Color.parse("blue").bgr  # track 3 -> palette[3 % 2]
+    assert tuple(out[90, 115]) == Color.parse("red").bgr  # track 4 -> palette[0]
 
 
 # -- overlay ------------------------------------------------------------------------------

@@ -292,6 +292,29 @@ def test_jsonl_include_frames(tmp_path, include, lines):
         assert records[0]["boxes"] == [{"xyxy": [1.0, 2.0, 10.0, 20.0], "score": 0.9, "label": 0, "track_id": 5}]
 
 
+def test_jsonl_people_lists_every_row_with_its_keypoints(tmp_path):
+    path = tmp_path / "p.jsonl"
+    keypoints = np.zeros((2, 17, 3), np.float32)
+    keypoints[1, :, :2], keypoints[1, :, 2] = 7.5, 0.25
+    people = frame(0)
+    people.detections = Detections(
+        np.array([[1, 2, 10, 20], [5, 5, 30, 40]]), np.array([0.9, 0.5]), np.zeros(2), np.array([3, 8]),
+        keypoints=keypoints,
+    )  # fmt: skip
+    boxes_only = frame(1)
+    boxes_only.detections = Detections(np.array([[1, 2, 10, 20]]), np.array([0.9]), np.zeros(1))
+    nobody = frame(2)
+    nobody.detections = None
+    run_sink(JsonlSink(path, include_frames="people"), [people, boxes_only, nobody])
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [len(r["people"]) for r in records] == [2, 1, 0]
+    second = records[0]["people"][1]
+    assert second["track_id"] == 8 and second["box"] == [5.0, 5.0, 30.0, 40.0] and second["score"] == 0.5
+    assert len(second["keypoints"]) == 17 and second["keypoints"][0] == [7.5, 7.5, 0.25]
+    assert records[0]["poses"] == 2
+    assert records[1]["people"][0]["track_id"] is None and records[1]["people"][0]["keypoints"] is None
+
+
 def test_jsonl_errors(tmp_path):
     with pytest.raises(ConfigError, match="include_frames"):
         JsonlSink(tmp_path / "x.jsonl", include_frames="some")  # type: ignore[arg-type]

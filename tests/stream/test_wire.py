@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stream.errors import TransportError
-from stream.packet import Detections, EndOfStream, FramePacket, Poses, Prediction, SourceEvent
+from stream.packet import Detections, EndOfStream, FramePacket, Prediction, SourceEvent
 from stream.wire import decode, encode
 
 
@@ -14,10 +14,12 @@ def _frame(**extra: object) -> FramePacket:
 
 
 def test_frame_round_trip_keeps_every_field() -> None:
-    det = Detections(np.array([[1, 2, 30, 40]]), np.array([0.9]), np.array([0]), np.array([5]), {"area": np.ones(1)})
-    poses = Poses(np.zeros((1, 17, 2)), np.ones((1, 17)))
+    keypoints = np.random.default_rng(1).random((1, 17, 3)).astype(np.float32)
+    det = Detections(
+        np.array([[1, 2, 30, 40]]), np.array([0.9]), np.array([0]), np.array([5]), {"area": np.ones(1)}, keypoints
+    )
     pred = Prediction(np.array([3, 1]), np.array([0.7, 0.2]), ("wave", "clap"), 0.5, 1.5, 99, track_id=5)
-    packet = _frame(detections=det, poses=poses, predictions=[pred], meta={"fps": 29.97})
+    packet = _frame(detections=det, predictions=[pred], meta={"fps": 29.97})
     back = decode(encode(packet))
     assert isinstance(back, FramePacket)
     np.testing.assert_array_equal(back.image, packet.image)
@@ -31,7 +33,8 @@ def test_frame_round_trip_keeps_every_field() -> None:
     assert back.detections is not None and back.detections.track_ids is not None
     np.testing.assert_array_equal(back.detections.xyxy, det.xyxy)
     np.testing.assert_array_equal(back.detections.data["area"], np.ones(1))
-    assert back.poses is not None and back.poses.keypoints.shape == (1, 17, 2)
+    assert back.detections.keypoints is not None
+    np.testing.assert_array_equal(back.detections.keypoints, keypoints)
     assert back.predictions[0].names == ("wave", "clap") and back.predictions[0].track_id == 5
     assert back.meta == {"fps": 29.97}
     assert back.time_s == pytest.approx(3003 / 90000)
@@ -56,6 +59,7 @@ def test_non_contiguous_image_is_made_contiguous() -> None:
     "packet",
     [
         SourceEvent("cam", "disconnected", "lost", 1.5, {"attempt": 2}),
+        SourceEvent("cam", "track_lost", "track 3 lost", 2.5, {"track_id": 3, "box": [1.0, 2.0, 3.0, 4.0]}),
         EndOfStream("cam", error="boom"),
         EndOfStream("x"),
     ],
@@ -71,9 +75,10 @@ def test_control_packets_round_trip(packet: object) -> None:
         ([b"\x00garbage"], "malformed"),
         ([b"\x81\xa1v\x63"], "unknown wire version 99"),
         ([b"\x82\xa1v\x01\xa1k\xa5frame"], "unknown wire version 1"),  # a version-1 peer
-        ([b"\x92\x02\xa3zzz"], "unknown message kind"),
-        ([b"\x93\x02\xa1f\x00", b"x"], "malformed"),  # a frame header cut short
-        ([b"\x9b\x02\xa1f\xa1c\x00\x00\x01\x1e\x00\x02\x02\xc0", b"x" * 13], "13 pixel bytes for a 2x2"),
+        ([b"\x92\x02\xa1x"], "unknown wire version 2"),  # a version-2 peer (separate poses)
+        ([b"\x92\x03\xa3zzz"], "unknown message kind"),
+        ([b"\x93\x03\xa1f\x00", b"x"], "malformed"),  # a frame header cut short
+        ([b"\x9b\x03\xa1f\xa1c\x00\x00\x01\x1e\x00\x02\x02\xc0", b"x" * 13], "13 pixel bytes for a 2x2"),
     ],
 )
 def test_malformed_messages_raise_transport_error(parts: list[bytes], match: str) -> None:
@@ -117,3 +122,17 @@ def test_per_person_multi_label_prediction_round_trip() -> None:
     assert got.to_json()["box"] == [10.5, 20.0, 110.0, 220.0] and got.to_json()["multi_label"] is True
     with pytest.raises(ValueError, match=r"Prediction\.box"):
         Prediction(np.array([1]), np.array([0.5]), ("a",), 0, 1, 0, box=np.array([1, 2, 3]))
+
+
+def test_keypoints_are_validated_and_kept_with_their_rows() -> None:
+    keypoints = np.arange(2 * 17 * 3, dtype=np.float32).reshape(2, 17, 3)
+    boxes = np.array([[0, 0, 1, 1], [2, 2, 3, 3]])
+    det = Detections(boxes, np.array([0.2, 0.9]), np.array([0, 0]), keypoints=keypoints)
+    kept = det[det.scores > 0.5]
+    assert kept.keypoints is not None and kept.keypoints.shape == (1, 17, 3)
+    np.testing.assert_array_equal(kept.keypoints[0], keypoints[1])
+    assert det[np.zeros(2, bool)].keypoints is not None  # no rows, still (0, 17, 3)
+    with pytest.raises(ValueError, match=r"expected shape \(N, K, 3\)"):
+        Detections(det.xyxy, det.scores, det.labels, keypoints=np.zeros((2, 17, 2)))
+    with pytest.raises(ValueError, match="expected 2 rows"):
+        Detections(det.xyxy, det.scores, det.labels, keypoints=np.zeros((1, 17, 3)))

@@ -1,0 +1,124 @@
+"""The people graph: detect → track → pose → draw, as a list of stages.
+
+:func:`people_stages` builds it from :class:`PeopleParams`; the entry point
+``python -m stream.people`` only parses flags into the params and runs the stages with the
+shared output sinks. Nothing is loaded here: the models are built in the stages' ``setup()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from detectors.errors import DetectorConfigError, ModelNotAvailable
+from detectors.registry import DEFAULT_DETECTOR, DEFAULT_POSE_ESTIMATOR, build_detector, build_pose_estimator
+from detectors.stages import DetectStage, PoseStage, TrackStage
+from detectors.tracking import PersonTracker
+from stream.annotate import AnnotateStage, Annotator, BoxAnnotator, OverlayAnnotator, SkeletonAnnotator
+from stream.stage import Stage
+
+
+@dataclass(frozen=True)
+class PeopleParams:
+    """What the people graph does; the flags of ``python -m stream.people``.
+
+    Attributes:
+        detector: registered person detector (:data:`detectors.registry.DETECTORS`).
+        pose: registered pose estimator, or None for boxes and tracks only (``--no-pose``).
+        det_score_thr: drop detections scoring below this (``--det-score-thr``).
+        det_cat_id: the detector class id of people (``--det-cat-id``).
+        det_interval: detect every N frames; tracks are carried in between (``--det-interval``).
+        track: give people track ids (and track events).
+        lost_timeout_s: a track ends after this many stream seconds without a detection.
+        device, backend: where the models run (``--device``, ``--backend``).
+        draw: add the annotators (boxes with ids, skeletons coloured per track, status line).
+        font_scale, font_color: drawing flags.
+        det_config, det_checkpoint, pose_config, pose_checkpoint: mmdet / mmpose models
+            (not available yet: building raises :class:`ModelNotAvailable`).
+    """
+
+    detector: str = DEFAULT_DETECTOR
+    pose: str | None = DEFAULT_POSE_ESTIMATOR
+    det_score_thr: float | None = None
+    det_cat_id: int = 0
+    det_interval: int = 5
+    track: bool = True
+    lost_timeout_s: float = 2.0
+    device: str = "cpu"
+    backend: str = "auto"
+    draw: bool = True
+    font_scale: float | None = None
+    font_color: str = "white"
+    det_config: str | None = None
+    det_checkpoint: str | None = None
+    pose_config: str | None = None
+    pose_checkpoint: str | None = None
+
+
+def people_stages(params: PeopleParams) -> list[Stage]:
+    """The stages of the people graph, in order.
+
+    Raises:
+        ModelNotAvailable: If mmdet / mmpose configs or checkpoints are asked for.
+        DetectorConfigError: If a model name or parameter is wrong (checked before any
+            model is loaded).
+    """
+    mm = {
+        "--det-config": params.det_config,
+        "--det-checkpoint": params.det_checkpoint,
+        "--pose-config": params.pose_config,
+        "--pose-checkpoint": params.pose_checkpoint,
+    }
+    given = [flag for flag, value in mm.items() if value]
+    if given:
+        raise ModelNotAvailable(
+            f"{', '.join(given)}: mmdet / mmpose checkpoints are not supported yet; leave these flags out "
+            f"to use the built-in models (--detector {params.detector}, pose {DEFAULT_POSE_ESTIMATOR})"
+        )
+    if params.det_cat_id != 0:
+        raise DetectorConfigError(
+            f"--det-cat-id {params.det_cat_id}: the built-in detectors find people only (class id 0)"
+        )
+    if params.det_interval < 1:
+        raise DetectorConfigError(f"--det-interval: expected >= 1 frame, got {params.det_interval}")
+    if params.backend not in ("auto", "openvino"):
+        raise DetectorConfigError(f"--backend {params.backend}: the built-in models run on 'openvino' (or 'auto')")
+    if params.device.lower() != "cpu" and (params.detector == "hog" or params.device.lower().startswith("cuda")):
+        raise DetectorConfigError(
+            f"--device {params.device}: the built-in models run on the CPU ('cpu'; BlazePose also on OpenVINO devices)"
+        )
+    det_kwargs: dict[str, object] = {"device": params.device}
+    if params.detector != "hog":  # HOG always runs on OpenCV
+        det_kwargs["backend"] = params.backend
+    if params.det_score_thr is not None:
+        det_kwargs["score_thr"] = params.det_score_thr
+    _check_names(params)
+    stages: list[Stage] = [
+        DetectStage(partial(build_detector, params.detector, **det_kwargs), interval=params.det_interval)
+    ]
+    if params.track:
+        stages.append(TrackStage(partial(PersonTracker, lost_timeout_s=params.lost_timeout_s)))
+    if params.pose is not None:
+        pose_kwargs = {"device": params.device, "backend": params.backend}
+        stages.append(PoseStage(partial(build_pose_estimator, params.pose, **pose_kwargs)))
+    if params.draw:
+        stages.append(AnnotateStage(people_annotators(font_scale=params.font_scale, font_color=params.font_color)))
+    return stages
+
+
+def _check_names(params: PeopleParams) -> None:
+    from detectors.registry import DETECTORS, POSE_ESTIMATORS
+
+    if params.detector not in DETECTORS:
+        build_detector(params.detector)  # raises, listing the valid names
+    if params.pose is not None and params.pose not in POSE_ESTIMATORS:
+        build_pose_estimator(params.pose)
+
+
+def people_annotators(*, font_scale: float | None = None, font_color: str = "white") -> list[Annotator]:
+    """Boxes tagged ``#id score`` and skeletons in the colour of their track, plus the status line."""
+    return [
+        BoxAnnotator(font_scale=font_scale, font_color=font_color),
+        SkeletonAnnotator(color_by_track=True),
+        OverlayAnnotator(font_scale=font_scale, font_color=font_color),
+    ]
