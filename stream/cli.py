@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from core.cli import (
@@ -37,11 +37,36 @@ __all__ = [
     "add_fragmented_arg",
     "check_output_paths",
     "exit_code",
+    "run_command",
     "run_main",
     "setup_logging",
 ]
 
 log = logging.getLogger("stream")
+
+
+def run_command(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    job: Callable[[argparse.Namespace], int],
+    prepare: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = None,
+) -> int:
+    """Parse ``argv``, set up logging and run ``job(args)`` under :func:`core.cli.run_main`.
+
+    Args:
+        parser: The command's parser (``-v`` / ``-q`` from :func:`add_common_args`).
+        argv: The arguments; None for ``sys.argv``.
+        job: The work; returns the exit code.
+        prepare: Checks and merges that need the parser (usage errors), run after parsing.
+
+    Returns:
+        The process exit code.
+    """
+    args = parser.parse_args(argv)
+    if prepare is not None:
+        prepare(parser, args)
+    setup_logging(args.verbose, args.quiet)
+    return run_main(lambda: job(args))
 
 
 def exit_code(report: RunReport) -> int:

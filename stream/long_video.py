@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pipelines.cli import add_model_args, draw_params, integer, model_params, number, output_params, positive, score
 from pipelines.graphs import LongVideoParams, long_video_graph
-from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_main, setup_logging
+from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_command
 
 log = logging.getLogger("stream.long_video")
 
@@ -72,9 +72,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
-    return run_main(lambda: long_video(args))
+    return run_command(build_parser(), argv, long_video)
 
 
 def long_video(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import sys
 from pipelines.cli import add_output_args, integer, number, output_params, positive
 from pipelines.graphs import people_graph
 from pipelines.people import PeopleParams
-from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_main, setup_logging
+from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_command
 
 log = logging.getLogger("stream.people")
 
@@ -46,9 +46,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
-    return run_main(lambda: people(args))
+    return run_command(build_parser(), argv, people)
 
 
 def people(args: argparse.Namespace) -> int:

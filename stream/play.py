@@ -16,7 +16,7 @@ import sys
 
 from pipelines.cli import add_output_args, draw_params, output_params
 from pipelines.graphs import play_graph
-from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, positive, run_main, setup_logging
+from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, positive, run_command
 
 log = logging.getLogger("stream.play")
 
@@ -35,9 +35,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
-    return run_main(lambda: play(args))
+    return run_command(build_parser(), argv, play)
 
 
 def play(args: argparse.Namespace) -> int:

@@ -45,7 +45,7 @@ from stream.transport import LOSSLESS, MAX_MESSAGE_BYTES, QueuePolicy, Receiver,
 
 log = logging.getLogger(__name__)
 
-LINGER_MS = 2000  # how long close() waits to deliver frames still queued for the peer
+LINGER_MS = 10_000  # how long close() waits to deliver frames still queued for the peer (a slow, loaded peer)
 MAX_BAD_MESSAGES = 100  # malformed or unexpected messages a RemoteSource tolerates before failing
 LOG_FIRST_BAD = 5  # the first few are logged one by one, then every 100th
 HELLO_KEY = "remote_sender"  # data key of the announcement a RemoteSink sends first
@@ -212,12 +212,7 @@ class RemoteSource(Source):
         receiver, self._receiver = self._receiver, None
         if receiver is not None:
             receiver.close()
-        auth, self._auth = self._auth, None
-        if auth is not None:
-            auth.stop()
-        ctx, self._ctx = self._ctx, None
-        if ctx is not None:
-            ctx.term()
+        self._auth, self._ctx = _stop(self._auth, self._ctx)
 
 
 class RemoteSink(Stage):
@@ -294,9 +289,13 @@ class RemoteSink(Stage):
             # Sent in close(), which always runs, so the remote pipeline ends even after a failure.
             sender.send(EndOfStream(self._token, error=self.stream_error), timeout_s=LINGER_MS / 1000)
             sender.close()
-        auth, self._auth = self._auth, None
-        if auth is not None:
-            auth.stop()
-        ctx, self._ctx = self._ctx, None
-        if ctx is not None:
-            ctx.term()
+        self._auth, self._ctx = _stop(self._auth, self._ctx)
+
+
+def _stop(auth: Any, ctx: Any) -> tuple[None, None]:
+    """Stop a ZAP authenticator and terminate a context (either may be None); returns (None, None)."""
+    if auth is not None:
+        auth.stop()
+    if ctx is not None:
+        ctx.term()
+    return None, None

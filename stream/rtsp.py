@@ -41,8 +41,7 @@ from stream.cli import (
     add_drawing_args,
     add_fragmented_arg,
     exit_code,
-    run_main,
-    setup_logging,
+    run_command,
 )
 
 log = logging.getLogger("stream.rtsp")
@@ -73,9 +72,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
-    return run_main(lambda: monitor(args))
+    return run_command(build_parser(), argv, monitor)
 
 
 def monitor(args: argparse.Namespace) -> int:

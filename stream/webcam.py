@@ -29,7 +29,7 @@ from pipelines.cli import (
     resolve_model_positionals,
 )
 from pipelines.graphs import WebcamParams, webcam_graph
-from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_main, setup_logging
+from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_command
 
 log = logging.getLogger("stream.webcam")
 
@@ -49,11 +49,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    resolve_model_positionals(parser, args)
-    setup_logging(args.verbose, args.quiet)
-    return run_main(lambda: webcam(args))
+    return run_command(build_parser(), argv, webcam, prepare=resolve_model_positionals)
 
 
 def webcam(args: argparse.Namespace) -> int:
