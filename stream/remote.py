@@ -45,7 +45,7 @@ from stream.transport import LOSSLESS, MAX_MESSAGE_BYTES, QueuePolicy, Receiver,
 
 log = logging.getLogger(__name__)
 
-LINGER_MS = 10_000  # how long close() waits to deliver frames still queued for the peer (a slow, loaded peer)
+LINGER_MS = 10_000  # how long close() waits for the peer to read what is still queued (a slow, loaded peer)
 MAX_BAD_MESSAGES = 100  # malformed or unexpected messages a RemoteSource tolerates before failing
 LOG_FIRST_BAD = 5  # the first few are logged one by one, then every 100th
 HELLO_KEY = "remote_sender"  # data key of the announcement a RemoteSink sends first
@@ -136,6 +136,7 @@ class RemoteSource(Source):
             bind=self.bind,
             max_message_bytes=self.max_message_bytes,
             configure=self.curve.apply if self.curve is not None else None,
+            acknowledging=True,
         )
         self.endpoint = self._receiver.address
 
@@ -266,6 +267,7 @@ class RemoteSink(Stage):
             bind=self.bind,
             linger_ms=LINGER_MS,
             configure=self.curve.apply if self.curve is not None else None,
+            acknowledged=True,
         )
         hello = SourceEvent(self.name, "opened", HELLO_MESSAGE, time.time(), {HELLO_KEY: self._token})
         self._sender.send(hello, timeout_s=LINGER_MS / 1000)
@@ -287,7 +289,13 @@ class RemoteSink(Stage):
         sender, self._sender = self._sender, None
         if sender is not None:
             # Sent in close(), which always runs, so the remote pipeline ends even after a failure.
-            sender.send(EndOfStream(self._token, error=self.stream_error), timeout_s=LINGER_MS / 1000)
+            sent = sender.send(EndOfStream(self._token, error=self.stream_error), timeout_s=LINGER_MS / 1000)
+            # libzmq drops what the receiver still holds when this end disconnects: wait until it read everything.
+            if not (sent and sender.wait_acknowledged(LINGER_MS / 1000)):
+                log.warning(
+                    "%s: the receiver did not confirm the end of the stream within %g s; frames it had not read "
+                    "yet may be lost", self.name, LINGER_MS / 1000,
+                )  # fmt: skip
             sender.close()
         self._auth, self._ctx = _stop(self._auth, self._ctx)
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import zmq
 
 from stream.errors import ConfigError, TransportError
-from stream.packet import FramePacket, Packet
+from stream.packet import EndOfStream, FramePacket, Packet
 from stream.wire import decode, encode
 
 DropMode = Literal["block", "latest", "drop_oldest"]
@@ -55,6 +55,7 @@ LOSSLESS = QueuePolicy("block", 8)
 LIVE_DISPLAY = QueuePolicy("latest", 1)
 LIVE_INFERENCE = QueuePolicy("drop_oldest", 4)
 LIVE_RECORDING = QueuePolicy("drop_oldest", 64)  # writers absorb bursts (~2 s), drop only when far behind
+ACK = b"eos-ack"  # what a ROUTER Receiver answers an end-of-stream with
 POLL_MS = 100  # how often blocked sends/receives look at the stop flag
 DEFAULT_LINGER_MS = 1000  # ipc/tcp senders: how long close() may take to deliver queued messages
 GIVE_UP_AFTER_STOP_S = 0.5  # a blocked send abandons its frame this long after stop
@@ -111,11 +112,13 @@ class Sender:
         stop: threading.Event | None = None,
         linger_ms: int | None = None,
         configure: SocketSetup | None = None,
+        acknowledged: bool = False,
     ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats()
         self._stop = stop or threading.Event()
-        self._sock = _socket(ctx, zmq.PUSH, policy)
+        # DEALER (to a ROUTER Receiver) behaves as PUSH and can also read the end-of-stream acknowledgement.
+        self._sock = _socket(ctx, zmq.DEALER if acknowledged else zmq.PUSH, policy)
         if linger_ms is None:  # inproc delivers at once; other transports need time to flush on close
             linger_ms = 0 if address.startswith("inproc://") else DEFAULT_LINGER_MS
         self._sock.setsockopt(zmq.LINGER, linger_ms)
@@ -173,6 +176,23 @@ class Sender:
             self._sock.send(parts[0], flags | zmq.SNDMORE, copy=True)
             self._sock.send(parts[1], flags, copy=False)
 
+    def wait_acknowledged(self, timeout_s: float) -> bool:
+        """Wait until the receiver confirms it read an end-of-stream (``acknowledged`` links only).
+
+        libzmq discards the messages a receiving socket still holds when its sender
+        disconnects, so a sender that closes before its peer has read everything loses the
+        tail of its stream; waiting for this confirmation first loses nothing.
+
+        Returns:
+            True once confirmed; False after ``timeout_s`` or when the pipeline stops.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if self._sock.poll(POLL_MS, zmq.POLLIN):
+                if self._sock.recv(zmq.NOBLOCK) == ACK:
+                    return True
+        return False
+
     def close(self) -> None:
         self._sock.close()  # honours the LINGER set above
 
@@ -184,6 +204,10 @@ class Receiver:
     on the producers. In the drop modes a small drain thread empties the socket as fast as
     messages arrive into a buffer of ``capacity`` frames, dropping the oldest, so producers
     never wait and the consumer always gets the newest frames.
+
+    With ``acknowledging`` the socket is a ROUTER for :class:`Sender` s created with
+    ``acknowledged``: it answers every end-of-stream, so those senders can wait for their
+    whole stream to have been read before they disconnect (:meth:`Sender.wait_acknowledged`).
 
     A malformed message makes :meth:`recv` raise :class:`TransportError` once and the link
     stays usable (the caller decides how many it tolerates). Sockets bound or connected on
@@ -201,11 +225,14 @@ class Receiver:
         bind: bool = True,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         configure: SocketSetup | None = None,
+        acknowledging: bool = False,
     ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats()
         hwm_policy = policy if policy.mode == "block" else QueuePolicy(policy.mode, max(16, 2 * policy.capacity))
-        self._sock = _socket(ctx, zmq.PULL, hwm_policy)
+        # ROUTER (fed by acknowledged Senders) behaves as PULL and answers each end-of-stream.
+        self._acknowledging = acknowledging
+        self._sock = _socket(ctx, zmq.ROUTER if acknowledging else zmq.PULL, hwm_policy)
         if not address.startswith("inproc://"):
             self._sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         if configure is not None:
@@ -274,11 +301,17 @@ class Receiver:
         sock.close(0)
 
     def _take(self, parts: list[zmq.Frame]) -> Packet:
+        peer = None
+        if self._acknowledging:  # a ROUTER prefixes every message with its sender's identity
+            peer, parts = parts[0], parts[1:]
         try:
             packet = decode(parts)
         except TransportError:
             self.malformed += 1
             raise
+        if peer is not None and isinstance(packet, EndOfStream):
+            # Called by the thread that owns the socket; never blocks (ROUTER drops what it cannot send).
+            self._sock.send_multipart([peer.bytes, ACK], zmq.NOBLOCK)
         if isinstance(packet, FramePacket):
             self.stats.add(received=1)
         return packet

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -105,10 +106,21 @@ def _expected_image(i: int) -> np.ndarray:
 # -- two processes ----------------------------------------------------------------------------
 
 
-def test_a_pipeline_split_across_two_processes(tmp_path: Path) -> None:
+class SlowFrames(Frames):
+    """Frames whose every frame takes a while, so the sender finishes long before the receiver."""
+
+    def process(self, packet: FramePacket) -> Outputs:
+        time.sleep(0.02)  # simulated slow work, not synchronisation
+        return super().process(packet)
+
+
+@pytest.mark.parametrize("sink_kind", [Frames, SlowFrames], ids=["fast-receiver", "slow-receiver"])
+def test_a_pipeline_split_across_two_processes(tmp_path: Path, sink_kind: type[Frames]) -> None:
+    # A slow receiver still holds frames when the sender is done; libzmq drops those when the
+    # sender disconnects, so the sender must wait for the receiver to confirm the end of stream.
     address = f"ipc://{tmp_path}/link"
     source = RemoteSource(address, idle_timeout_s=30)
-    sink = Frames()
+    sink = sink_kind()
     sender = spawn([sys.executable, "-m", "tests.stream.remote_proc", address, "30"], cwd=ROOT, env=ENV)
     report = Pipeline([source], [sink], metrics_interval_s=0).run()
     _, err = sender.communicate(timeout=30)
@@ -154,7 +166,7 @@ def test_spoofed_end_of_stream_and_bad_time_bases_are_counted_not_fatal(tmp_path
         Pipeline([CountingSource(None, name="cam", interval_s=0.005, size=SIZE)], [sending], metrics_interval_s=0)
     )
     ctx = zmq.Context()
-    stranger = ctx.socket(zmq.PUSH)
+    stranger = ctx.socket(zmq.DEALER)
     stranger.setsockopt(zmq.LINGER, 0)
     try:
         sink.wait_frames(5)
@@ -197,7 +209,7 @@ def test_too_many_bad_messages_fail_with_a_clear_error(tmp_path: Path) -> None:
     source = RemoteSource(address, max_bad_messages=3, idle_timeout_s=30)
     receiver = Background(Pipeline([source], [Collect()], metrics_interval_s=0))
     ctx = zmq.Context()
-    stranger = ctx.socket(zmq.PUSH)
+    stranger = ctx.socket(zmq.DEALER)
     stranger.setsockopt(zmq.LINGER, 1000)
     stranger.connect(address)
     for _ in range(4):
@@ -215,7 +227,7 @@ def test_frames_before_any_announcement_are_refused(tmp_path: Path) -> None:
     sink = Collect()
     receiver = Background(Pipeline([source], [sink], metrics_interval_s=0))
     ctx = zmq.Context()
-    stranger = ctx.socket(zmq.PUSH)
+    stranger = ctx.socket(zmq.DEALER)
     stranger.setsockopt(zmq.LINGER, 1000)
     stranger.connect(address)
     stranger.send_multipart(encode(FramePacket(_expected_image(1), "fake", 0, 0, Fraction(1, 25), 0)))
@@ -233,7 +245,7 @@ def test_an_oversized_message_part_disconnects_the_peer() -> None:
     source.setup()
     try:
         assert source.endpoint is not None
-        peer = zmtp.connect(source.endpoint, b"PUSH")
+        peer = zmtp.connect(source.endpoint, b"DEALER")
         try:
             accepted, closed = zmtp.declare_huge_frame(peer, 1 << 30, payload_bytes=8 << 20)
         finally:
