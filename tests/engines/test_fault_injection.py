@@ -119,7 +119,9 @@ def test_build_refuses_a_folder_with_other_files(
 def test_build_refuses_an_engine_folder_holding_the_config(
     engine_copy: Path, model: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = engine_copy / "config.py"  # rebuilding an engine from the config it holds
+    # Rebuilding an engine from the config copy it holds (as format-2 engines and older caches did).
+    config = engine_copy / "config.py"
+    shutil.copy(model[0], config)
     before = snapshot(engine_copy.parent)
     rc, err = build(capsys, *build_args(config, model[1], engine_copy))
     assert rc == 2, err
