@@ -153,3 +153,20 @@ def test_average_size_reports_the_mean_of_the_last_clips_and_the_label_follows_i
     top = {p.frame_idx: p.predictions[0].names[0] for p in averaged if p.predictions}
     assert top == {3: "walk", 5: "walk", 7: "walk", 9: "walk", 11: "sit", 13: "sit", 15: "sit"}
 
+
+# --------------------------------------------------------------------------- interpolation
+
+
+def test_interpolated_labels_start_over_when_the_camera_clock_resets() -> None:
+    # 20 frames of walking, then the camera restarts: its timestamps begin at 0 again
+    # (frame numbers go on) and the person sits.
+    frames = [packet(i) for i in range(20)] + [packet(20 + i, pts=i) for i in range(20)]
+    recognizer = ScriptedRecognizer(lambda clip: WALK if clip.frame_idx < 20 else SIT)
+    out = run_file_mode(recognizer, RecognitionParams(anchor="interpolate", stride=0.5, top_k=3), frames)
+
+    assert [p.frame_idx for p in out] == list(range(40))  # every frame, in order
+    unlabelled = [p.frame_idx for p in out if len(p.predictions) != 1]
+    assert unlabelled == []  # every frame gets exactly one prediction
+    for p in out:
+        expected = WALK if p.frame_idx < 20 else SIT  # no scores from the other side of the reset
+        np.testing.assert_allclose(full_scores(p.predictions[0]), expected, atol=1e-6, err_msg=f"frame {p.frame_idx}")
