@@ -85,6 +85,7 @@ class Interpolate(Placement):
 
     def __init__(self) -> None:
         self._windows: dict[str, _Window] = {}  # each source's newest window
+        self._resumed: dict[str, FramePacket] = {}  # each source's first frame after its latest timestamp reset
 
     def place(
         self, held: list[FramePacket], clips: Sequence[Clip], scores: Sequence[np.ndarray], to_prediction: ToPrediction
@@ -97,6 +98,11 @@ class Interpolate(Placement):
         window = _Window((clip.start_s + clip.end_s) / 2, row, clip.start_s, clip.end_s, clip.capture_ns)
         previous = self._windows.get(clip.source_id)
         if previous is not None and previous.centre_s >= window.centre_s:
+            resumed = _end_timeline(held, clip.source_id, previous, to_prediction)
+            if resumed is None:
+                self._resumed.pop(clip.source_id, None)
+            else:
+                self._resumed[clip.source_id] = resumed
             previous = None  # a timestamp reset: start over from this window
         for packet in held:
             if packet.source_id != clip.source_id or packet.time_s > window.centre_s:
@@ -108,10 +114,41 @@ class Interpolate(Placement):
         self._windows[clip.source_id] = window
 
     def finish(self, held: list[FramePacket], to_prediction: ToPrediction) -> None:
+        # Frames before a source's latest reset were labelled at the reset.
+        resumed = {key: first for key, first in self._resumed.items() if any(p is first for p in held)}
         for packet in held:  # after the last window's middle: its scores
+            first = resumed.get(packet.source_id)
+            if first is not None:
+                if packet is not first:
+                    continue
+                del resumed[packet.source_id]
             window = self._windows.get(packet.source_id)
             if window is not None and packet.time_s > window.centre_s:
                 packet.predictions.append(blend(window, window, packet.time_s, to_prediction))
+
+
+def _end_timeline(
+    held: list[FramePacket], source_id: str, last: _Window, to_prediction: ToPrediction
+) -> FramePacket | None:
+    """A timestamp reset: the old timeline's frames after its last window's middle get that window's scores.
+
+    They are the held frames of ``source_id`` before the first one whose time goes back;
+    without this they would wait for, and be labelled by, windows of the new timeline.
+    Returns that first frame of the new timeline (None if no old frame is held).
+    """
+    newest = float("-inf")
+    tail: list[FramePacket] = []
+    for packet in held:
+        if packet.source_id != source_id:
+            continue
+        if packet.time_s < newest:  # the first frame after the reset
+            for old in tail:
+                old.predictions.append(blend(last, last, old.time_s, to_prediction))
+            return packet
+        newest = packet.time_s
+        if packet.time_s > last.centre_s:
+            tail.append(packet)
+    return None  # no frame of the old timeline is held: nothing to label
 
 
 def blend(before: _Window, after: _Window, time_s: float, to_prediction: ToPrediction) -> Prediction:
