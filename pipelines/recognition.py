@@ -237,10 +237,25 @@ class RecognitionStage(Stage):
         return self._placement.place(self._held, clips, self._scores(clips), self._to_prediction)
 
     def _release(self, final_until: float) -> list[FramePacket]:
-        cut = len(self._held)
+        """The held frames, in order, up to the first one not final yet.
+
+        Frames are final up to ``final_until`` (stream time) and, whatever their time, when
+        their timeline ended: a later frame of the same source has an earlier timestamp (a
+        camera clock reset; the placement labelled them when it saw the reset). Otherwise
+        the new timeline's frames would wait until its clock passed the old one's end.
+        """
+        held = self._held
+        cut = len(held)
         if final_until != float("inf"):
-            cut = next((i for i, p in enumerate(self._held) if p.time_s > final_until), len(self._held))
-        released, self._held = self._held[:cut], self._held[cut:]
+            ended = [False] * len(held)
+            earliest_after: dict[str, float] = {}  # per source: the earliest time among the frames after this one
+            for i in range(len(held) - 1, -1, -1):
+                packet = held[i]
+                later = earliest_after.get(packet.source_id, float("inf"))
+                ended[i] = packet.time_s > later
+                earliest_after[packet.source_id] = min(later, packet.time_s)
+            cut = next((i for i, p in enumerate(held) if not ended[i] and p.time_s > final_until), len(held))
+        released, self._held = held[:cut], held[cut:]
         return released
 
     # ------------------------------------------------------------------ live mode

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import numpy as np
-import pytest
 
 from engines.clip_spec import ClipSpec
 from pipelines.clip_buffer import Clip
@@ -173,11 +172,6 @@ def test_interpolated_labels_start_over_when_the_camera_clock_resets() -> None:
         np.testing.assert_allclose(full_scores(p.predictions[0]), expected, atol=1e-6, err_msg=f"frame {p.frame_idx}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: after a timestamp reset, file mode releases held frames by stream time, so frames of the "
-    "new timeline wait until its clock passes the old timeline's last frame (memory grows with the old length)",
-)
 def test_frames_after_a_clock_reset_are_released_while_the_new_timeline_runs() -> None:
     stage = RecognitionStage(ScriptedRecognizer(lambda clip: WALK), RecognitionParams(anchor="interpolate", stride=0.5))
     stage.setup()
