@@ -474,7 +474,8 @@ def rtsp_graph(p: RtspParams) -> Graph:
         HealthLog(p.health_interval, p.health_file),
     ]
     if p.events:
-        stages.append(JsonlSink(p.events, include_frames="none"))
+        # A monitor's events are a log: appended as they happen (follow with tail -f), never replaced.
+        stages.append(JsonlSink(p.events, include_frames="none", append=True))
     if publisher is not None:
         stages.append(publisher)
     if p.record_dir:

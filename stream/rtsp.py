@@ -52,7 +52,7 @@ def build_parser() -> ArgumentParser:
     add_model_args(parser)
     add = parser.add_argument
     add("--source", action="append", default=[], help="camera URL (repeat for several cameras)")
-    add("--events", type=Path, help="write action events and camera status as JSON lines")
+    add("--events", type=Path, help="append action events and camera status as JSON lines, as they happen")
     add_publish_args(parser)
     add("--record-dir", type=Path, help="record each camera's annotated video into this folder")
     add("--event-threshold", type=score, default=0.5, help="score that starts/keeps an event")

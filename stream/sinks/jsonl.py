@@ -8,7 +8,8 @@ results are kept. A sink that received nothing (the input could not be opened) w
 nothing, and an existing file of that name stays as it was; so does one whose write
 failed (disk full). A killed process leaves the destination untouched and its lines in
 the hidden file. With ``append=True`` lines are appended to the destination directly
-(appending never destroys what it holds). The record format is described in
+(appending never destroys what it holds; the file is opened by the first line, so a run
+that produced nothing creates nothing): a log that can be followed live (``tail -f``). The record format is described in
 :mod:`stream.sinks.records`; to follow results live, use the ZeroMQ publisher.
 """
 
@@ -67,6 +68,7 @@ class JsonlSink(Stage):
         self._atomic: AtomicFile | None = None
         self._received = False  # a frame or event arrived: the run produced something
         self._broken = False  # a write failed: the file is incomplete
+        self._opened_lazily = False  # append mode: the file is opened by the first line
 
     def setup(self) -> None:
         """Open the file.
@@ -85,7 +87,7 @@ class JsonlSink(Stage):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if self.append:
-                self._file = open(path, "a", encoding="utf-8")
+                self._opened_lazily = True  # opened by the first line: a run that writes nothing creates nothing
             else:
                 self._atomic = AtomicFile(path)
                 self._file = open(self._atomic.path, "x", encoding="utf-8")
@@ -106,6 +108,13 @@ class JsonlSink(Stage):
         Raises:
             SinkError: If the write fails (disk full, file closed).
         """
+        if self._file is None and self._opened_lazily:
+            self._opened_lazily = False
+            try:
+                self._file = open(self.path, "a", encoding="utf-8")
+            except OSError as exc:
+                self._broken = True
+                raise SinkError(f"cannot write results to {self.path}: {exc.strerror or exc}") from exc
         if self._file is None:
             raise SinkError(f"{self.name}: write() before setup() or after close()")
         try:
@@ -145,6 +154,7 @@ class JsonlSink(Stage):
         """
         file, self._file = self._file, None
         atomic, self._atomic = self._atomic, None
+        self._opened_lazily = False
         if file is None or file is sys.stdout:
             return
         try:

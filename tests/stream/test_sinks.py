@@ -281,6 +281,26 @@ def test_jsonl_lines_are_flushed_as_written(tmp_path):
     assert first["meta"] == {"fps": 25.0} and "boxes" not in first
 
 
+def test_jsonl_append_is_a_live_log_that_keeps_what_was_there(tmp_path):
+    path = tmp_path / "monitor.jsonl"
+    quiet = JsonlSink(path, append=True)  # a run that produces nothing creates nothing
+    quiet.setup()
+    quiet.close()
+    assert not path.exists() and quiet.written == []
+    path.write_text('{"type": "event", "kind": "earlier run"}\n')
+    sink = JsonlSink(path, append=True)
+    sink.setup()
+    try:
+        sink.on_event(SourceEvent("cam", "connected", "rtsp up", 1.0))
+        live = path.read_text().splitlines()  # visible in place while the run goes on
+    finally:
+        sink.close()
+    assert [json.loads(line)["kind"] for line in live] == ["earlier run", "connected"]
+    assert path.read_text().splitlines() == live and sink.written == [path]
+    with pytest.raises(SinkError, match="after close"):
+        sink.on_event(SourceEvent("cam", "closed", "", 2.0))
+
+
 @pytest.mark.parametrize(("include", "lines"), [("all", 4), ("predictions", 1), ("none", 0)])
 def test_jsonl_include_frames(tmp_path, include, lines):
     path = tmp_path / "r.jsonl"
