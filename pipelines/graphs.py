@@ -276,6 +276,7 @@ class LongVideoParams:
     progress: bool = True
     label_color: str = "white"
     msg_color: str = "gray"
+    json_format: str = "ours"
     draw: DrawParams = field(default_factory=DrawParams)
     out: OutputParams = field(default_factory=OutputParams)
 
@@ -287,7 +288,7 @@ class LongVideoParams:
 def long_video_graph(p: LongVideoParams) -> Graph:
     """File → recognition (batched, placed by window middles) → timeline → annotation → video."""
     from pipelines.recognition import RecognitionStage
-    from pipelines.timeline import TimelineStage
+    from pipelines.timeline import JSON_FORMATS, TimelineStage
 
     suffix = p.out_file.suffix.lower()
     if suffix not in (*VIDEO_SUFFIXES, ".json"):
@@ -304,12 +305,15 @@ def long_video_graph(p: LongVideoParams) -> Graph:
     probe.close()
     if info is None:  # setup() always sets it; keeps the type checker informed
         raise SourceNotFound(f"cannot read {p.video}")
+    if p.json_format not in JSON_FORMATS:
+        raise ConfigError(f"--json-format: expected one of {', '.join(JSON_FORMATS)}, got {p.json_format!r}")
     recognizer = p.model.open(frame_size=(info.width, info.height))
     stages: list[Stage] = [
         RecognitionStage(recognizer, p.predict, fps=info.fps_float or None),
         TimelineStage(
             recognizer.class_names,
             frames_json=None if p.writes_video else p.out_file,
+            json_format="mmaction2" if p.json_format == "mmaction2" else "ours",
             segments_path=p.segments,
             timeline_png=p.timeline,
             total_frames=info.frames,
@@ -478,7 +482,9 @@ def rtsp_graph(p: RtspParams) -> Graph:
     if publisher is not None:
         stages.append(publisher)
     if p.record_dir:
-        annotators = default_annotators(font_scale=p.draw.font_scale, font_color=p.draw.font_color, top_k=predict.top_k)
+        annotators = default_annotators(
+            font_scale=p.draw.font_scale, font_color=p.draw.font_color, threshold=predict.threshold, top_k=predict.top_k
+        )
         recorder = VideoWriterSink(p.record_dir / "{source_id}.mp4", per_source=True, fragmented=p.out.fragmented)
         stages += [AnnotateStage(annotators), recorder]
     return Graph(sources, stages, live=True, run=p.out)

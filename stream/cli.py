@@ -11,6 +11,7 @@ import argparse
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from core.cli import (
     EXIT_BAD_INPUT,
@@ -32,6 +33,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "ArgumentParser",
+    "ColorAction",
     "add_common_args",
     "add_drawing_args",
     "add_fragmented_arg",
@@ -90,12 +92,58 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
 
 
-def add_drawing_args(parser: argparse.ArgumentParser) -> None:
-    """MMAction2's drawing flags."""
+class ColorAction(argparse.Action):
+    """A colour flag: one word (a name, ``#rrggbb`` or ``b,g,r``) or three numbers ``B G R``.
+
+    Three numbers are what MMAction2's ``long_video_demo.py`` takes (``--label-color 255 255 0``,
+    handed to ``cv2.putText`` as they are, so blue, green, red). The value is checked here (a bad
+    one is a usage error, exit code 2) and stored as one string that
+    :meth:`stream.annotate.style.Color.parse` reads (``"b,g,r"`` for three numbers).
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("nargs", "+")
+        kwargs.setdefault("metavar", "COLOR")
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from stream.annotate.style import Color
+
+        words = [values] if isinstance(values, str) else list(values or [])
+        if len(words) == 3:
+            text = ",".join(words)
+        elif len(words) == 1:
+            text = words[0]
+        else:
+            parser.error(f"{option_string}: expected a colour name, #rrggbb, or three numbers B G R, got {words}")
+        try:
+            Color.parse(text)
+        except ValueError as exc:  # ConfigError is a ValueError
+            parser.error(f"{option_string}: {exc}")
+        setattr(namespace, self.dest, text)
+
+
+def add_drawing_args(parser: argparse.ArgumentParser, *, label_colors: bool = False) -> None:
+    """MMAction2's drawing flags; ``label_colors``: also long_video_demo.py's ``--label-color`` / ``--msg-color``."""
     parser.add_argument(
         "--font-scale", type=positive, default=None, help="label font scale (default: from frame height)"
     )
-    parser.add_argument("--font-color", default="white", help="label colour: a name, #rrggbb or b,g,r")
+    colour = "a name, #rrggbb, b,g,r or three numbers B G R (as long_video_demo.py)"
+    parser.add_argument("--font-color", action=ColorAction, default="white", help=f"label colour: {colour}")
+    if label_colors:
+        parser.add_argument("--label-color", action=ColorAction, default="white", help=f"label text colour: {colour}")
+        parser.add_argument(
+            "--msg-color",
+            action=ColorAction,
+            default="gray",
+            help=f"colour of the message before the first label: {colour}",
+        )
 
 
 def add_fragmented_arg(parser: argparse.ArgumentParser) -> None:
