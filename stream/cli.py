@@ -102,7 +102,8 @@ class ColorAction(argparse.Action):
     """
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        kwargs.setdefault("nargs", "+")
+        if "nargs" not in kwargs:
+            kwargs["nargs"] = "+"
         kwargs.setdefault("metavar", "COLOR")
         super().__init__(option_strings, dest, **kwargs)
 
@@ -129,20 +130,41 @@ class ColorAction(argparse.Action):
         setattr(namespace, self.dest, text)
 
 
-def add_drawing_args(parser: argparse.ArgumentParser, *, label_colors: bool = False) -> None:
-    """MMAction2's drawing flags; ``label_colors``: also long_video_demo.py's ``--label-color`` / ``--msg-color``."""
+def add_drawing_args(
+    parser: argparse.ArgumentParser, *, label_colors: bool = False, font_color_numbers: bool = False
+) -> None:
+    """MMAction2's drawing flags.
+
+    Args:
+        parser: The parser to extend.
+        label_colors: Also long_video_demo.py's ``--label-color`` / ``--msg-color``, which take
+            one word or three numbers ``B G R`` (``nargs='+'`` as there: put them after the
+            positionals, which they would otherwise swallow).
+        font_color_numbers: ``--font-color`` also takes three numbers (``stream.demo``, whose
+            positionals come first); elsewhere it takes one word (a name, ``#rrggbb`` or
+            ``b,g,r``), so that it can stand before positionals.
+    """
     parser.add_argument(
         "--font-scale", type=positive, default=None, help="label font scale (default: from frame height)"
     )
-    colour = "a name, #rrggbb, b,g,r or three numbers B G R (as long_video_demo.py)"
-    parser.add_argument("--font-color", action=ColorAction, default="white", help=f"label colour: {colour}")
+    numbers = "three numbers B G R (as long_video_demo.py's --label-color)"
+    word = "a name, #rrggbb or b,g,r"
+    parser.add_argument(
+        "--font-color",
+        action=ColorAction,
+        nargs="+" if font_color_numbers else None,
+        default="white",
+        help=f"label colour: {word}" + (f", or {numbers}" if font_color_numbers else ""),
+    )
     if label_colors:
-        parser.add_argument("--label-color", action=ColorAction, default="white", help=f"label text colour: {colour}")
+        parser.add_argument(
+            "--label-color", action=ColorAction, default="white", help=f"label colour: {word}, or {numbers}"
+        )
         parser.add_argument(
             "--msg-color",
             action=ColorAction,
             default="gray",
-            help=f"colour of the message before the first label: {colour}",
+            help=f"colour of the message before the first label: {word}, or {numbers}",
         )
 
 

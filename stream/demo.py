@@ -50,7 +50,7 @@ def build_parser() -> ArgumentParser:
         "--resize-algorithm", choices=RESIZE_ALGORITHMS, default="bicubic", help="for --target-resolution"
     )
     add_model_args(parser, positional=True)
-    add_drawing_args(parser)
+    add_drawing_args(parser, font_color_numbers=True)
     add_common_args(parser)
     return parser
 

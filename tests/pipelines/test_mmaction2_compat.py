@@ -52,7 +52,7 @@ def long_video_args(*extra: str) -> argparse.Namespace:
         ([], "white", "gray", "white"),
         (["--label-color", "255", "255", "0"], (255, 255, 0), "gray", "white"),  # B G R, as cv2 draws them
         (["--msg-color", "0", "0", "255", "--label-color", "red"], (0, 0, 255), (0, 0, 255), "white"),
-        (["--font-color", "10", "20", "30"], "white", "gray", (10, 20, 30)),
+        (["--font-color", "10,20,30"], "white", "gray", (10, 20, 30)),
         (["--font-color", "#ff0000"], "white", "gray", (0, 0, 255)),
     ],
 )
@@ -70,6 +70,16 @@ def test_bad_colours_are_usage_errors(argv: list[str], capsys: pytest.CaptureFix
         long_video_args(*argv)
     assert exc.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+def test_font_color_stands_before_positionals() -> None:
+    """``--font-color`` takes one word outside stream.demo, so it cannot swallow positionals."""
+    from stream.webcam import build_parser
+
+    args = build_parser().parse_args(["--font-color", "red", "cfg.py", "ckpt.pth", "labels.txt"])
+    assert (args.font_color, args.config_pos, args.label_pos) == ("red", "cfg.py", "labels.txt")
+    args = long_video_args("--font-color", "0,0,255", "--label-color", "1", "2", "3")
+    assert (args.font_color, args.label_color) == ("0,0,255", "1,2,3")
 
 
 def test_label_colour_numbers_draw_in_bgr() -> None:
