@@ -1,7 +1,8 @@
 """The stage graph of every job, built from typed parameters.
 
 An entry point parses its flags into the parameter dataclasses below and calls one builder
-(:func:`play_graph`, :func:`webcam_graph`, :func:`long_video_graph`, :func:`rtsp_graph`);
+(:func:`play_graph`, :func:`webcam_graph`, :func:`long_video_graph`, :func:`rtsp_graph`,
+:func:`demo_graph`);
 the :class:`Graph` it gets back runs the sources and stages on the runner. Outputs that cost
 little are grouped into one stage (:class:`~stream.sinks.MultiSink`) where a ZeroMQ hop and
 a thread would buy nothing; the display keeps a stage of its own (it drops all but the newest
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # the model side imports torch: only the builders that need i
     from pipelines.people import PeopleParams
     from pipelines.recognition import RecognitionParams
     from pipelines.recognizer import Recognizer
+    from pipelines.video_demo import VideoLabels
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +278,7 @@ class LongVideoParams:
     progress: bool = True
     label_color: str = "white"
     msg_color: str = "gray"
+    json_format: str = "ours"
     draw: DrawParams = field(default_factory=DrawParams)
     out: OutputParams = field(default_factory=OutputParams)
 
@@ -287,7 +290,7 @@ class LongVideoParams:
 def long_video_graph(p: LongVideoParams) -> Graph:
     """File → recognition (batched, placed by window middles) → timeline → annotation → video."""
     from pipelines.recognition import RecognitionStage
-    from pipelines.timeline import TimelineStage
+    from pipelines.timeline import JSON_FORMATS, TimelineStage
 
     suffix = p.out_file.suffix.lower()
     if suffix not in (*VIDEO_SUFFIXES, ".json"):
@@ -304,12 +307,15 @@ def long_video_graph(p: LongVideoParams) -> Graph:
     probe.close()
     if info is None:  # setup() always sets it; keeps the type checker informed
         raise SourceNotFound(f"cannot read {p.video}")
+    if p.json_format not in JSON_FORMATS:
+        raise ConfigError(f"--json-format: expected one of {', '.join(JSON_FORMATS)}, got {p.json_format!r}")
     recognizer = p.model.open(frame_size=(info.width, info.height))
     stages: list[Stage] = [
         RecognitionStage(recognizer, p.predict, fps=info.fps_float or None),
         TimelineStage(
             recognizer.class_names,
             frames_json=None if p.writes_video else p.out_file,
+            json_format="mmaction2" if p.json_format == "mmaction2" else "ours",
             segments_path=p.segments,
             timeline_png=p.timeline,
             total_frames=info.frames,
@@ -479,7 +485,88 @@ def rtsp_graph(p: RtspParams) -> Graph:
     if publisher is not None:
         stages.append(publisher)
     if p.record_dir:
-        annotators = default_annotators(font_scale=p.draw.font_scale, font_color=p.draw.font_color, top_k=predict.top_k)
+        annotators = default_annotators(
+            font_scale=p.draw.font_scale, font_color=p.draw.font_color, threshold=predict.threshold, top_k=predict.top_k
+        )
         recorder = VideoWriterSink(p.record_dir / "{source_id}.mp4", per_source=True, fragmented=p.out.fragmented)
         stages += [AnnotateStage(annotators), recorder]
     return Graph(sources, stages, live=True, run=p.out)
+
+
+# ---------------------------------------------------------------------------------- demo.py
+
+DEMO_OUT_SUFFIXES = (*VIDEO_SUFFIXES, ".gif")
+#: Output rate of an annotated frame folder when ``--fps`` is not given (MMAction2's default).
+DEMO_FRAMES_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class DemoParams:
+    """``stream.demo``: one label for a whole video (MMAction2's ``demo/demo.py``)."""
+
+    model: ModelParams
+    video: Path
+    use_frames: bool = False
+    out_filename: Path | None = None
+    fps: float | None = None
+    target_resolution: tuple[int, int] | None = None
+    resize_algorithm: str = "bicubic"
+    top_k: int = 5
+    draw: DrawParams = field(default_factory=DrawParams)
+    out: OutputParams = field(default_factory=OutputParams)
+
+
+def demo_graph(p: DemoParams) -> tuple[VideoLabels, Graph | None]:
+    """Classify the whole video; with ``out_filename`` also the graph that writes it annotated.
+
+    Everything the user typed is checked before the model is opened: the output's suffix and
+    path (never an input), ``--target-resolution``, ``--resize-algorithm``, the video itself.
+
+    Raises:
+        ConfigError / SourceNotFound / OutputError: Bad input, one line naming it.
+    """
+    from pipelines.video_demo import RESIZE_ALGORITHMS, AttachPrediction, ResizeStage, classify_video, target_size
+
+    out = p.out_filename
+    if out is not None and out.suffix.lower() not in DEMO_OUT_SUFFIXES:
+        raise ConfigError(f"--out-filename {out}: expected a video ({', '.join(VIDEO_SUFFIXES)}) or a .gif")
+    if p.resize_algorithm not in RESIZE_ALGORITHMS:
+        raise ConfigError(
+            f"--resize-algorithm: expected one of {', '.join(RESIZE_ALGORITHMS)}, got {p.resize_algorithm!r}"
+        )
+    target_size(p.target_resolution, 2, 2)  # checks the values
+    if p.use_frames and not p.video.is_dir():
+        raise SourceNotFound(f"--use-frames: frame folder not found: {p.video}")
+    if not p.use_frames and not p.video.is_file():
+        hint = " (a frame folder needs --use-frames)" if p.video.is_dir() else ""
+        raise SourceNotFound(f"video not found: {p.video}{hint}")
+    check_output_paths(
+        {"--out-filename": out, "--metrics": p.out.metrics}, {"VIDEO": p.video, **p.model.paths(positional=True)}
+    )
+
+    def open_input() -> Source:
+        if p.use_frames:
+            return open_source(p.video, kind="images", fps=p.fps or DEMO_FRAMES_FPS)
+        return FileSource(p.video)
+
+    probe = open_input()
+    probe.setup()  # a broken file or an empty folder fails here, before any model work
+    info = getattr(probe, "info", None)
+    probe.close()
+    frame_size = (info.width, info.height) if info is not None else None
+    recognizer = p.model.open(frame_size=frame_size)
+    try:
+        labels = classify_video(recognizer, open_input, top_k=p.top_k)
+    finally:
+        recognizer.close()
+    if out is None:
+        return labels, None
+    annotate = LabelAnnotator(top_k=1, font_scale=p.draw.font_scale, font_color=p.draw.font_color)
+    stages: list[Stage] = [AttachPrediction(labels.prediction())]
+    if p.target_resolution is not None:
+        stages.append(ResizeStage(p.target_resolution, p.resize_algorithm))
+    gif = out.suffix.lower() == ".gif"
+    fps = p.fps or (DEMO_FRAMES_FPS if p.use_frames else None)
+    writer = VideoWriterSink(out, fps=fps, codec="gif", pix_fmt="rgb8") if gif else VideoWriterSink(out, fps=fps)
+    stages += [AnnotateStage([annotate]), writer]
+    return labels, Graph([open_input()], stages, live=False, run=p.out)

@@ -61,8 +61,10 @@ class Recognizer:
         spec: how clips are sampled and preprocessed (from the config's test pipeline).
         class_names: one name per output score.
         normalize: whether inputs must be normalised here (False when the engine folded it).
-        probabilities: whether the engine's scores are probabilities (``average_clips='prob'``);
-            otherwise they are turned into probabilities with a softmax for thresholds.
+        probabilities: whether the engine's scores are probabilities (``average_clips='prob'``).
+            Otherwise they are the head's raw scores (``'score'``: their mean over the clips;
+            ``None`` with one clip per sample: that clip's), reported and thresholded as they
+            are, as MMAction2's demos do.
     """
 
     engine: Engine
@@ -80,7 +82,10 @@ class Recognizer:
         return np.stack([clip.to_input(self.spec, normalize=self.normalize) for clip in clips])
 
     def scores(self, clips: Sequence[Clip]) -> np.ndarray:
-        """Class probabilities ``(len(clips), num_classes)``, in chunks of the engine's max batch.
+        """Class scores ``(len(clips), num_classes)``, in chunks of the engine's max batch.
+
+        Probabilities with ``average_clips='prob'``, else the head's raw scores (not softmaxed:
+        MMAction2 reports and thresholds what the head gives).
 
         Raises:
             InputShapeError: If the clips do not fit the engine's input (e.g. frame size changed
@@ -89,11 +94,7 @@ class Recognizer:
         out = []
         for start in range(0, len(clips), self.max_batch):
             out.append(self.engine.infer(self.inputs(clips[start : start + self.max_batch])))
-        scores = np.concatenate(out).astype(np.float32, copy=False)
-        if not self.probabilities:
-            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-            scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        return np.concatenate(out).astype(np.float32, copy=False)
 
     def close(self) -> None:
         self.engine.close()
@@ -177,9 +178,33 @@ def open_recognizer(
             trusted=trust_checkpoint,
         )
     manifest = engine.manifest
+    try:
+        check_average_clips(manifest.average_clips, manifest.output_shape, config)
+    except ConfigError:
+        engine.close()
+        raise
     names = _class_names(cfg, config_dir, label_file, manifest.class_names, manifest.num_classes)
     probabilities = manifest.average_clips == "prob"
     return Recognizer(engine, spec, names, normalize=not manifest.normalize_folded, probabilities=probabilities)
+
+
+def check_average_clips(average_clips: str | None, output_shape: Sequence[int], config: str | Path) -> None:
+    """Refuse a head that leaves several clips per sample unfolded (``average_clips=None``).
+
+    MMAction2's head then returns one score row per clip (its ``pred_score`` is
+    ``(clips, num_classes)``) and its demos cannot label that; with one clip per sample the
+    engine's output is that clip's raw scores, which are used as they are.
+
+    Raises:
+        ConfigError: Naming the key and the fix, if the output has a clip axis.
+    """
+    if average_clips is None and len(output_shape) > 1:
+        raise ConfigError(
+            f"{config}: model.cls_head.average_clips=None leaves {output_shape[0]} clips per sample unfolded "
+            "(one score row per clip, which MMAction2's demos cannot label either); set "
+            "--cfg-options model.cls_head.average_clips=prob (mean probability, as the shipped configs) or "
+            "=score (mean raw score), or infer one clip with --num-clips 1"
+        )
 
 
 def _config_spec(cfg: ModelConfig) -> ClipSpec:

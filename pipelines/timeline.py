@@ -8,7 +8,9 @@ after Ctrl-C or a failure upstream, so partial results are never lost — writes
 Frames before a source's first prediction get that prediction in these files (they lie
 inside its window).
 
-* per-frame results as JSON (``long_video_demo.py``'s ``OUT_FILE.json``),
+* per-frame results as JSON (``long_video_demo.py``'s ``OUT_FILE.json``): this project's
+  schema, or with ``json_format='mmaction2'`` the one ``long_video_demo.py`` writes (see
+  :func:`mmaction2_frames` and docs/configs.md),
 * segments (``--segments OUT.csv|OUT.json``): consecutive frames with the same top label,
   with start, end, label and mean score,
 * a PNG timeline of the segments.
@@ -29,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from core.files import atomic_path, check_writable
 from core.files import write_text as write_text_atomic
@@ -39,6 +41,11 @@ from stream.stage import Outputs, Stage
 from stream.transport import LIVE_RECORDING
 
 log = logging.getLogger(__name__)
+
+JsonFormat = Literal["ours", "mmaction2"]
+JSON_FORMATS: tuple[JsonFormat, ...] = ("ours", "mmaction2")
+#: What long_video_demo.py writes for a frame before the first prediction.
+MMACTION2_WAITING = "Preparing action recognition ..."
 
 
 @dataclass(frozen=True)
@@ -147,12 +154,36 @@ def plot_timeline(
         plt.close(fig)
 
 
+def mmaction2_frames(frames: Sequence[tuple[int, Prediction | None]]) -> dict[str, Any]:
+    """Per-frame results in ``long_video_demo.py``'s JSON schema.
+
+    ``{"<frame number, 1-based>": {"<rank, 1-based>": "<label>: <score rounded to 2 places>"}}``,
+    the ranks being the prediction's top-k above the threshold (an empty object when none is);
+    a frame without a prediction holds the string ``"Preparing action recognition ..."``.
+
+    Args:
+        frames: ``(frame_idx, prediction or None)`` per frame, ``frame_idx`` 0-based.
+    """
+    out: dict[str, Any] = {}
+    for frame_idx, prediction in frames:
+        if prediction is None:
+            out[str(frame_idx + 1)] = MMACTION2_WAITING
+            continue
+        out[str(frame_idx + 1)] = {
+            str(rank): f"{name}: {round(float(score), 2)}"
+            for rank, (name, score) in enumerate(zip(prediction.names, prediction.scores, strict=True), start=1)
+        }
+    return out
+
+
 class TimelineStage(Stage):
     """Record every frame's label; write results, segments and a timeline at the end.
 
     Args:
         labels: class names (for the plot's colours).
         frames_json: per-frame results file, or None.
+        json_format: its schema: ``ours`` (labels, sources, frames with times and scores,
+            segments) or ``mmaction2`` (:func:`mmaction2_frames`).
         segments_path: ``.csv`` or ``.json`` segments file, or None.
         timeline_png: timeline plot, or None.
         total_frames: frames expected, for the progress bar (None: no ETA).
@@ -167,6 +198,7 @@ class TimelineStage(Stage):
         labels: Sequence[str],
         *,
         frames_json: Path | None = None,
+        json_format: JsonFormat = "ours",
         segments_path: Path | None = None,
         timeline_png: Path | None = None,
         total_frames: int | None = None,
@@ -177,8 +209,11 @@ class TimelineStage(Stage):
         super().__init__(name)
         if segments_path is not None and segments_path.suffix.lower() not in (".csv", ".json"):
             raise ConfigError(f"--segments: expected a .csv or .json file, got {segments_path}")
+        if json_format not in JSON_FORMATS:
+            raise ConfigError(f"--json-format: expected one of {', '.join(JSON_FORMATS)}, got {json_format!r}")
         self.labels = list(labels)
         self.frames_json = frames_json
+        self.json_format = json_format
         self.segments_path = segments_path
         self.timeline_png = timeline_png
         self.total_frames = total_frames
@@ -266,7 +301,12 @@ class TimelineStage(Stage):
             }
         try:
             if self.frames_json is not None:
-                write_text_atomic(self.frames_json, json.dumps(results))
+                if self.json_format == "mmaction2":  # one source: long_video_demo.py labels one video
+                    frames = [f for frs in self.frames.values() for f in frs]
+                    text = json.dumps(mmaction2_frames([(f.frame_idx, f.prediction) for f in frames]))
+                else:
+                    text = json.dumps(results)
+                write_text_atomic(self.frames_json, text)
                 self.written.append(self.frames_json)
                 log.info("wrote per-frame results to %s", self.frames_json)
             segments = [s for segs in self.segments.values() for s in segs]

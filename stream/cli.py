@@ -11,6 +11,7 @@ import argparse
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from core.cli import (
     EXIT_BAD_INPUT,
@@ -32,6 +33,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "ArgumentParser",
+    "ColorAction",
     "add_common_args",
     "add_drawing_args",
     "add_fragmented_arg",
@@ -90,12 +92,80 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
 
 
-def add_drawing_args(parser: argparse.ArgumentParser) -> None:
-    """MMAction2's drawing flags."""
+class ColorAction(argparse.Action):
+    """A colour flag: one word (a name, ``#rrggbb`` or ``b,g,r``) or three numbers ``B G R``.
+
+    Three numbers are what MMAction2's ``long_video_demo.py`` takes (``--label-color 255 255 0``,
+    handed to ``cv2.putText`` as they are, so blue, green, red). The value is checked here (a bad
+    one is a usage error, exit code 2) and stored as one string that
+    :meth:`stream.annotate.style.Color.parse` reads (``"b,g,r"`` for three numbers).
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        if "nargs" not in kwargs:
+            kwargs["nargs"] = "+"
+        kwargs.setdefault("metavar", "COLOR")
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from stream.annotate.style import Color
+
+        words = [values] if isinstance(values, str) else list(values or [])
+        if len(words) == 3:
+            text = ",".join(words)
+        elif len(words) == 1:
+            text = words[0]
+        else:
+            parser.error(f"{option_string}: expected a colour name, #rrggbb, or three numbers B G R, got {words}")
+        try:
+            Color.parse(text)
+        except ValueError as exc:  # ConfigError is a ValueError
+            parser.error(f"{option_string}: {exc}")
+        setattr(namespace, self.dest, text)
+
+
+def add_drawing_args(
+    parser: argparse.ArgumentParser, *, label_colors: bool = False, font_color_numbers: bool = False
+) -> None:
+    """MMAction2's drawing flags.
+
+    Args:
+        parser: The parser to extend.
+        label_colors: Also long_video_demo.py's ``--label-color`` / ``--msg-color``, which take
+            one word or three numbers ``B G R`` (``nargs='+'`` as there: put them after the
+            positionals, which they would otherwise swallow).
+        font_color_numbers: ``--font-color`` also takes three numbers (``stream.demo``, whose
+            positionals come first); elsewhere it takes one word (a name, ``#rrggbb`` or
+            ``b,g,r``), so that it can stand before positionals.
+    """
     parser.add_argument(
         "--font-scale", type=positive, default=None, help="label font scale (default: from frame height)"
     )
-    parser.add_argument("--font-color", default="white", help="label colour: a name, #rrggbb or b,g,r")
+    numbers = "three numbers B G R (as long_video_demo.py's --label-color)"
+    word = "a name, #rrggbb or b,g,r"
+    parser.add_argument(
+        "--font-color",
+        action=ColorAction,
+        nargs="+" if font_color_numbers else None,
+        default="white",
+        help=f"label colour: {word}" + (f", or {numbers}" if font_color_numbers else ""),
+    )
+    if label_colors:
+        parser.add_argument(
+            "--label-color", action=ColorAction, default="white", help=f"label colour: {word}, or {numbers}"
+        )
+        parser.add_argument(
+            "--msg-color",
+            action=ColorAction,
+            default="gray",
+            help=f"colour of the message before the first label: {word}, or {numbers}",
+        )
 
 
 def add_fragmented_arg(parser: argparse.ArgumentParser) -> None:

@@ -5,13 +5,13 @@
                                 [--frame-labels interpolate|center]
 
 The arguments of MMAction2's ``demo/long_video_demo.py``. ``OUT_FILE`` ending in ``.mp4``
-(or another video suffix) is the annotated video; ``.json`` holds per-frame results. Also
-written: ``--segments OUT.csv|OUT.json`` (consecutive windows with the same label merged:
-start, end, label, mean score) and a PNG timeline (``--timeline``, by default next to
-OUT_FILE). Unlike the MMAction2 demo, frames are chosen deterministically, clips are
-sampled as the model's test pipeline says (``frame_interval`` honoured), decode /
-inference / encode run in parallel threads, clips are batched across windows, and an
-interrupted run (Ctrl-C) still leaves valid outputs for the part it processed.
+(or another video suffix) is the annotated video; ``.json`` holds per-frame results
+(``--json-format mmaction2``: in long_video_demo.py's schema). Also written: ``--segments
+OUT.csv|OUT.json`` (consecutive windows with the same label merged: start, end, label, mean
+score) and a PNG timeline (``--timeline``, by default next to OUT_FILE). Unlike the MMAction2
+demo, frames are chosen deterministically, clips are sampled as the model's test pipeline says
+(``frame_interval`` honoured), decode / inference / encode run in parallel threads, clips are
+batched across windows, and an interrupted run (Ctrl-C) still leaves valid outputs.
 
 Each frame is labelled by the windows centred around it (``--frame-labels interpolate``; see
 docs/configs.md); a video shorter than one window is labelled from one padded clip.
@@ -55,8 +55,8 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--threshold", type=score, default=0.01, help="labels scoring below this are not shown")
     parser.add_argument("--top-k", type=integer(maximum=1000), default=5, help="labels per prediction")
-    parser.add_argument("--label-color", default="white", help="label text colour")
-    parser.add_argument("--msg-color", default="gray", help="colour of the message shown before the first label")
+    formats = ("ours", "mmaction2")  # mmaction2: long_video_demo.py's {frame: {rank: "label: score"}}
+    parser.add_argument("--json-format", choices=formats, default="ours", help="schema of OUT_FILE.json")
     parser.add_argument("--segments", type=Path, help="write merged segments here (.csv or .json)")
     parser.add_argument("--timeline", type=Path, help="timeline plot (.png); default: OUT_FILE's name + _timeline.png")
     parser.add_argument("--no-timeline", action="store_true", help="do not draw the timeline plot")
@@ -65,7 +65,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_args(parser, positional=True)
-    add_drawing_args(parser)
+    add_drawing_args(parser, label_colors=True)
     add_common_args(parser)
     parser.set_defaults(batch_size=8)
     return parser
@@ -97,6 +97,7 @@ def long_video(args: argparse.Namespace) -> int:
         progress=not (args.no_progress or args.quiet),
         label_color=args.label_color,
         msg_color=args.msg_color,
+        json_format=args.json_format,
         draw=draw_params(args),
         out=output_params(args),
     )
