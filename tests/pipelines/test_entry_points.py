@@ -24,7 +24,7 @@ import av
 import pytest
 
 from tests.media import RtspServer, make_audio, make_video, rtsp_server_unavailable, strip_media_data
-from tests.pipelines.conftest import DEMO_CONFIG
+from tests.pipelines.conftest import DEMO_CONFIG, assert_partial_segments
 from tests.processes import Watched, spawn
 from tests.waiting import jsonl_records, wait_until
 
@@ -70,7 +70,7 @@ def test_webcam_on_a_file(
     assert 6 <= len(predictions) <= 10
     assert all(p["labels"][0].startswith("action_") for p in predictions)
     rec = json.loads(metrics.read_text())["stages"]["recognizer"]
-    assert rec["clips"] == len(predictions) and rec["latency_p50_ms"] is not None
+    assert rec["clips"] == len(predictions) and rec["latency_p50_ms"] > 0
 
 
 def test_webcam_without_camera_says_how_to_pass_a_source(
@@ -187,7 +187,7 @@ def test_long_video_interrupted_keeps_valid_outputs(
     assert proc.returncode == 130, err  # interrupted: outputs valid, exit code 130
     done = frames_in(out)
     assert 0 < done < 1500
-    assert isinstance(json.loads(segments.read_text()), list)
+    assert_partial_segments(segments, done, labels_file)
 
 
 @pytest.mark.parametrize("case", ["short_labels", "wrong_checkpoint", "no_video_stream", "zero_length", "bad_out"])
@@ -230,6 +230,7 @@ def test_long_video_bad_inputs(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.timeout(240)  # may build the engine, then streams at least 12 s; each wait has its own deadline
 def test_rtsp_monitor_two_cameras_one_restarted(
     engine_cache: Path, random_checkpoint: Path, labels_file: Path, tmp_path: Path
 ) -> None:
