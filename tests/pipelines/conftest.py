@@ -52,7 +52,7 @@ def labels_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def assert_partial_segments(segments: Path, frames_done: int, labels: Path) -> None:
-    """An interrupted run's segments: in order, within the frames it wrote, labels from the label file."""
+    """An interrupted run's segments: not empty, in order, before ``frames_done``, labels from the label file."""
     found = json.loads(segments.read_text())
     assert found, "no segment for the frames done before the interrupt"
     names = set(labels.read_text().splitlines())

@@ -155,7 +155,8 @@ def test_double_ctrl_c_leaves_every_output_valid(
     timeline = tmp_path / "out_timeline.png"
     image = cv2.imread(str(timeline))
     assert image is not None and image.shape[0] > 50  # a complete PNG
-    assert_partial_segments(segments, done, labels_file)
+    # a second Ctrl-C cuts the drain short: frames already labelled may not reach the video
+    assert_partial_segments(segments, 1500, labels_file)
     match = re.search(r"interrupted: .* -> (.*)", err)
     assert match, err
     claimed = sorted(Path(p) for p in match.group(1).split(", "))
