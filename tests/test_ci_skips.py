@@ -124,3 +124,24 @@ def test_under_ci_a_module_level_skip_fails(tmp_path: Path) -> None:
     assert "1 skipped" in relaxed and "error" not in relaxed.lower(), relaxed
     _, strict = _run(tmp_path, MODULE_SKIP, ci="TRUE")
     assert "1 error" in strict and "surely_not_a_module_xyz" in strict, strict
+
+
+@pytest.mark.parametrize(("missing", "skips"), [("mmaction", True), ("mmcv", True), ("scipy", False)])
+def test_reference_skips_only_when_mmaction2_is_not_installed(
+    monkeypatch: pytest.MonkeyPatch, missing: str, skips: bool
+) -> None:
+    """A missing MMAction2 is a skip; a missing dependency of an installed one is an error."""
+    import importlib
+
+    from tests.engines import mmaction_ref
+
+    def fail(name: str) -> None:
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+
+    monkeypatch.setattr(importlib, "import_module", fail)
+    if skips:
+        with pytest.raises(pytest.skip.Exception, match="MMAction2 reference not installed"):
+            mmaction_ref.import_reference("mmaction.datasets.transforms")
+    else:
+        with pytest.raises(ModuleNotFoundError, match="scipy"):
+            mmaction_ref.import_reference("mmaction.datasets.transforms")
