@@ -9,6 +9,9 @@ Fixtures:
         missing. Killed after the test.
     media: a :class:`MediaFactory` writing clips, image folders and damaged copies into
         the test's ``tmp_path``.
+
+Under ``CI=true`` a skip is a failure unless the test needs a GPU/CUDA or TensorRT: the
+hooks come from :mod:`tests.ci_skips`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (hooks)
 from tests.media import (
     RtspServer,
     VideoSpec,

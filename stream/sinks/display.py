@@ -198,17 +198,28 @@ class DisplaySink(Stage):
         try:
             cv2.imshow(window, packet.image)
             self.handle_key(cv2.waitKey(wait_ms))
-            if not self.quit_requested.is_set():
-                # the user closed the window; only trusted once the window was seen visible,
-                # since backends without the property answer -1
-                if cv2.getWindowProperty(window, cv2.WND_PROP_VISIBLE) >= 1:
-                    self._visible.add(window)
-                elif window in self._visible:
-                    self.request_quit()
+            if not self.quit_requested.is_set() and self._closed(window):
+                self.request_quit()
         except cv2.error as exc:
             raise DisplayUnavailable(f"cannot show frames in window {window!r}: {exc}") from exc
         self.shown += 1
         return packet
+
+    def _closed(self, window: str) -> bool:
+        """Whether the user closed ``window`` (the window manager's close button).
+
+        Only trusted once the window was seen visible, since backends without the property
+        answer -1. Qt destroys a closed window, after which asking about it raises.
+        """
+        try:
+            visible = cv2.getWindowProperty(window, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:
+            if window in self._visible:
+                return True
+            raise
+        if visible:
+            self._visible.add(window)
+        return not visible and window in self._visible
 
     def close(self) -> None:
         windows, self._windows = list(self._windows.values()), {}

@@ -8,6 +8,7 @@ empty placeholder is registered before import; DRN is a localizer nobody here us
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 import warnings
@@ -32,12 +33,46 @@ def _import_mmaction() -> Any:
     return MODELS
 
 
+# The packages of the reference; only their absence is a skip (a failure under CI=true).
+REFERENCE_PACKAGES = frozenset({"mmaction", "mmcv", "mmengine"})
+
+
+def _skip_if_not_installed(exc: ModuleNotFoundError) -> None:
+    """Skip when a reference package is not installed at all; any other import error propagates."""
+    if exc.name not in REFERENCE_PACKAGES:
+        raise exc
+    pytest.skip(f"MMAction2 reference not installed (pip install -e '.[ref]'): {exc}")
+
+
 def mmaction_registry() -> Any:
-    """MMAction2's model registry, or skip the test when MMAction2 is not installed."""
+    """MMAction2's model registry, or skip the test when MMAction2 is not installed.
+
+    Raises:
+        ImportError: MMAction2 is installed but does not import (a broken install or a
+            missing dependency of it): an error, not a skip.
+    """
     try:
         return _import_mmaction()
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        pytest.skip(f"MMAction2 reference not installed (pip install -e '.[ref]'): {exc}")
+    except ModuleNotFoundError as exc:
+        _skip_if_not_installed(exc)
+        raise
+
+
+def import_reference(module: str) -> Any:
+    """Import a module of the reference (e.g. ``mmaction.datasets.transforms``, ``mmcv``).
+
+    Skips like :func:`mmaction_registry` when the package is not installed at all.
+
+    Raises:
+        ImportError: the package is installed but the module does not import.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        _skip_if_not_installed(exc)
+        raise
 
 
 def build_mmaction_model(model_cfg: dict[str, Any]) -> nn.Module:

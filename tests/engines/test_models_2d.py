@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
@@ -271,7 +272,6 @@ def test_bad_input_shapes_are_reported() -> None:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_export_matches_torch(cfg: dict[str, Any]) -> None:
     """Legacy TorchScript exporter (``dynamo=False``): the dynamo one needs onnxscript."""
-    ort = pytest.importorskip("onnxruntime")
     model = build(cfg)
     randomize_norms(model)
     buffer = io.BytesIO()

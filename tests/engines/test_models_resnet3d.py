@@ -8,12 +8,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
 
 from engines.errors import ModelConfigError
-from engines.models import MODELS, build
+from engines.models import build
 from engines.models.resnet3d_slowfast import take_every
 from tests.engines.mmaction_ref import build_mmaction_model, mmaction_registry
 
@@ -95,12 +96,6 @@ def _load_config(path: Path) -> Any:
     from mmengine import Config
 
     return Config.fromfile(str(path))
-
-
-def _needs_recognizers() -> None:
-    missing = {"Recognizer3D", "I3DHead", "SlowFastHead"} - set(MODELS)
-    if missing:
-        pytest.skip(f"not registered yet: {', '.join(sorted(missing))}")
 
 
 # --------------------------------------------------------------------------- backbone parity
@@ -243,7 +238,6 @@ def _recognizer_twins(model_cfg: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_recognizer_raw_scores_match_mmaction2(family: str) -> None:
-    _needs_recognizers()
     ref, ours = _recognizer_twins(_small_model(family))
     x = torch.randn(2, 1, 3, 16, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -255,7 +249,6 @@ def test_recognizer_raw_scores_match_mmaction2(family: str) -> None:
 
 @pytest.mark.parametrize("family, average_clips", [("slowfast", "prob"), ("i3d", "score")])
 def test_recognizer_multi_view_average_matches_mmaction2(family: str, average_clips: str) -> None:
-    _needs_recognizers()
     cfg = _small_model(family)
     cfg["cls_head"]["average_clips"] = average_clips
     ref, ours = _recognizer_twins(cfg)
@@ -276,7 +269,6 @@ def test_recognizer_multi_view_average_matches_mmaction2(family: str, average_cl
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_config_builds_and_runs(path: Path) -> None:
-    _needs_recognizers()
     cfg = _load_config(path)
     steps = [step["type"] for step in cfg.test_pipeline]
     assert steps[-2:] == ["FormatShape", "PackActionInputs"]
@@ -418,7 +410,6 @@ def test_bad_config_message_starts_with_the_key() -> None:
     ids=["i3d-r18-nonlocal", "r2plus1d-r18", "slowfast-small"],
 )
 def test_onnx_export_matches_onnxruntime(cfg: dict[str, Any], shape: tuple[int, ...]) -> None:
-    ort = pytest.importorskip("onnxruntime")
     model = build(cfg).eval()
     _randomize(model)
     buffer = io.BytesIO()

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
 
 from engines.errors import InputShapeError, ModelConfigError, UnknownTypeError
-from engines.models import MODELS, build
+from engines.models import build
 from engines.models.c3d import C3D, c3d_feature_size
 from engines.models.x3d import X3D
 from tests.engines.mmaction_ref import build_mmaction_model, mmaction_registry
@@ -64,12 +65,6 @@ def _load_config(path: Path) -> Any:
     from mmengine import Config
 
     return Config.fromfile(str(path))
-
-
-def _needs_recognizers() -> None:
-    missing = {"Recognizer3D", "X3DHead", "I3DHead"} - set(MODELS)
-    if missing:
-        pytest.skip(f"not registered yet: {', '.join(sorted(missing))}")
 
 
 # --------------------------------------------------------------------------- backbones
@@ -209,7 +204,6 @@ def test_model_zoo_names_are_shipped() -> None:
 
 @pytest.mark.parametrize("path", X3D_CONFIGS + C3D_CONFIGS, ids=lambda p: p.stem)
 def test_config_builds_full_model(path: Path) -> None:
-    _needs_recognizers()
     cfg = _load_config(path)
     model = build(cfg.model)
     assert model.backbone.__class__.__name__ == cfg.model.backbone.type
@@ -219,7 +213,6 @@ def test_config_builds_full_model(path: Path) -> None:
 
 
 def _full_model_pair(path: Path) -> tuple[Any, Any]:
-    _needs_recognizers()
     cfg = _load_config(path).model.to_dict()
     ref = build_mmaction_model(cfg)
     ours = build(cfg)
@@ -253,7 +246,6 @@ def test_recognizer_matches_mmaction(path: Path, views: int, clip: tuple[int, in
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter (no onnxscript here)
 def test_x3d_onnx_export_matches_onnxruntime(tmp_path: Path) -> None:
-    ort = pytest.importorskip("onnxruntime")
     model = build({"type": "X3D", "gamma_b": 2.25, "gamma_d": 1}).eval()
     _randomize(model, seed=4)
     onnx_path = tmp_path / "x3d.onnx"

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import warnings
 from typing import Any
 
 import numpy as np
 import pytest
 
 from engines.sampling import dense_sample_frames, sample_frames
+from tests.engines.mmaction_ref import import_reference
 
 
 def _mmaction_transforms() -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pytest.importorskip("mmaction.datasets.transforms", reason="MMAction2 reference not installed")
+    return import_reference("mmaction.datasets.transforms")
 
 
 def _mm_inds(transform: Any, num_frames: int, start_index: int = 0, fps: float | None = None) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,3 +49,14 @@ def labels_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("labels") / "labels.txt"
     path.write_text("\n".join(f"action_{i}" for i in range(8)) + "\n")
     return path
+
+
+def assert_partial_segments(segments: Path, frames_done: int, labels: Path) -> None:
+    """An interrupted run's segments: not empty, in order, before ``frames_done``, labels from the label file."""
+    found = json.loads(segments.read_text())
+    assert found, "no segment for the frames done before the interrupt"
+    names = set(labels.read_text().splitlines())
+    assert all(s["label"] in names for s in found), found
+    spans = [(s["first_frame"], s["last_frame"]) for s in found]
+    assert all(a <= b for a, b in spans) and all(b1 < a2 for (_, b1), (a2, _) in itertools.pairwise(spans)), spans
+    assert spans[-1][1] < frames_done, (spans, frames_done)

@@ -280,7 +280,9 @@ def test_quick_training_writes_mmaction2_checkpoint(tmp_path: Path) -> None:
     meta = raw["meta"]
     assert meta["dataset_meta"]["classes"] == list(syn.ACTIONS)
     assert meta["trained_by"] == "pipelines.demo.train" and meta["epoch"] == 1
-    assert 0.0 <= meta["val_top1"] <= 1.0
+    right = meta["val_top1"] * meta["val_clips"]  # a share of the validation clips, as logged
+    assert abs(right - round(right)) < 1e-3 * meta["val_clips"], meta
+    assert f"validation top-1 {meta['val_top1']:.4f}" in proc.stderr, proc.stderr[-2000:]
     model.load_state_dict(raw["state_dict"], strict=True)
     labels = (tmp_path / "out" / "label_map.txt").read_text().splitlines()
     assert labels == list(syn.ACTIONS)

@@ -22,10 +22,13 @@ import cv2
 import pytest
 
 from tests.media import make_video
-from tests.pipelines.conftest import DEMO_CONFIG
+from tests.pipelines.conftest import DEMO_CONFIG, assert_partial_segments
 from tests.processes import Watched
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# A run that hangs on a fault fails within 60 s (some of these build an engine, ~7 s unloaded).
+pytestmark = pytest.mark.timeout(60)
 PRECIOUS = b"an existing file the user cares about\n"
 
 
@@ -147,11 +150,13 @@ def test_double_ctrl_c_leaves_every_output_valid(
         rc, err = proc.finish(timeout=60)
     assert rc == 130, err  # interrupted, outputs finalised
     assert "terminate called" not in err and "Traceback" not in err
-    assert 0 < frames_in(out) < 1500  # finalised: the MP4 index is there
+    done = frames_in(out)
+    assert 0 < done < 1500  # finalised: the MP4 index is there
     timeline = tmp_path / "out_timeline.png"
     image = cv2.imread(str(timeline))
     assert image is not None and image.shape[0] > 50  # a complete PNG
-    assert isinstance(json.loads(segments.read_text()), list)
+    # a second Ctrl-C cuts the drain short: frames already labelled may not reach the video
+    assert_partial_segments(segments, 1500, labels_file)
     match = re.search(r"interrupted: .* -> (.*)", err)
     assert match, err
     claimed = sorted(Path(p) for p in match.group(1).split(", "))

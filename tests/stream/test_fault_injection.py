@@ -24,6 +24,9 @@ from tests.media import VideoSpec, make_video
 from tests.processes import Watched
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# Each of these takes about a second; a run that hangs on a fault fails within 30 s.
+pytestmark = pytest.mark.timeout(30)
 PRECIOUS = b"an existing file the user cares about\n"
 
 

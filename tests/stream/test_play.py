@@ -15,6 +15,7 @@ import pytest
 
 from tests.media import RtspServer, VideoSpec
 from tests.processes import interrupt, spawn
+from tests.waiting import jsonl_records, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,15 +100,15 @@ def test_show_without_display_is_a_clear_error(sample_video: VideoSpec) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_stops_quickly_and_keeps_a_valid_output(media, tmp_path: Path, sig: int) -> None:  # type: ignore[no-untyped-def]
     clip = media.video("long.mp4", frames=240, fps=24)  # 10 s played in real time
-    out = tmp_path / "interrupted.mp4"
+    out, events = tmp_path / "interrupted.mp4", tmp_path / "frames.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "stream.play", str(clip.path), "--realtime", "--out-file", str(out)]
+    cmd = [sys.executable, "-m", "stream.play", str(clip.path), "--realtime", "--out-file", str(out),
+           "--events", str(events)]  # fmt: skip
     proc = spawn(cmd, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while not list(tmp_path.glob(".interrupted.partial-*.mp4")) and time.monotonic() < deadline:  # started writing
-        time.sleep(0.1)
-    assert not out.exists()  # renamed into place when the run ends
-    time.sleep(1.0)
+    # the frame lines are flushed one by one: interrupt once 20 frames went through the sinks
+    wait_until(lambda: len(jsonl_records(events)) >= 20 or proc.poll() is not None, 60, "20 frames played")
+    assert proc.poll() is None, proc.communicate()[1]
+    assert list(tmp_path.glob(".interrupted.partial-*.mp4")) and not out.exists()  # renamed into place at the end
     sent = time.monotonic()
     _, err = interrupt(proc, sig, timeout=20)
     assert time.monotonic() - sent < 2.0, err

@@ -9,6 +9,9 @@ from stream.runner import Pipeline
 from stream.transport import QueuePolicy
 from tests.stream.helpers import Collect, CountingSource, FailAt
 
+# Runner faults must end the run, not hang it: a hang is a failure within 30 s.
+pytestmark = pytest.mark.timeout(30)
+
 
 def test_frames_flow_in_order_and_metrics_are_written(tmp_path) -> None:
     sink = Collect()

@@ -9,6 +9,7 @@ from stream.errors import ConfigError, TransportError
 from stream.packet import EndOfStream, FramePacket, SourceEvent
 from stream.transport import LinkStats, QueuePolicy, Receiver, Sender
 from tests.stream.helpers import frame
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_latest_policy_delivers_only_the_newest_frame(ctx: zmq.Context) -> None:
     sender = Sender(ctx, "inproc://latest", QueuePolicy("latest", 16), stats)
     for i in range(10):
         sender.send(frame(i))
-    time.sleep(0.05)
+    wait_until(lambda: stats.received + stats.dropped == 10, 10, "the drain thread taking all 10 frames")
     p = receiver.recv(1000)
     assert isinstance(p, FramePacket) and p.frame_idx == 9
     assert receiver.recv(50) is None
@@ -62,15 +63,17 @@ def test_drop_oldest_keeps_the_newest_frames_and_never_drops_control_packets(ctx
     sender.send(SourceEvent("gen", "connected", "", 0.0))
     for i in range(3):  # fits the high-water mark
         sender.send(frame(i))
-    time.sleep(0.05)
-    first = receiver.recv(1000)  # drains what waits, keeps all 3 frames + the event
+    wait_until(lambda: stats.received == 3, 10, "the drain thread taking the first 3 frames")
+    first = receiver.recv(1000)  # the event; all 3 frames are kept
     for i in range(3, 6):
         sender.send(frame(i))
     sender.send(EndOfStream("gen"))
-    time.sleep(0.05)
+    wait_until(lambda: stats.dropped == 3, 10, "the 3 oldest frames dropped for the newer ones")
     rest = []
-    while (p := receiver.recv(200)) is not None:
+    while (p := receiver.recv(2000)) is not None:
         rest.append(p)
+        if isinstance(p, EndOfStream):
+            break
     assert isinstance(first, SourceEvent)
     frames = [p.frame_idx for p in rest if isinstance(p, FramePacket)]
     assert frames == [3, 4, 5]  # frames 0..2 were the oldest when the newer ones arrived
