@@ -50,7 +50,11 @@ WORK = ROOT / "mutants" / "modules"
 #: Each module under mutation and the test files that cover it (paths from the repository root).
 MODULE_TESTS: dict[str, list[str]] = {
     "stream/worker.py": ["tests/stream/test_worker.py", "tests/stream/test_worker_mutants.py"],
-    "stream/wire.py": ["tests/stream/test_wire.py", "tests/stream/test_wire_behaviour.py"],
+    "stream/wire.py": [
+        "tests/stream/test_wire.py",
+        "tests/stream/test_wire_behaviour.py",
+        "tests/stream/test_wire_mutants.py",
+    ],
     "pipelines/scheduler.py": ["tests/pipelines/test_recognition.py", "tests/pipelines/test_recognition_behaviour.py"],
     "pipelines/placement.py": ["tests/pipelines/test_recognition.py", "tests/pipelines/test_recognition_behaviour.py"],
     "pipelines/events.py": ["tests/pipelines/test_events.py", "tests/pipelines/test_events_mutants.py"],
