@@ -1,9 +1,12 @@
 """A private X server (Xvfb) for tests of the on-screen display, and what a user does to a window.
 
 :class:`Xvfb` starts ``Xvfb`` on a display number it picks itself (``-displayfd``), so
-tests never collide with a real screen or with each other. :func:`find_window` and
-:func:`press_key` use ``xdotool``; :func:`close_window` sends ``WM_DELETE_WINDOW``, the
-message a window manager's close button sends (Xvfb runs no window manager).
+tests never collide with a real screen or with each other; ``-noreset`` keeps it up
+between clients (by default X resets when its last client leaves, and refuses a client
+connecting during the reset: the window of the program under test, after an ``xdotool``
+probe). :func:`find_window` and :func:`press_key` use ``xdotool``; :func:`close_window`
+sends ``WM_DELETE_WINDOW``, the message a window manager's close button sends (Xvfb runs
+no window manager).
 Debian packages: ``xvfb xdotool x11-utils`` (CI installs them: ``.ci/run``).
 """
 
@@ -44,7 +47,7 @@ class Xvfb:
         read_fd, write_fd = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", self.size, "-nolisten", "tcp"],
+                ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", self.size, "-nolisten", "tcp", "-noreset"],
                 pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
             os.close(write_fd)
