@@ -20,6 +20,7 @@ _MODULES = (
     "resnet3d_slowfast",
     "x3d",
     "c3d",
+    "cspnext",
 )
 
 for _name in _MODULES:
