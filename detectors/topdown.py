@@ -166,8 +166,8 @@ def warp_matrix(center: np.ndarray, scale: np.ndarray, output_size: tuple[int, i
         return mat
     shift = np.array((0.0, 0.0))
     dst_w, dst_h = output_size
-    src_dir = np.array([0.0, scale[0] * -0.5])
-    dst_dir = np.array([0.0, dst_w * -0.5])
+    src_dir = np.array([scale[0] * -0.5, 0.0])  # mmpose 1.3: the box's left edge, then a right angle
+    dst_dir = np.array([dst_w * -0.5, 0.0])
     src = np.zeros((3, 2), dtype=np.float32)
     src[0, :] = center + scale * shift
     src[1, :] = center + src_dir + scale * shift
