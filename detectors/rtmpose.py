@@ -190,8 +190,8 @@ class RTMPoseEstimator:
         inputs, outputs = self._specs()
         shape = inputs[0].shape[1:]
         rng = np.random.default_rng(0)
-        example = {"inputs": rng.standard_normal((2, *shape)).astype(np.float32)}  # type: ignore[arg-type]
-        check = {"inputs": rng.standard_normal((3, *shape)).astype(np.float32)}  # type: ignore[arg-type]
+        example = {"inputs": rng.standard_normal((2, *shape)).astype(np.float32)}
+        check = {"inputs": rng.standard_normal((3, *shape)).astype(np.float32)}
         log.info("building the %s RTMPose engine for %s in %s", backend, self.config_path.name, out)
         return build_graph_engine(
             model, inputs=inputs, outputs=outputs, example=example, check=check, out_dir=out, backend=backend,

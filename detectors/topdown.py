@@ -149,7 +149,9 @@ def fix_aspect_ratio(scale: np.ndarray, aspect_ratio: float) -> np.ndarray:
     return out
 
 
-def warp_matrix(center: np.ndarray, scale: np.ndarray, output_size: tuple[int, int], use_udp: bool = False) -> np.ndarray:
+def warp_matrix(
+    center: np.ndarray, scale: np.ndarray, output_size: tuple[int, int], use_udp: bool = False
+) -> np.ndarray:
     """The 2×3 affine matrix taking the box ``center ± scale / 2`` onto the ``output_size`` crop.
 
     Built as mmpose does (three point pairs through ``cv2.getAffineTransform`` in float32;
@@ -176,7 +178,7 @@ def warp_matrix(center: np.ndarray, scale: np.ndarray, output_size: tuple[int, i
     dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
     dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5]) + dst_dir
     dst[2, :] = _third_point(dst[0, :], dst[1, :])
-    out: np.ndarray = cv2.getAffineTransform(np.float32(src), np.float32(dst))
+    out: np.ndarray = cv2.getAffineTransform(src.astype(np.float32), dst.astype(np.float32))
     return out
 
 
@@ -186,9 +188,7 @@ def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b + np.r_[-direction[1], direction[0]]
 
 
-def crop_people(
-    image: np.ndarray, boxes: np.ndarray, spec: TopdownSpec
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def crop_people(image: np.ndarray, boxes: np.ndarray, spec: TopdownSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every box's crop of ``image``, as mmpose's ``GetBBoxCenterScale`` + ``TopdownAffine``.
 
     Args:
@@ -241,6 +241,8 @@ def to_image(keypoints: np.ndarray, center: np.ndarray, scale: np.ndarray, input
     """Crop-pixel keypoints ``(N, K, 2)`` → frame pixels (float32), as ``add_pred_to_datasample``."""
     out = keypoints.copy()
     out[..., :2] = (
-        keypoints[..., :2] / np.asarray(input_size)[None, None] * scale[:, None] + center[:, None] - 0.5 * scale[:, None]
+        keypoints[..., :2] / np.asarray(input_size)[None, None] * scale[:, None]
+        + center[:, None]
+        - 0.5 * scale[:, None]
     )
     return out

@@ -3,9 +3,10 @@
     PYTHONPATH=. /work/mmvenv/bin/python tools/make_pose_fixtures.py   # a venv with the mm extra
 
 Builds mmpose's RTMPose from ``tests/fixtures/mm/rtmpose/rtmpose-tiny_coco-256x192.py`` (RTMPose-t,
-narrowed) with seeded random weights (batch-norm statistics calibrated on the fixture's own crops, so that the signal neither
-vanishes nor explodes through the random layers; the first seed whose SimCC maxima are all
-clear of the runner-up by ``MIN_GAP`` is kept, so float rounding cannot flip an argmax), saves it in mmpose's
+narrowed) with seeded random weights (batch-norm statistics calibrated on the fixture's own
+crops, so that the signal neither vanishes nor explodes through the random layers; the first
+seed whose SimCC maxima all clear the runner-up by ``MIN_GAP`` is kept, so float rounding
+cannot flip an argmax), saves it in mmpose's
 model-zoo layout (``{'state_dict', 'meta'}``), reloads it through ``mmpose.apis.init_model``,
 and runs ``mmpose.apis.inference_topdown`` on fixed person boxes of two stills from Debian's
 opencv-doc (messi5.jpg, basketball1.png; one box reaches past the frame). It records per image:
@@ -116,11 +117,21 @@ def main() -> None:
     images = {name: cv2.imread(str(DATA / name)) for name in BOXES}
     crops = {}
     for name, image in images.items():
-        crops[name] = np.stack([
-            pipeline(dict(img=image.copy(), bbox=np.asarray(box, np.float32)[None],
-                          bbox_score=np.ones(1, np.float32), **model.dataset_meta))["inputs"].numpy().transpose(1, 2, 0)
-            for box in BOXES[name]
-        ]).astype(np.uint8)  # fmt: skip  (mmpose's crops: CHW -> HWC, BGR)
+        crops[name] = np.stack(
+            [
+                pipeline(
+                    dict(
+                        img=image.copy(),
+                        bbox=np.asarray(box, np.float32)[None],
+                        bbox_score=np.ones(1, np.float32),
+                        **model.dataset_meta,
+                    )
+                )["inputs"]
+                .numpy()
+                .transpose(1, 2, 0)
+                for box in BOXES[name]
+            ]
+        ).astype(np.uint8)  # fmt: skip  (mmpose's crops: CHW -> HWC, BGR)
     all_crops = np.concatenate(list(crops.values()))
     for seed in range(SEED, SEED + 50):
         randomise(model, seed)

@@ -139,9 +139,7 @@ def test_decode_follows_mmpose_get_simcc_maximum() -> None:
     assert vals[0, 1] == pytest.approx(-0.5)
 
 
-@pytest.mark.parametrize(
-    ("variant", "params"), [("t", 3_337_007), ("s", 5_473_251), ("m", 13_587_611)]
-)
+@pytest.mark.parametrize(("variant", "params"), [("t", 3_337_007), ("s", 5_473_251), ("m", 13_587_611)])
 def test_shipped_configs_build_with_mmpose_sizes(variant: str, params: int) -> None:
     cfg = read_config(SHIPPED / f"rtmpose-{variant}_8xb256-420e_coco-256x192.py")
     spec = TopdownSpec.from_config(cfg)
@@ -171,7 +169,7 @@ def test_other_models_are_refused_with_the_alternative(tmp_path: Path) -> None:
     cfg = tmp_path / "hrnet.py"
     cfg.write_text("model = dict(type='TopdownPoseEstimator', backbone=dict(type='HRNet'), "
                    "head=dict(type='HeatmapHead', out_channels=17))\n")  # fmt: skip
-    with pytest.raises(DetectorConfigError, match="not an RTMPose model .*'mmpose' pose estimator"):
+    with pytest.raises(DetectorConfigError, match=r"not an RTMPose model .*'mmpose' pose estimator"):
         RTMPoseEstimator(cfg, CHECKPOINT, backend="torch")
 
 
