@@ -36,6 +36,18 @@ def _blazepose_estimator(**kwargs: Any) -> PoseEstimator:
     return BlazePoseEstimator(**kwargs)
 
 
+def _rtmpose_estimator(**kwargs: Any) -> PoseEstimator:
+    from detectors.rtmpose import RTMPoseEstimator
+
+    return RTMPoseEstimator(**kwargs)
+
+
+def _mmpose_estimator(**kwargs: Any) -> PoseEstimator:
+    from detectors.mmpose_api import MMPoseEstimator
+
+    return MMPoseEstimator(**kwargs)
+
+
 #: Person detectors. ``hog`` finds whole pedestrians from ~75 px tall (street and CCTV
 #: footage); ``blazepose`` finds people close to the camera (webcams, sports close-ups).
 DETECTORS: dict[str, Callable[..., PersonDetector]] = {
@@ -43,9 +55,13 @@ DETECTORS: dict[str, Callable[..., PersonDetector]] = {
     "blazepose": _blazepose_detector,
 }
 
-#: Pose estimators (COCO-17 keypoints on each detected person).
+#: Pose estimators (COCO-17 keypoints on each detected person). ``rtmpose`` (``config=``,
+#: ``checkpoint=``) compiles an mmpose RTMPose checkpoint into an ONNX Runtime / OpenVINO
+#: engine; ``mmpose`` runs any mmpose top-down config + checkpoint through mmpose itself.
 POSE_ESTIMATORS: dict[str, Callable[..., PoseEstimator]] = {
     "blazepose": _blazepose_estimator,
+    "rtmpose": _rtmpose_estimator,
+    "mmpose": _mmpose_estimator,
 }
 
 DEFAULT_DETECTOR = "hog"

@@ -106,3 +106,16 @@ def rtsp_server(sample_video: VideoSpec) -> Iterator[RtspServer]:
         pytest.skip(reason)
     with RtspServer(sample_video.path) as server:
         yield server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``mm`` run mmdet / mmpose themselves (the ``mm`` extra): they are
+    deselected (not skipped) unless the ``-m`` expression names ``mm``, e.g. ``-m mm``."""
+    import re
+
+    if re.search(r"\bmm\b", config.getoption("markexpr") or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("mm") is not None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.get_closest_marker("mm") is None]

@@ -20,6 +20,8 @@ _MODULES = (
     "resnet3d_slowfast",
     "x3d",
     "c3d",
+    "cspnext",
+    "rtmpose",
 )
 
 for _name in _MODULES:

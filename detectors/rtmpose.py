@@ -1,0 +1,264 @@
+"""RTMPose as a compiled engine: mmpose config + model-zoo checkpoint → ONNX Runtime / OpenVINO.
+
+:class:`RTMPoseEstimator` builds the model in plain torch with mmpose's keys
+(:mod:`engines.models.rtmpose`, backbone :mod:`engines.models.cspnext`), loads the checkpoint
+strictly, exports it once as a named-tensor engine (``inputs (batch, 3, h, w)`` →
+``simcc_x (batch, K, w·r)``, ``simcc_y (batch, K, h·r)``; flip test inside the graph when the
+config asks for it), checks the engine against torch, and caches it under
+:func:`engines.cache.cache_root` keyed by the model config, the checkpoint's hash, the
+backend and the input size. Every person of every frame given to one :meth:`estimate` call
+is cropped (:mod:`detectors.topdown`, mmpose's test path) and run in one batch (split at
+``max_batch``); keypoints come back in frame pixels with mmpose's SimCC scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.errors import DetectorConfigError
+from detectors.topdown import TopdownSpec, crop_people, decode_simcc, normalise, to_image
+from stream.packet import Detections
+
+log = logging.getLogger(__name__)
+
+#: Bump when the cached RTMPose engine changes (inputs, outputs, what the graph does).
+ENGINE_FORMAT = 1
+#: Backends an RTMPose engine runs on: the two CPU engines, or the torch module itself.
+BACKENDS = ("onnxruntime", "openvino", "torch", "torch-cuda")
+
+
+def _plain(value: Any) -> Any:
+    from engines.config import to_plain
+
+    return to_plain(value)
+
+
+class RTMPoseEstimator:
+    """Top-down RTMPose (SimCC) from an mmpose config and checkpoint, as a compiled engine.
+
+    Args:
+        config: mmpose config file (``configs/pose/rtmpose/…`` or mmpose's own, ``_base_`` resolved).
+        checkpoint: mmpose checkpoint (model-zoo ``{'state_dict', 'meta'}`` or a bare state dict).
+        backend: ``auto`` (OpenVINO on x86, else ONNX Runtime), ``onnxruntime``, ``openvino``,
+            ``torch`` / ``torch-cuda`` (the torch module itself, no engine).
+        device: ``cpu``, or ``cuda[:N]`` with ``torch-cuda``.
+        num_threads: CPU threads of the engine; None lets the backend choose.
+        max_batch: Crops per inference call (more people are split into several calls).
+        cfg_options: ``--cfg-options`` overrides of the config.
+        trusted: Allow full unpickling of a checkpoint that needs it (``--trust-checkpoint``).
+        cache: Reuse / store the built engine in the engine cache; False builds into
+            ``engine_dir`` (or a fresh temporary folder) every time.
+        engine_dir: Where to build when ``cache`` is False.
+
+    Raises:
+        DetectorConfigError: Not an RTMPose config, or an unknown backend / device, or
+            ``max_batch`` < 1.
+        ModelConfigError: The config file is missing or invalid (names file and key).
+        CheckpointError: The checkpoint is missing, unreadable or does not fit the config
+            (counts and first names of the missing / unexpected / mis-shaped keys).
+        ExportError: The engine disagrees with torch.
+    """
+
+    name = "rtmpose"
+
+    def __init__(
+        self,
+        config: str | Path,
+        checkpoint: str | Path,
+        *,
+        backend: str = "auto",
+        device: str = "cpu",
+        num_threads: int | None = None,
+        max_batch: int = 32,
+        cfg_options: Mapping[str, Any] | None = None,
+        trusted: bool = False,
+        cache: bool = True,
+        engine_dir: str | Path | None = None,
+    ) -> None:
+        from engines.cache import resolve_device
+        from engines.config import read_config
+        from engines.errors import CheckpointError
+
+        if max_batch < 1:
+            raise DetectorConfigError(f"max_batch: expected >= 1, got {max_batch}")
+        self.config_path = Path(config)
+        self.checkpoint_path = Path(checkpoint)
+        cfg = read_config(self.config_path, cfg_options)
+        where = f"config {self.config_path}"
+        self.model_cfg: dict[str, Any] = _plain(cfg.get("model") or {})
+        head = self.model_cfg.get("head") or {}
+        if self.model_cfg.get("type") != "TopdownPoseEstimator" or head.get("type") != "RTMCCHead":
+            raise DetectorConfigError(
+                f"{where}: not an RTMPose model (TopdownPoseEstimator with RTMCCHead), got "
+                f"{self.model_cfg.get('type')!r} with head {head.get('type')!r}; other mmpose models run "
+                "with the 'mmpose' pose estimator"
+            )
+        self.spec = TopdownSpec.from_config(cfg, where)
+        self.num_keypoints = int(head.get("out_channels", 17))
+        if not self.checkpoint_path.is_file():
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint_path}: no such file; pass the .pth of an mmpose RTMPose model "
+                "(the model zoo's, or one saved by mmpose)"
+            )
+        name, dev = resolve_device(backend, device)
+        if name not in BACKENDS:
+            raise DetectorConfigError(
+                f"backend {name!r}: RTMPose runs on {', '.join(BACKENDS)} (TensorRT engines are not built yet)"
+            )
+        self.backend = name
+        self.max_batch = max_batch
+        self._module: Any = None
+        self._engine: Any = None
+        self._torch_device = "cpu" if dev.kind == "cpu" else str(dev)
+        if name in ("torch", "torch-cuda"):
+            self._module = self._torch_model(trusted).to(self._torch_device)
+        else:
+            self._engine = self._open_engine(name, num_threads, trusted, cache, engine_dir)
+
+    # ------------------------------------------------------------------ building
+
+    def _torch_model(self, trusted: bool) -> Any:
+        from engines.checkpoint import load_checkpoint
+        from engines.models import build
+
+        model = build(self.model_cfg)
+        load_checkpoint(model, self.checkpoint_path, config_name=self.config_path, trusted=trusted)
+        return model.eval()
+
+    def _specs(self) -> tuple[list[Any], list[Any]]:
+        from engines.tensors import TensorSpec
+
+        w, h = self.spec.input_size
+        r = self.spec.simcc_split_ratio
+        k = self.num_keypoints
+        inputs = [TensorSpec("inputs", ("batch", 3, h, w), layout="NCHW")]
+        outputs = [TensorSpec("simcc_x", ("batch", k, int(w * r))), TensorSpec("simcc_y", ("batch", k, int(h * r)))]
+        return inputs, outputs
+
+    def cache_key(self, backend: str) -> str:
+        """The engine cache folder name: backend plus a hash of all that shapes the engine."""
+        from engines.checkpoint import file_sha256
+
+        digest = hashlib.sha256()
+        for part in (repr(self.model_cfg), repr(self.spec), file_sha256(self.checkpoint_path), backend,
+                     str(ENGINE_FORMAT)):  # fmt: skip
+            digest.update(part.encode())
+            digest.update(b"\0")
+        return f"rtmpose-{backend}-fp32-{digest.hexdigest()[:16]}"
+
+    def _open_engine(
+        self, backend: str, num_threads: int | None, trusted: bool, cache: bool, engine_dir: str | Path | None
+    ) -> Any:
+        from engines.cache import cache_root
+        from engines.engine import load_engine
+
+        if cache:
+            final = cache_root() / self.cache_key(backend)
+            if (final / "manifest.json").is_file():
+                try:
+                    return load_engine(final, backend, num_threads=num_threads)
+                except Exception as exc:  # a broken cache entry is rebuilt, never fatal
+                    log.warning("cached RTMPose engine %s is unusable (%s); rebuilding", final, exc)
+            building = final.with_name(f"{final.name}.building-{os.getpid()}")
+        else:
+            import tempfile
+
+            building = Path(engine_dir) if engine_dir is not None else Path(tempfile.mkdtemp(prefix="rtmpose-"))
+        engine = self._build(building, backend, num_threads, trusted)
+        if not cache:
+            return engine
+        engine.close()
+        shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(building, final)
+        except OSError:  # another process put its (equal) engine there first
+            shutil.rmtree(building, ignore_errors=True)
+        return load_engine(final, backend, num_threads=num_threads)
+
+    def _build(self, out: Path, backend: str, num_threads: int | None, trusted: bool) -> Any:
+        from engines.graph import build_graph_engine
+
+        model = self._torch_model(trusted)
+        inputs, outputs = self._specs()
+        shape = inputs[0].shape[1:]
+        rng = np.random.default_rng(0)
+        example = {"inputs": rng.standard_normal((2, *shape)).astype(np.float32)}
+        check = {"inputs": rng.standard_normal((3, *shape)).astype(np.float32)}
+        log.info("building the %s RTMPose engine for %s in %s", backend, self.config_path.name, out)
+        return build_graph_engine(
+            model, inputs=inputs, outputs=outputs, example=example, check=check, out_dir=out, backend=backend,
+            model_type="RTMPose", num_classes=self.num_keypoints, num_threads=num_threads,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ inference
+
+    def simcc(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """SimCC logits of normalised crops ``(N, 3, h, w)`` float32, in chunks of ``max_batch``."""
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        for start in range(0, len(inputs), self.max_batch):
+            chunk = np.ascontiguousarray(inputs[start : start + self.max_batch], dtype=np.float32)
+            if self._engine is not None:
+                out = self._engine.run({"inputs": chunk})
+                xs.append(out["simcc_x"])
+                ys.append(out["simcc_y"])
+            else:
+                import torch
+
+                with torch.no_grad():
+                    x, y = self._module(torch.from_numpy(chunk).to(self._torch_device))
+                xs.append(x.cpu().numpy())
+                ys.append(y.cpu().numpy())
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def predict(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints ``(N, K, 2)`` (frame pixels) and scores ``(N, K)`` of ``boxes`` in one image."""
+        (out,) = self._estimate([image], [np.asarray(boxes).reshape(-1, 4)])
+        return out[..., :2], out[..., 2]
+
+    def _estimate(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        crops, centers, scales = [], [], []
+        for image, xyxy in zip(images, boxes, strict=True):
+            c, center, scale = crop_people(image, xyxy, self.spec)
+            crops.append(c)
+            centers.append(center)
+            scales.append(scale)
+        total = sum(len(b) for b in boxes)
+        out = [np.zeros((len(b), self.num_keypoints, 3), np.float32) for b in boxes]
+        if total == 0:
+            return out
+        simcc_x, simcc_y = self.simcc(normalise(np.concatenate(crops), self.spec))
+        keypoints, scores = decode_simcc(simcc_x, simcc_y, self.spec.simcc_split_ratio)
+        row = 0
+        for i, b in enumerate(boxes):
+            n = len(b)
+            if n:
+                out[i][..., :2] = to_image(keypoints[row : row + n], centers[i], scales[i], self.spec.input_size)
+                out[i][..., 2] = scores[row : row + n]
+            row += n
+        return out
+
+    def estimate(self, images: Sequence[np.ndarray], detections: Sequence[Detections]) -> list[Detections]:
+        if len(images) != len(detections):
+            raise DetectorConfigError(
+                f"estimate: expected one Detections per image, got {len(detections)} for {len(images)}"
+            )
+        keypoints = self._estimate(images, [d.xyxy for d in detections])
+        return [
+            Detections(d.xyxy, d.scores, d.labels, d.track_ids, dict(d.data), k)
+            for d, k in zip(detections, keypoints, strict=True)
+        ]
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        self._engine = None
+        self._module = None
