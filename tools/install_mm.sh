@@ -7,7 +7,8 @@
 #
 # What it works around (each would otherwise fail on Python 3.11 / numpy 2):
 # * mmcv 2.1 has no wheel for this Python: it is compiled from source (MMCV_WITH_OPS=1,
-#   --no-build-isolation, setuptools<70 for pkg_resources), about 20-40 minutes on 2 cores.
+#   --no-build-isolation, setuptools<70 for pkg_resources, C++20 for torch 2.14's headers),
+#   about 20-40 minutes on 2 cores.
 #   The wheel is cached in $MM_WHEEL_CACHE (default ~/.cache/action-stream/wheels), so a
 #   second install takes seconds.
 # * mmdet / mmpose pull torchvision, which works with torch 2.14.1 + torchvision 0.29.1.
@@ -26,7 +27,13 @@ pip install 'setuptools<70' wheel cython 'numpy>=2,<3' mmengine==0.10.7
 mkdir -p "$CACHE"
 if ! ls "$CACHE"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   echo "compiling mmcv 2.1.0 with ops (about 20-40 minutes on 2 cores; cached in $CACHE)"
-  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$VENV/bin/pip" wheel -q --no-deps --no-build-isolation -w "$CACHE" mmcv==2.1.0
+  # torch 2.14's headers need C++20; mmcv 2.1's setup.py asks for C++14/17: build a patched copy.
+  src=$(mktemp -d)
+  "$VENV/bin/pip" download -q --no-deps --no-build-isolation --no-binary :all: -d "$src" mmcv==2.1.0
+  tar xzf "$src"/mmcv-2.1.0.tar.gz -C "$src"
+  sed -i 's/-std=c++1[47]/-std=c++20/g' "$src"/mmcv-2.1.0/setup.py
+  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$VENV/bin/pip" wheel -q --no-deps --no-build-isolation -w "$CACHE" "$src"/mmcv-2.1.0
+  rm -rf "$src"
 fi
 pip install --no-deps "$CACHE"/mmcv-2.1.0-*.whl
 if ! ls "$CACHE"/xtcocotools-*.whl >/dev/null 2>&1; then
