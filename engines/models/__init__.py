@@ -21,6 +21,7 @@ _MODULES = (
     "x3d",
     "c3d",
     "cspnext",
+    "rtmdet",
 )
 
 for _name in _MODULES:
