@@ -81,7 +81,7 @@ def normalise(
     batch = np.stack(padded).astype(np.float32)
     if bgr_to_rgb:
         batch = batch[..., ::-1]
-    batch = (batch - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    batch = ((batch - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
@@ -292,12 +292,12 @@ class RTMDetDetector:
             raise DetectorConfigError(f"--det-config {self.config}: cannot read it as an mmdet config ({exc})") from exc
         if model_cfg.get("type") != "RTMDet":
             raise DetectorConfigError(
-                f"--det-config {self.config}: model.type is {model_cfg.get('type')!r}, --detector rtmdet needs 'RTMDet' "
-                "(use --detector mmdet for other mmdet models)"
+                f"--det-config {self.config}: model.type is {model_cfg.get('type')!r}, --detector rtmdet needs "
+                "'RTMDet' (use --detector mmdet for other mmdet models)"
             )
         self.size, self.pad_val = input_settings(to_plain(cfg._cfg_dict) if hasattr(cfg, "_cfg_dict") else cfg)
         try:
-            model = build(model_cfg, where="model").eval()
+            model: Any = build(model_cfg, where="model").eval()
             ckpt = load_checkpoint(model, self.checkpoint, config_name=self.config)
         except EngineError as exc:
             raise DetectorConfigError(
@@ -305,10 +305,10 @@ class RTMDetDetector:
                 "pass the checkpoint trained with this config"
             ) from exc
         self.classes = ckpt.classes
-        self.mean, self.std, self.bgr_to_rgb = model.mean, model.std, model.bgr_to_rgb  # type: ignore[union-attr]
-        self.test_cfg = {**DEFAULT_TEST_CFG, **dict(model.test_cfg)}  # type: ignore[arg-type]
+        self.mean, self.std, self.bgr_to_rgb = model.mean, model.std, model.bgr_to_rgb
+        self.test_cfg = {**DEFAULT_TEST_CFG, **dict(model.test_cfg)}
         w, h = self.size
-        self.priors, self.counts = grid_priors(h, w, model.strides)  # type: ignore[arg-type]
+        self.priors, self.counts = grid_priors(h, w, model.strides)
         self.engine = _cached_engine(model, model_cfg, self.checkpoint, backend, (h, w), num_threads, cache_dir)
         self._torch = torch
 

@@ -145,9 +145,11 @@ def main() -> int:
         "# mmdet reference outputs for RTMDet\n\n"
         f"Produced by `PYTHONPATH=. python tools/make_mm_fixtures.py` with mmdet {mmdet.__version__}, "
         f"mmcv {mmcv.__version__}, torch {torch.__version__}: RTMDet-tiny's config with widen_factor {WIDEN} "
-        "and seeded random weights (`rtmdet_small_random.pth`, model-zoo layout; its config `rtmdet_small_random.py`), "
+        "and seeded random weights (`rtmdet_small_random.pth`, model-zoo layout; its config "
+        "`rtmdet_small_random.py`), "
         "`mmdet.apis.inference_detector` on `messi5.png` / `basketball1.png` (opencv-doc's stills, as PNG). "
-        "`mmdet_outputs.npz` holds per image the network input (resized + padded uint8), the head's raw per-level outputs "
+        "`mmdet_outputs.npz` holds per image the network input (resized + padded uint8), the head's raw "
+        "per-level outputs "
         "(class logits: all classes at stride 32, classes 0-7 at strides 8 and 16) and the "
         "final boxes / scores / labels; `rtmdet_tiny_keys.json` the state-dict keys and shapes of the real "
         "RTMDet-tiny config.\n" + _ops_note()

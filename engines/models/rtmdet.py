@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -188,18 +188,19 @@ class RTMDetSepBNHead(nn.Module):
         if share_conv:
             for n in range(len(self.strides)):
                 for i in range(stacked_convs):
-                    self.cls_convs[n][i].conv = self.cls_convs[0][i].conv
-                    self.reg_convs[n][i].conv = self.reg_convs[0][i].conv
+                    for convs in (self.cls_convs, self.reg_convs):
+                        cast(nn.ModuleList, convs[n])[i].conv = cast(nn.ModuleList, convs[0])[i].conv
 
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """mmdet's raw head outputs: per level class logits ``(B, C, H, W)`` and distances ``(B, 4, H, W)``."""
         cls_scores, bbox_preds = [], []
         for idx, (x, stride) in enumerate(zip(feats, self.strides, strict=True)):
             cls_feat, reg_feat = x, x
-            for layer in self.cls_convs[idx]:
+            cls_convs, reg_convs = cast(nn.ModuleList, self.cls_convs[idx]), cast(nn.ModuleList, self.reg_convs[idx])
+            for layer in cls_convs:
                 cls_feat = layer(cls_feat)
             cls_score = self.rtm_cls[idx](cls_feat)
-            for layer in self.reg_convs[idx]:
+            for layer in reg_convs:
                 reg_feat = layer(reg_feat)
             reg = self.rtm_reg[idx](reg_feat)
             bbox_preds.append((reg.exp() if self.exp_on_reg else reg) * stride)
@@ -259,7 +260,7 @@ class RTMDet(nn.Module):
 
     def head_outputs(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """mmdet's raw outputs (``model._forward``): per-level class logits and box distances."""
-        return self.bbox_head(self.neck(self.backbone(images)))  # type: ignore[no-any-return]
+        return self.bbox_head(self.neck(self.backbone(images)))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cls_scores, bbox_preds = self.head_outputs(images)

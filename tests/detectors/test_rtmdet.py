@@ -132,8 +132,11 @@ def test_engines_agree_with_torch_and_mmdet(detector: RTMDetDetector, model: tor
     for name, dets in zip(NAMES, detector.detect_all(images), strict=True):
         want = ref[f"{name}/bboxes"]
         assert len(dets) == len(want)
-        np.testing.assert_array_equal(dets.labels, ref[f"{name}/labels"])
-        assert np.diag(iou_matrix(dets.xyxy, want)).min() > 0.99
+        # the engine's scores differ from torch's by ~1e-7, so boxes of near-equal score may swap places
+        np.testing.assert_array_equal(np.sort(dets.labels), np.sort(ref[f"{name}/labels"]))
+        np.testing.assert_allclose(np.sort(dets.scores), np.sort(ref[f"{name}/scores"]), atol=1e-4)
+        same = iou_matrix(dets.xyxy, want) * (dets.labels[:, None] == ref[f"{name}/labels"][None, :])
+        assert same.max(axis=0).min() > 0.99 and same.max(axis=1).min() > 0.99
 
 
 def test_detect_keeps_the_category_above_the_threshold(detector: RTMDetDetector) -> None:
@@ -174,4 +177,17 @@ def test_live_mmdet_gives_the_same_boxes(detector: RTMDetDetector) -> None:
     for img, dets in zip(images, detector.detect_all(images), strict=True):
         want = inference_detector(mm, img).pred_instances
         assert len(dets) == len(want)
-        assert np.diag(iou_matrix(dets.xyxy, want.bboxes.numpy())).min() > 0.99
+        assert iou_matrix(dets.xyxy, want.bboxes.numpy()).max(axis=0).min() > 0.99
+
+
+def test_mmdet_detector_names_the_install_script_when_mmdet_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from detectors.errors import LibraryMissing
+
+    monkeypatch.setitem(sys.modules, "mmdet", None)
+    monkeypatch.setitem(sys.modules, "mmdet.apis", None)
+    with pytest.raises(LibraryMissing, match=r"bash tools/install_mm\.sh"):
+        build_detector("mmdet", config=SMALL, checkpoint=CKPT)
+    with pytest.raises(DetectorConfigError, match="needs --det-config"):
+        build_detector("mmdet")
