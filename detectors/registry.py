@@ -30,6 +30,18 @@ def _blazepose_detector(**kwargs: Any) -> PersonDetector:
     return BlazePoseDetector(**kwargs)
 
 
+def _rtmdet(**kwargs: Any) -> PersonDetector:
+    from detectors.rtmdet import RTMDetDetector
+
+    return RTMDetDetector(**kwargs)
+
+
+def _mmdet(**kwargs: Any) -> PersonDetector:
+    from detectors.mmdet_api import MMDetDetector
+
+    return MMDetDetector(**kwargs)
+
+
 def _blazepose_estimator(**kwargs: Any) -> PoseEstimator:
     from detectors.blazepose import BlazePoseEstimator
 
@@ -49,10 +61,14 @@ def _mmpose_estimator(**kwargs: Any) -> PoseEstimator:
 
 
 #: Person detectors. ``hog`` finds whole pedestrians from ~75 px tall (street and CCTV
-#: footage); ``blazepose`` finds people close to the camera (webcams, sports close-ups).
+#: footage); ``blazepose`` finds people close to the camera (webcams, sports close-ups);
+#: ``rtmdet`` runs an mmdet RTMDet config + checkpoint as a compiled engine; ``mmdet`` runs
+#: any mmdet 3.x config + checkpoint through mmdet itself.
 DETECTORS: dict[str, Callable[..., PersonDetector]] = {
     "hog": _hog,
     "blazepose": _blazepose_detector,
+    "rtmdet": _rtmdet,
+    "mmdet": _mmdet,
 }
 
 #: Pose estimators (COCO-17 keypoints on each detected person). ``rtmpose`` (``config=``,

@@ -63,33 +63,40 @@ def people_stages(params: PeopleParams) -> list[Stage]:
         DetectorConfigError: If a model name or parameter is wrong (checked before any
             model is loaded).
     """
+    compiled = params.detector in ("rtmdet", "mmdet")  # detectors built from an mmdet config + checkpoint
     mm = {
-        "--det-config": params.det_config,
-        "--det-checkpoint": params.det_checkpoint,
+        "--det-config": None if compiled else params.det_config,
+        "--det-checkpoint": None if compiled else params.det_checkpoint,
         "--pose-config": params.pose_config,
         "--pose-checkpoint": params.pose_checkpoint,
     }
     given = [flag for flag, value in mm.items() if value]
     if given:
         raise ModelNotAvailable(
-            f"{', '.join(given)}: mmdet / mmpose checkpoints are not supported yet; leave these flags out "
-            f"to use the built-in models (--detector {params.detector}, pose {DEFAULT_POSE_ESTIMATOR})"
+            f"{', '.join(given)}: mmdet / mmpose checkpoints are not supported yet for this model; leave these flags "
+            f"out to use the built-in models (--detector {params.detector}, pose {DEFAULT_POSE_ESTIMATOR}), or pass "
+            "--detector rtmdet / mmdet with --det-config and --det-checkpoint"
         )
-    if params.det_cat_id != 0:
+    if params.det_cat_id != 0 and not compiled:
         raise DetectorConfigError(
             f"--det-cat-id {params.det_cat_id}: the built-in detectors find people only (class id 0)"
         )
     if params.det_interval < 1:
         raise DetectorConfigError(f"--det-interval: expected >= 1 frame, got {params.det_interval}")
-    if params.backend not in ("auto", "openvino"):
-        raise DetectorConfigError(f"--backend {params.backend}: the built-in models run on 'openvino' (or 'auto')")
-    if params.device.lower() != "cpu" and (params.detector == "hog" or params.device.lower().startswith("cuda")):
-        raise DetectorConfigError(
-            f"--device {params.device}: the built-in models run on the CPU ('cpu'; BlazePose also on OpenVINO devices)"
-        )
     det_kwargs: dict[str, object] = {"device": params.device}
-    if params.detector != "hog":  # HOG always runs on OpenCV
+    if compiled:
+        det_kwargs.update(config=params.det_config, checkpoint=params.det_checkpoint, cat_id=params.det_cat_id)
         det_kwargs["backend"] = params.backend
+    else:
+        if params.backend not in ("auto", "openvino"):
+            raise DetectorConfigError(f"--backend {params.backend}: the built-in models run on 'openvino' (or 'auto')")
+        if params.device.lower() != "cpu" and (params.detector == "hog" or params.device.lower().startswith("cuda")):
+            raise DetectorConfigError(
+                f"--device {params.device}: the built-in models run on the CPU ('cpu'; BlazePose also on OpenVINO "
+                "devices)"
+            )
+        if params.detector != "hog":  # HOG always runs on OpenCV
+            det_kwargs["backend"] = params.backend
     if params.det_score_thr is not None:
         det_kwargs["score_thr"] = params.det_score_thr
     _check_names(params)

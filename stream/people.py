@@ -26,15 +26,17 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m stream.people", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("source", help="video file, image folder, rtsp:// or http:// URL, camera index or /dev/videoN")
-    add("--detector", default=PeopleParams.detector, help="hog (default) or blazepose")
+    add("--detector", default=PeopleParams.detector, help="hog (default), blazepose, rtmdet or mmdet")
     add("--det-score-thr", type=number(), help="drop people scoring below this (default: the detector's)")
     add("--det-cat-id", type=integer(minimum=0), default=0, help="class id of people (built-in detectors: 0)")
     interval, timeout = PeopleParams.det_interval, PeopleParams.lost_timeout_s
     add("--det-interval", type=integer(), default=interval, help="detect every Nth frame (%(default)s)")
     add("--no-pose", action="store_true", help="boxes and track ids only")
     add("--lost-timeout", type=positive, default=timeout, help="end a track after S s unseen (default 2)")
-    for flag in ("--det-config", "--det-checkpoint", "--pose-config", "--pose-checkpoint"):
-        add(flag, help="mmdet / mmpose model (not available yet)")
+    add("--det-config", help="mmdet config of --detector rtmdet / mmdet")
+    add("--det-checkpoint", help="mmdet checkpoint of --detector rtmdet / mmdet")
+    for flag in ("--pose-config", "--pose-checkpoint"):
+        add(flag, help="mmpose model (not available yet)")
     add("--device", default="cpu", help="where the models run (cpu)")
     add("--backend", default="auto", help="auto or openvino (the BlazePose models; HOG runs on OpenCV)")
     add("--realtime", action="store_true", help="pace a file at its frame rate, like a live camera")

@@ -22,6 +22,7 @@ _MODULES = (
     "c3d",
     "cspnext",
     "rtmpose",
+    "rtmdet",
 )
 
 for _name in _MODULES:
