@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from engines.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from engines.errors import ExportError, ModelConfigError
+from engines.tensors import ONNX_EXPORT_LOCK
 
 logger = logging.getLogger(__name__)
 
@@ -218,10 +219,11 @@ def _onnx_export(module: nn.Module, example: Tensor, path: Path, opset: int) -> 
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", UserWarning)
-        try:
-            torch.onnx.export(module, (example,), str(path), dynamo=False, **kwargs)
-        except TypeError:  # a torch without the legacy exporter's switch
-            torch.onnx.export(module, (example,), str(path), dynamo=True, **kwargs)
+        with ONNX_EXPORT_LOCK:  # the exporter's global state allows one export at a time
+            try:
+                torch.onnx.export(module, (example,), str(path), dynamo=False, **kwargs)
+            except TypeError:  # a torch without the legacy exporter's switch
+                torch.onnx.export(module, (example,), str(path), dynamo=True, **kwargs)
 
 
 def export_onnx(

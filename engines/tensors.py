@@ -11,6 +11,7 @@ serves all of them (:func:`export_graph`, :meth:`engines.engine.Engine.run`).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ import numpy as np
 from engines.errors import ExportError, InputShapeError
 
 #: NumPy dtype names a tensor may have.
+#: torch.onnx.export keeps global state: two stages building engines at once (a detector and
+#: a pose model set up in parallel) would trip over each other, so exports take turns.
+ONNX_EXPORT_LOCK = threading.RLock()
+
 DTYPES = ("float32", "float16", "int64", "int32", "uint8", "bool")
 
 
@@ -170,7 +175,7 @@ def export_graph(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with torch.no_grad():
+            with ONNX_EXPORT_LOCK, torch.no_grad():
                 torch.onnx.export(
                     module.eval(),
                     args,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from detectors.errors import DetectorConfigError, ModelNotAvailable
 from detectors.registry import DEFAULT_DETECTOR, DEFAULT_POSE_ESTIMATOR, build_detector, build_pose_estimator
@@ -33,8 +34,8 @@ class PeopleParams:
         device, backend: where the models run (``--device``, ``--backend``).
         draw: add the annotators (boxes with ids, skeletons coloured per track, status line).
         font_scale, font_color: drawing flags.
-        det_config, det_checkpoint, pose_config, pose_checkpoint: mmdet / mmpose models
-            (not available yet: building raises :class:`ModelNotAvailable`).
+        det_config, det_checkpoint: the mmdet config + checkpoint of ``rtmdet`` / ``mmdet``.
+        pose_config, pose_checkpoint: the mmpose config + checkpoint of ``rtmpose`` / ``mmpose``.
     """
 
     detector: str = DEFAULT_DETECTOR
@@ -55,6 +56,11 @@ class PeopleParams:
     pose_checkpoint: str | None = None
 
 
+#: ByteTrack's thresholds for the built-in detectors' scores; a lower ``--det-score-thr`` lowers them.
+TRACK_ACTIVATION_THR = 0.6
+TRACK_HIGH_THR = 0.7
+
+
 def people_stages(params: PeopleParams) -> list[Stage]:
     """The stages of the people graph, in order.
 
@@ -64,18 +70,19 @@ def people_stages(params: PeopleParams) -> list[Stage]:
             model is loaded).
     """
     compiled = params.detector in ("rtmdet", "mmdet")  # detectors built from an mmdet config + checkpoint
+    compiled_pose = params.pose in ("rtmpose", "mmpose")  # pose models built from an mmpose config + checkpoint
     mm = {
         "--det-config": None if compiled else params.det_config,
         "--det-checkpoint": None if compiled else params.det_checkpoint,
-        "--pose-config": params.pose_config,
-        "--pose-checkpoint": params.pose_checkpoint,
+        "--pose-config": None if compiled_pose or params.pose is None else params.pose_config,
+        "--pose-checkpoint": None if compiled_pose or params.pose is None else params.pose_checkpoint,
     }
     given = [flag for flag, value in mm.items() if value]
     if given:
         raise ModelNotAvailable(
-            f"{', '.join(given)}: mmdet / mmpose checkpoints are not supported yet for this model; leave these flags "
-            f"out to use the built-in models (--detector {params.detector}, pose {DEFAULT_POSE_ESTIMATOR}), or pass "
-            "--detector rtmdet / mmdet with --det-config and --det-checkpoint"
+            f"{', '.join(given)}: the built-in models (--detector {params.detector}, --pose {params.pose}) take no "
+            "config or checkpoint; pass --detector rtmdet / mmdet with --det-config and --det-checkpoint, "
+            "--pose rtmpose / mmpose with --pose-config and --pose-checkpoint"
         )
     if params.det_cat_id != 0 and not compiled:
         raise DetectorConfigError(
@@ -104,9 +111,19 @@ def people_stages(params: PeopleParams) -> list[Stage]:
         DetectStage(partial(build_detector, params.detector, **det_kwargs), interval=params.det_interval)
     ]
     if params.track:
-        stages.append(TrackStage(partial(PersonTracker, lost_timeout_s=params.lost_timeout_s)))
+        track_kwargs: dict[str, Any] = {"lost_timeout_s": params.lost_timeout_s}
+        if params.det_score_thr is not None:  # people above --det-score-thr start and keep tracks
+            track_kwargs["activation_thr"] = min(TRACK_ACTIVATION_THR, params.det_score_thr)
+            track_kwargs["high_thr"] = min(TRACK_HIGH_THR, params.det_score_thr)
+        stages.append(TrackStage(partial(PersonTracker, **track_kwargs)))
     if params.pose is not None:
-        pose_kwargs = {"device": params.device, "backend": params.backend}
+        pose_kwargs: dict[str, object] = {"device": params.device}
+        if compiled_pose:
+            pose_kwargs.update(config=params.pose_config, checkpoint=params.pose_checkpoint)
+        if params.pose != "mmpose":  # mmpose's API picks its own runtime
+            # BlazePose runs on OpenVINO: another --backend (meant for a compiled detector) leaves it on 'auto'.
+            builtin_backend = params.backend if params.backend in ("auto", "openvino") else "auto"
+            pose_kwargs["backend"] = params.backend if compiled_pose else builtin_backend
         stages.append(PoseStage(partial(build_pose_estimator, params.pose, **pose_kwargs)))
     if params.draw:
         stages.append(AnnotateStage(people_annotators(font_scale=params.font_scale, font_color=params.font_color)))

@@ -1,6 +1,7 @@
 """People: boxes, stable track ids and COCO-17 skeletons from any source, with no download.
 
-    python -m stream.people SOURCE [--det-score-thr T] [--det-interval N] [--no-pose]
+    python -m stream.people SOURCE [--detector hog|blazepose|rtmdet|mmdet] [--pose blazepose|rtmpose|mmpose]
+                            [--det-score-thr T] [--det-interval N] [--no-pose]
                             [--out-file OUT.mp4] [--events OUT.jsonl] [--show] [--max-frames N]
 
 The default models ship with the package (OpenCV's HOG people detector, BlazePose's landmark
@@ -35,8 +36,9 @@ def build_parser() -> ArgumentParser:
     add("--lost-timeout", type=positive, default=timeout, help="end a track after S s unseen (default 2)")
     add("--det-config", help="mmdet config of --detector rtmdet / mmdet")
     add("--det-checkpoint", help="mmdet checkpoint of --detector rtmdet / mmdet")
-    for flag in ("--pose-config", "--pose-checkpoint"):
-        add(flag, help="mmpose model (not available yet)")
+    add("--pose", default=PeopleParams.pose, help="blazepose (default), rtmpose or mmpose")
+    add("--pose-config", help="mmpose config of --pose rtmpose / mmpose")
+    add("--pose-checkpoint", help="mmpose checkpoint of --pose rtmpose / mmpose")
     add("--device", default="cpu", help="where the models run (cpu)")
     add("--backend", default="auto", help="auto or openvino (the BlazePose models; HOG runs on OpenCV)")
     add("--realtime", action="store_true", help="pace a file at its frame rate, like a live camera")
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def people(args: argparse.Namespace) -> int:
     params = PeopleParams(
-        detector=args.detector, pose=None if args.no_pose else PeopleParams.pose, det_score_thr=args.det_score_thr,
+        detector=args.detector, pose=None if args.no_pose else args.pose, det_score_thr=args.det_score_thr,
         det_cat_id=args.det_cat_id, det_interval=args.det_interval, lost_timeout_s=args.lost_timeout,
         device=args.device, backend=args.backend, font_scale=args.font_scale, font_color=args.font_color,
         det_config=args.det_config, det_checkpoint=args.det_checkpoint,

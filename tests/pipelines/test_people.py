@@ -56,12 +56,39 @@ def test_people_on_vtest_writes_video_and_events(vtest: Path, tmp_path: Path) ->
     assert all(set(e["data"]) == {"track_id", "box", "frames_seen", "last_seen_s"} for e in lost)
 
 
+MM = ROOT / "tests" / "fixtures" / "mm"
+RTMDET = ["--detector", "rtmdet", "--det-config", str(MM / "rtmdet" / "rtmdet_small_random.py"),
+          "--det-checkpoint", str(MM / "rtmdet" / "rtmdet_small_random.pth")]  # fmt: skip
+RTMPOSE = ["--pose", "rtmpose", "--pose-config", str(MM / "rtmpose" / "rtmpose-tiny_coco-256x192.py"),
+           "--pose-checkpoint", str(MM / "rtmpose" / "rtmpose-tiny_coco-256x192.pth")]  # fmt: skip
+
+
+def test_rtmdet_and_rtmpose_engines_run_the_whole_graph(vtest: Path, tmp_path: Path) -> None:  # noqa: F811
+    # The random-weight fixtures (checked against mmdet / mmpose in tests/detectors) score COCO
+    # class 26 highest on this footage: treat it as the people class, as --det-cat-id allows.
+    events = tmp_path / "people.jsonl"
+    args = [str(vtest), *RTMDET, *RTMPOSE, "--det-cat-id", "26", "--det-score-thr", "0.3", "--det-interval", "1"]
+    env_cache = ["--max-frames", "4", "--events", str(events), "--backend", "onnxruntime", "-q"]
+    result = run(*args, *env_cache, timeout=300)
+    assert result.returncode == 0, result.stderr
+    frames = [r for r in map(json.loads, events.read_text().splitlines()) if r["type"] == "frame"]
+    assert [r["frame_idx"] for r in frames] == [0, 1, 2, 3]
+    people = [p for r in frames for p in r["people"]]
+    assert people and all(len(p["keypoints"]) == 17 for p in people)  # RTMPose ran on RTMDet's boxes
+    for person in people:
+        x1, y1, x2, y2 = person["box"]
+        assert 0 <= x1 <= x2 <= 768 and 0 <= y1 <= y2 <= 576 and person["score"] >= 0.3
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["missing.mp4"], "missing.mp4"),
-        (["{vtest}", "--det-config", "rtmdet.py"], "not supported yet"),
-        (["{vtest}", "--detector", "yolo"], "expected one of blazepose, hog"),
+        (["{vtest}", "--det-config", "rtmdet.py"], "take no config or checkpoint"),
+        (["{vtest}", "--pose-checkpoint", "rtmpose.pth"], "take no config or checkpoint"),
+        (["{vtest}", "--pose", "rtmpose", "--pose-config", "missing.py", "--pose-checkpoint", "x.pth"], "missing.py"),
+        (["{vtest}", "--pose", "hrnet"], "expected one of blazepose, mmpose, rtmpose"),
+        (["{vtest}", "--detector", "yolo"], "expected one of blazepose, hog, mmdet, rtmdet"),
         (["{vtest}", "--det-cat-id", "2"], "people only"),
         (["{vtest}", "--det-interval", "0"], "--det-interval"),
         (["{vtest}", "--device", "cuda"], "cpu"),
