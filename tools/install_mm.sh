@@ -43,7 +43,7 @@ pip install --no-deps "$CACHE"/xtcocotools-*.whl
 pip install --no-deps mmdet==3.3.0 mmpose==1.3.2
 # Their other run-time requirements (mmdet: pycocotools shapely terminaltables; mmpose:
 # json_tricks munkres; both: matplotlib scipy opencv), chumpy excepted.
-pip install pycocotools shapely terminaltables json_tricks munkres matplotlib scipy opencv-python addict rich termcolor yapf
+pip install pycocotools shapely terminaltables json_tricks munkres matplotlib scipy opencv-python addict rich termcolor yapf six tqdm
 "$VENV/bin/python" - <<'PY'
 import mmcv, mmdet, mmpose
 from mmcv.ops import nms, RoIAlign  # the compiled ops
