@@ -44,6 +44,9 @@ pip install --no-deps mmdet==3.3.0 mmpose==1.3.2
 # Their other run-time requirements (mmdet: pycocotools shapely terminaltables; mmpose:
 # json_tricks munkres; both: matplotlib scipy opencv), chumpy excepted.
 pip install pycocotools shapely terminaltables json_tricks munkres matplotlib scipy opencv-python addict rich termcolor yapf six tqdm
+# mmengine's get_installed_path (used when mmpose is imported) needs pkg_resources, which
+# setuptools 70+ no longer has; torch 2.14 asks for setuptools>=77 only to build extensions.
+pip install 'setuptools<70'
 "$VENV/bin/python" - <<'PY'
 import mmcv, mmdet, mmpose
 from mmcv.ops import nms, RoIAlign  # the compiled ops
