@@ -28,6 +28,38 @@ COCO_KEYPOINTS: tuple[str, ...] = (
 PERSON_LABEL = 0
 
 
+def person_class(classes: Sequence[str] | None, num_classes: int, cat_id: int | None, model: str) -> int:
+    """The class id a detector keeps as people: ``cat_id`` if given, else the class named "person".
+
+    Args:
+        classes: the checkpoint's class names (``meta['dataset_meta']['classes']``), if recorded.
+        num_classes: how many classes the model's head scores.
+        cat_id: ``--det-cat-id`` (None: find the class named "person"; COCO's 0 when unnamed).
+        model: what to name in errors (the config / checkpoint).
+
+    Raises:
+        DetectorConfigError: If ``cat_id`` is out of range, or it is not given and the
+            checkpoint names its classes without a "person" (naming them and the flag to pass).
+    """
+    from detectors.errors import DetectorConfigError
+
+    if cat_id is not None:
+        if not 0 <= cat_id < num_classes:
+            raise DetectorConfigError(
+                f"--det-cat-id {cat_id}: {model} scores {num_classes} classes (ids 0-{num_classes - 1})"
+            )
+        return cat_id
+    if not classes:
+        return PERSON_LABEL  # unnamed classes: COCO's order, as MMAction2's demos assume
+    names = [str(name).lower() for name in classes]
+    if "person" in names:
+        return names.index("person")
+    shown = ", ".join(f"{i}: {name}" for i, name in enumerate(classes[:12])) + (", ..." if len(classes) > 12 else "")
+    raise DetectorConfigError(
+        f"{model} has no class named 'person' ({shown}); pass --det-cat-id with the id of the class to track as people"
+    )
+
+
 @runtime_checkable
 class PersonDetector(Protocol):
     """Finds people: one :class:`Detections` per image (boxes, scores, labels; no track ids)."""

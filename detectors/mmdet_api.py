@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import PERSON_LABEL
+from detectors.base import PERSON_LABEL, person_class
 from detectors.errors import DetectorConfigError, LibraryMissing
 from stream.packet import Detections
 
@@ -27,7 +27,7 @@ class MMDetDetector:
         config: mmdet config file.
         checkpoint: Its checkpoint.
         score_thr: Keep rows scoring above this (``--det-score-thr``, default 0.5 as MMAction2's demos).
-        cat_id: Class id kept (``--det-cat-id``, COCO's person 0).
+        cat_id: Class id kept (``--det-cat-id``); None: the class named "person" (COCO's 0 when unnamed).
         device: torch device (``cpu``, ``cuda:0``).
         backend: ``auto`` or ``torch`` (mmdet runs in torch).
 
@@ -44,7 +44,7 @@ class MMDetDetector:
         config: str | Path | None = None,
         checkpoint: str | Path | None = None,
         score_thr: float = 0.5,
-        cat_id: int = PERSON_LABEL,
+        cat_id: int | None = None,
         device: str = "cpu",
         backend: str = "auto",
     ) -> None:
@@ -63,7 +63,15 @@ class MMDetDetector:
             raise LibraryMissing(INSTALL_HINT) from exc
         self._infer = inference_detector
         self.model: Any = init_detector(str(config), str(checkpoint), device=device)
-        self.score_thr, self.cat_id = score_thr, cat_id
+        self.score_thr = score_thr
+        meta = getattr(self.model, "dataset_meta", None) or {}
+        head = getattr(self.model, "bbox_head", None) or getattr(
+            getattr(self.model, "roi_head", None), "bbox_head", None
+        )
+        num_classes = int(getattr(head, "num_classes", len(meta.get("classes") or ()) or 80))
+        self.cat_id = person_class(
+            meta.get("classes"), num_classes, cat_id, f"{Path(checkpoint).name} ({Path(config).name})"
+        )
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         if not len(images):

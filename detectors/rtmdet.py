@@ -35,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detectors.base import PERSON_LABEL
+from detectors.base import PERSON_LABEL, person_class
 from detectors.errors import DetectorConfigError
 from stream.packet import Detections
 
@@ -225,7 +225,8 @@ class RTMDetDetector:
             ``configs/detection/rtmdet/rtmdet_tiny_8xb32-300e_coco.py``.
         checkpoint: The matching mmdet checkpoint (``state_dict`` + ``meta``).
         score_thr: Keep rows scoring above this (``--det-score-thr``, default 0.5 as MMAction2's demos).
-        cat_id: Class id kept (``--det-cat-id``; COCO's person is 0).
+        cat_id: Class id kept (``--det-cat-id``); None: the checkpoint's class named "person"
+            (COCO's 0 when the checkpoint names no classes).
         device: ``cpu``.
         backend: ``auto`` (OpenVINO on x86, else ONNX Runtime), ``onnxruntime`` or ``openvino``.
         num_threads: CPU threads of the backend.
@@ -244,7 +245,7 @@ class RTMDetDetector:
         config: str | Path | None = None,
         checkpoint: str | Path | None = None,
         score_thr: float = 0.5,
-        cat_id: int = PERSON_LABEL,
+        cat_id: int | None = None,
         device: str = "cpu",
         backend: str = "auto",
         num_threads: int | None = None,
@@ -260,8 +261,6 @@ class RTMDetDetector:
             )
         if not 0.0 <= score_thr < 1.0:
             raise DetectorConfigError(f"score_thr: expected 0 <= score_thr < 1, got {score_thr}")
-        if cat_id < 0:
-            raise DetectorConfigError(f"cat_id: expected a class id >= 0, got {cat_id}")
         self.config, self.checkpoint = Path(config), Path(checkpoint)
         for what, path in (("--det-config", self.config), ("--det-checkpoint", self.checkpoint)):
             if not path.is_file():
@@ -274,8 +273,10 @@ class RTMDetDetector:
             raise DetectorConfigError(
                 f"--backend {backend_name} / --device {dev}: RTMDet runs on the CPU with onnxruntime or openvino"
             )
-        self.score_thr, self.cat_id = score_thr, cat_id
+        self.score_thr = score_thr
         self._load(backend_name, num_threads, cache_dir)
+        num_classes = int(self._num_classes)
+        self.cat_id = person_class(self.classes, num_classes, cat_id, f"{self.checkpoint.name} ({self.config.name})")
 
     def _load(self, backend: str, num_threads: int | None, cache_dir: str | Path | None) -> None:
         import torch
@@ -305,6 +306,7 @@ class RTMDetDetector:
                 "pass the checkpoint trained with this config"
             ) from exc
         self.classes = ckpt.classes
+        self._num_classes = model.bbox_head.num_classes
         self.mean, self.std, self.bgr_to_rgb = model.mean, model.std, model.bgr_to_rgb
         self.test_cfg = {**DEFAULT_TEST_CFG, **dict(model.test_cfg)}
         w, h = self.size

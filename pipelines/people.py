@@ -27,7 +27,8 @@ class PeopleParams:
         detector: registered person detector (:data:`detectors.registry.DETECTORS`).
         pose: registered pose estimator, or None for boxes and tracks only (``--no-pose``).
         det_score_thr: drop detections scoring below this (``--det-score-thr``).
-        det_cat_id: the detector class id of people (``--det-cat-id``).
+        det_cat_id: the detector class id of people (``--det-cat-id``; None: the class named
+            "person" of an mmdet checkpoint, 0 for the built-in detectors).
         det_interval: detect every N frames; tracks are carried in between (``--det-interval``).
         track: give people track ids (and track events).
         lost_timeout_s: a track ends after this many stream seconds without a detection.
@@ -41,7 +42,7 @@ class PeopleParams:
     detector: str = DEFAULT_DETECTOR
     pose: str | None = DEFAULT_POSE_ESTIMATOR
     det_score_thr: float | None = None
-    det_cat_id: int = 0
+    det_cat_id: int | None = None
     det_interval: int = 5
     track: bool = True
     lost_timeout_s: float = 2.0
@@ -84,7 +85,7 @@ def people_stages(params: PeopleParams) -> list[Stage]:
             "config or checkpoint; pass --detector rtmdet / mmdet with --det-config and --det-checkpoint, "
             "--pose rtmpose / mmpose with --pose-config and --pose-checkpoint"
         )
-    if params.det_cat_id != 0 and not compiled:
+    if params.det_cat_id not in (None, 0) and not compiled:
         raise DetectorConfigError(
             f"--det-cat-id {params.det_cat_id}: the built-in detectors find people only (class id 0)"
         )

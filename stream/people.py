@@ -29,7 +29,7 @@ def build_parser() -> ArgumentParser:
     add("source", help="video file, image folder, rtsp:// or http:// URL, camera index or /dev/videoN")
     add("--detector", default=PeopleParams.detector, help="hog (default), blazepose, rtmdet or mmdet")
     add("--det-score-thr", type=number(), help="drop people scoring below this (default: the detector's)")
-    add("--det-cat-id", type=integer(minimum=0), default=0, help="class id of people (built-in detectors: 0)")
+    add("--det-cat-id", type=integer(minimum=0), help="class id of people (default: the class named 'person')")
     interval, timeout = PeopleParams.det_interval, PeopleParams.lost_timeout_s
     add("--det-interval", type=integer(), default=interval, help="detect every Nth frame (%(default)s)")
     add("--no-pose", action="store_true", help="boxes and track ids only")

@@ -166,6 +166,25 @@ def test_registry_builds_rtmdet_and_explains_missing_files(tmp_path: Path) -> No
         build_detector("rtmdet", config=SMALL, checkpoint=bad, cache_dir=tmp_path)
 
 
+def test_people_are_the_class_named_person_and_a_checkpoint_without_one_is_refused(tmp_path: Path) -> None:
+    ckpt = torch.load(CKPT, map_location="cpu", weights_only=True)
+    classes = list(ckpt["meta"]["dataset_meta"]["classes"])
+    assert classes[0] == "person"
+    swapped = tmp_path / "swapped.pth"  # people are class 3 of this checkpoint
+    classes[0], classes[3] = classes[3], classes[0]
+    torch.save({**ckpt, "meta": {"dataset_meta": {"classes": classes}}}, swapped)
+    assert build_detector("rtmdet", config=SMALL, checkpoint=swapped, cache_dir=tmp_path).cat_id == 3
+    assert build_detector("rtmdet", config=SMALL, checkpoint=swapped, cat_id=7, cache_dir=tmp_path).cat_id == 7
+    no_person = tmp_path / "vehicles.pth"
+    classes[3] = "pedestrian"
+    torch.save({**ckpt, "meta": {"dataset_meta": {"classes": classes}}}, no_person)
+    refused = r"vehicles.pth .* has no class named 'person' \(0: motorcycle, .*--det-cat-id"
+    with pytest.raises(DetectorConfigError, match=refused):
+        build_detector("rtmdet", config=SMALL, checkpoint=no_person, cache_dir=tmp_path)
+    with pytest.raises(DetectorConfigError, match=r"--det-cat-id 80: .* scores 80 classes \(ids 0-79\)"):
+        build_detector("rtmdet", config=SMALL, checkpoint=CKPT, cat_id=80, cache_dir=tmp_path)
+
+
 @pytest.mark.mm
 def test_live_mmdet_gives_the_same_boxes(detector: RTMDetDetector) -> None:
     try:
