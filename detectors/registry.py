@@ -36,6 +36,12 @@ def _rtmdet(**kwargs: Any) -> PersonDetector:
     return RTMDetDetector(**kwargs)
 
 
+def _yolox(**kwargs: Any) -> PersonDetector:
+    from detectors.yolox import YOLOXDetector
+
+    return YOLOXDetector(**kwargs)
+
+
 def _mmdet(**kwargs: Any) -> PersonDetector:
     from detectors.mmdet_api import MMDetDetector
 
@@ -62,12 +68,13 @@ def _mmpose_estimator(**kwargs: Any) -> PoseEstimator:
 
 #: Person detectors. ``hog`` finds whole pedestrians from ~75 px tall (street and CCTV
 #: footage); ``blazepose`` finds people close to the camera (webcams, sports close-ups);
-#: ``rtmdet`` runs an mmdet RTMDet config + checkpoint as a compiled engine; ``mmdet`` runs
-#: any mmdet 3.x config + checkpoint through mmdet itself.
+#: ``rtmdet`` / ``yolox`` run an mmdet RTMDet / YOLOX config + checkpoint as a compiled
+#: engine; ``mmdet`` runs any mmdet 3.x config + checkpoint through mmdet itself.
 DETECTORS: dict[str, Callable[..., PersonDetector]] = {
     "hog": _hog,
     "blazepose": _blazepose_detector,
     "rtmdet": _rtmdet,
+    "yolox": _yolox,
     "mmdet": _mmdet,
 }
 

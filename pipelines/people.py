@@ -35,7 +35,7 @@ class PeopleParams:
         device, backend: where the models run (``--device``, ``--backend``).
         draw: add the annotators (boxes with ids, skeletons coloured per track, status line).
         font_scale, font_color: drawing flags.
-        det_config, det_checkpoint: the mmdet config + checkpoint of ``rtmdet`` / ``mmdet``.
+        det_config, det_checkpoint: the mmdet config + checkpoint of ``rtmdet`` / ``yolox`` / ``mmdet``.
         pose_config, pose_checkpoint: the mmpose config + checkpoint of ``rtmpose`` / ``mmpose``.
     """
 
@@ -70,7 +70,7 @@ def people_stages(params: PeopleParams) -> list[Stage]:
         DetectorConfigError: If a model name or parameter is wrong (checked before any
             model is loaded).
     """
-    compiled = params.detector in ("rtmdet", "mmdet")  # detectors built from an mmdet config + checkpoint
+    compiled = params.detector in ("rtmdet", "yolox", "mmdet")  # detectors built from an mmdet config + checkpoint
     compiled_pose = params.pose in ("rtmpose", "mmpose")  # pose models built from an mmpose config + checkpoint
     mm = {
         "--det-config": None if compiled else params.det_config,
@@ -82,7 +82,7 @@ def people_stages(params: PeopleParams) -> list[Stage]:
     if given:
         raise ModelNotAvailable(
             f"{', '.join(given)}: the built-in models (--detector {params.detector}, --pose {params.pose}) take no "
-            "config or checkpoint; pass --detector rtmdet / mmdet with --det-config and --det-checkpoint, "
+            "config or checkpoint; pass --detector rtmdet / yolox / mmdet with --det-config and --det-checkpoint, "
             "--pose rtmpose / mmpose with --pose-config and --pose-checkpoint"
         )
     if params.det_cat_id not in (None, 0) and not compiled:

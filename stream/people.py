@@ -1,6 +1,6 @@
 """People: boxes, stable track ids and COCO-17 skeletons from any source, with no download.
 
-    python -m stream.people SOURCE [--detector hog|blazepose|rtmdet|mmdet] [--pose blazepose|rtmpose|mmpose]
+    python -m stream.people SOURCE [--detector hog|blazepose|rtmdet|yolox|mmdet] [--pose blazepose|rtmpose|mmpose]
                             [--det-score-thr T] [--det-interval N] [--no-pose]
                             [--out-file OUT.mp4] [--events OUT.jsonl] [--show] [--max-frames N]
 
@@ -27,15 +27,15 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m stream.people", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("source", help="video file, image folder, rtsp:// or http:// URL, camera index or /dev/videoN")
-    add("--detector", default=PeopleParams.detector, help="hog (default), blazepose, rtmdet or mmdet")
+    add("--detector", default=PeopleParams.detector, help="hog (default), blazepose, rtmdet, yolox or mmdet")
     add("--det-score-thr", type=number(), help="drop people scoring below this (default: the detector's)")
     add("--det-cat-id", type=integer(minimum=0), help="class id of people (default: the class named 'person')")
     interval, timeout = PeopleParams.det_interval, PeopleParams.lost_timeout_s
     add("--det-interval", type=integer(), default=interval, help="detect every Nth frame (%(default)s)")
     add("--no-pose", action="store_true", help="boxes and track ids only")
     add("--lost-timeout", type=positive, default=timeout, help="end a track after S s unseen (default 2)")
-    add("--det-config", help="mmdet config of --detector rtmdet / mmdet")
-    add("--det-checkpoint", help="mmdet checkpoint of --detector rtmdet / mmdet")
+    add("--det-config", help="mmdet config of --detector rtmdet / yolox / mmdet")
+    add("--det-checkpoint", help="mmdet checkpoint of --detector rtmdet / yolox / mmdet")
     add("--pose", default=PeopleParams.pose, help="blazepose (default), rtmpose or mmpose")
     add("--pose-config", help="mmpose config of --pose rtmpose / mmpose")
     add("--pose-checkpoint", help="mmpose checkpoint of --pose rtmpose / mmpose")

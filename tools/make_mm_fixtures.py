@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -53,15 +54,19 @@ def small_config(cfg):  # type: ignore[no-untyped-def]
     return cfg
 
 
-def randomise(model: torch.nn.Module, seed: int = 0) -> None:
+def randomise(model: torch.nn.Module, seed: int = 0, logit_bias: Mapping[str, float] | None = None) -> None:
+    """Seeded random parameters and batch-norm statistics; ``logit_bias`` maps a module name
+    part (e.g. ``rtm_cls``) to the mean of its bias, so that random weights score low."""
+    logit_bias = {"rtm_cls": -2.5} if logit_bias is None else logit_bias
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             fan_in = p[0].numel() if p.dim() > 1 else 1
+            part = next((k for k in logit_bias if k in name), None)
             if name.endswith("bn.weight"):
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
-            elif "rtm_cls" in name and name.endswith("bias"):
-                p.copy_(-2.5 + 0.5 * torch.randn(p.shape, generator=gen))
+            elif part is not None and name.endswith("bias"):
+                p.copy_(logit_bias[part] + 0.5 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / fan_in) ** 0.5)
         for name, b in model.named_buffers():

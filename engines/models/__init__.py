@@ -23,6 +23,7 @@ _MODULES = (
     "cspnext",
     "rtmpose",
     "rtmdet",
+    "yolox",
 )
 
 for _name in _MODULES:

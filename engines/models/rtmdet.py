@@ -36,8 +36,67 @@ from engines.models.registry import build, register
 NEAREST_X2: ConfigDict = MappingProxyType({"scale_factor": 2, "mode": "nearest"})
 
 
+class PAFPN(nn.Module):
+    """Path aggregation network of the CSP family (mmdet's ``CSPNeXtPAFPN`` and ``YOLOXPAFPN``).
+
+    Top-down (``reduce_layers`` 1×1 convs, upsample, ``top_down_blocks`` CSP layers), then
+    bottom-up (``downsamples`` 3×3 stride-2 convs, ``bottom_up_blocks``), then ``out_convs``.
+    Subclasses choose the CSP layers' options, the downsampling conv and the out convs' kernel.
+
+    Args:
+        in_channels: Channels of the backbone outputs, low to high level.
+        out_channels: Channels of every output level.
+        csp: Keyword arguments of every :class:`~engines.models.cspnext.CSPLayer`.
+        use_depthwise: Depthwise-separable downsampling convs.
+        out_kernel: Kernel of the out convs (3 for CSPNeXt, 1 for YOLOX).
+        upsample_cfg: ``nn.Upsample`` arguments.
+        common: ``conv_cfg`` / ``norm_cfg`` / ``act_cfg`` of every conv.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        out_channels: int,
+        csp: Mapping[str, Any],
+        use_depthwise: bool,
+        out_kernel: int,
+        upsample_cfg: ConfigDict,
+        common: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        self.in_channels = list(in_channels)
+        self.upsample = nn.Upsample(**dict(upsample_cfg))
+        self.reduce_layers = nn.ModuleList()
+        self.top_down_blocks = nn.ModuleList()
+        for idx in range(len(in_channels) - 1, 0, -1):
+            self.reduce_layers.append(ConvModule(in_channels[idx], in_channels[idx - 1], 1, **common))
+            self.top_down_blocks.append(CSPLayer(in_channels[idx - 1] * 2, in_channels[idx - 1], **csp, **common))
+        down = DepthwiseSeparableConvModule if use_depthwise else ConvModule
+        self.downsamples = nn.ModuleList()
+        self.bottom_up_blocks = nn.ModuleList()
+        for idx in range(len(in_channels) - 1):
+            self.downsamples.append(down(in_channels[idx], in_channels[idx], 3, stride=2, padding=1, **common))
+            self.bottom_up_blocks.append(CSPLayer(in_channels[idx] * 2, in_channels[idx + 1], **csp, **common))
+        self.out_convs = nn.ModuleList(
+            ConvModule(c, out_channels, out_kernel, padding=out_kernel // 2, **common) for c in in_channels
+        )
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        n = len(self.in_channels)
+        inner = [inputs[-1]]
+        for idx in range(n - 1, 0, -1):
+            high = self.reduce_layers[n - 1 - idx](inner[0])
+            inner[0] = high
+            inner.insert(0, self.top_down_blocks[n - 1 - idx](torch.cat([self.upsample(high), inputs[idx - 1]], 1)))
+        outs = [inner[0]]
+        for idx in range(n - 1):
+            down = self.downsamples[idx](outs[-1])
+            outs.append(self.bottom_up_blocks[idx](torch.cat([down, inner[idx + 1]], 1)))
+        return tuple(conv(x) for conv, x in zip(self.out_convs, outs, strict=True))
+
+
 @register()
-class CSPNeXtPAFPN(nn.Module):
+class CSPNeXtPAFPN(PAFPN):
     """Path aggregation network with CSPNeXt blocks (top-down, then bottom-up, then 3×3 out convs).
 
     Args:
@@ -64,37 +123,9 @@ class CSPNeXtPAFPN(nn.Module):
         act_cfg: ConfigDict = SWISH_CFG,
         init_cfg: Any = None,
     ) -> None:
-        super().__init__()
-        self.in_channels = list(in_channels)
-        common: dict[str, Any] = {"conv_cfg": conv_cfg, "norm_cfg": norm_cfg, "act_cfg": act_cfg}
-        csp: dict[str, Any] = {"num_blocks": num_csp_blocks, "add_identity": False, "use_lk_block": True}
-        csp["expand_ratio"] = expand_ratio
-        self.upsample = nn.Upsample(**dict(upsample_cfg))
-        self.reduce_layers = nn.ModuleList()
-        self.top_down_blocks = nn.ModuleList()
-        for idx in range(len(in_channels) - 1, 0, -1):
-            self.reduce_layers.append(ConvModule(in_channels[idx], in_channels[idx - 1], 1, **common))
-            self.top_down_blocks.append(CSPLayer(in_channels[idx - 1] * 2, in_channels[idx - 1], **csp, **common))
-        down = DepthwiseSeparableConvModule if use_depthwise else ConvModule
-        self.downsamples = nn.ModuleList()
-        self.bottom_up_blocks = nn.ModuleList()
-        for idx in range(len(in_channels) - 1):
-            self.downsamples.append(down(in_channels[idx], in_channels[idx], 3, stride=2, padding=1, **common))
-            self.bottom_up_blocks.append(CSPLayer(in_channels[idx] * 2, in_channels[idx + 1], **csp, **common))
-        self.out_convs = nn.ModuleList(ConvModule(c, out_channels, 3, padding=1, **common) for c in in_channels)
-
-    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        n = len(self.in_channels)
-        inner = [inputs[-1]]
-        for idx in range(n - 1, 0, -1):
-            high = self.reduce_layers[n - 1 - idx](inner[0])
-            inner[0] = high
-            inner.insert(0, self.top_down_blocks[n - 1 - idx](torch.cat([self.upsample(high), inputs[idx - 1]], 1)))
-        outs = [inner[0]]
-        for idx in range(n - 1):
-            down = self.downsamples[idx](outs[-1])
-            outs.append(self.bottom_up_blocks[idx](torch.cat([down, inner[idx + 1]], 1)))
-        return tuple(conv(x) for conv, x in zip(self.out_convs, outs, strict=True))
+        csp = {"num_blocks": num_csp_blocks, "add_identity": False, "use_lk_block": True, "expand_ratio": expand_ratio}
+        common = {"conv_cfg": conv_cfg, "norm_cfg": norm_cfg, "act_cfg": act_cfg}
+        super().__init__(in_channels, out_channels, csp, use_depthwise, 3, upsample_cfg, common)
 
 
 def _strides(anchor_generator: Mapping[str, Any] | None) -> list[int]:

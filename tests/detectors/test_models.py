@@ -147,7 +147,7 @@ def test_shipped_model_files_are_mediapipes():
 @pytest.mark.parametrize(
     ("build", "kwargs", "match"),
     [
-        (lambda **k: build_detector("yolo", **k), {}, "expected one of blazepose, hog, mmdet, rtmdet$"),
+        (lambda **k: build_detector("yolo", **k), {}, "expected one of blazepose, hog, mmdet, rtmdet, yolox$"),
         (lambda **k: build_pose_estimator("hrnet", **k), {}, "expected one of blazepose, mmpose, rtmpose$"),
         (HogPeopleDetector, {"score_thr": 1.5}, "score_thr"),
         (HogPeopleDetector, {"min_height": 5}, "min_height"),
@@ -162,5 +162,5 @@ def test_bad_model_arguments_raise_config_errors(build, kwargs, match):
     with pytest.raises(DetectorConfigError, match=match) as info:
         build(**kwargs)
     assert isinstance(info.value, (DetectorError, ValueError))
-    assert set(DETECTORS) == {"hog", "blazepose", "mmdet", "rtmdet"}
+    assert set(DETECTORS) == {"hog", "blazepose", "mmdet", "rtmdet", "yolox"}
     assert set(POSE_ESTIMATORS) == {"blazepose", "mmpose", "rtmpose"}
