@@ -177,6 +177,8 @@ def test_reset_labels_the_old_tail_across_another_sources_frames() -> None:
             assert [full_scores(q).tolist() for q in p.predictions] == [WALK.tolist()], p.frame_idx
         else:
             assert p.predictions == []
+    new = {p.frame_idx: [full_scores(q).tolist() for q in p.predictions] for p in held[4:] if p.source_id == "cam"}
+    assert new == {8: [SIT.tolist()], 9: [SIT.tolist()], 10: [], 11: []}  # up to the new window's middle
 
 
 def test_reset_labels_every_old_frame_after_a_repeated_timestamp() -> None:
@@ -184,6 +186,7 @@ def test_reset_labels_every_old_frame_after_a_repeated_timestamp() -> None:
     pts = [0, 1, 2, 3, 4, 5, 6, 6, 7]  # frame 7 repeats frame 6's timestamp
     held = [packet(i, pts=t) for i, t in enumerate(pts)]
     placement.place(held, [clip_of("cam", 0, 3, 3), clip_of("cam", 4, 7, 8)], [WALK, WALK], to_prediction)
+    assert [len(p.predictions) for p in held] == [1] * 6 + [0] * 3  # up to the second middle (5.5)
     held = held[6:] + [packet(9 + i, pts=i) for i in range(4)]  # frames 6, 7, 8 (after 5.5), then the reset
     placement.place(held, [clip_of("cam", 0, 3, 12)], [SIT], to_prediction)
     old = {p.frame_idx: [full_scores(q).tolist() for q in p.predictions] for p in held[:3]}
@@ -238,3 +241,10 @@ def test_blend_is_linear_between_the_middles_and_flat_outside(time_s: float, exp
 def test_blend_of_windows_with_the_same_middle_is_the_later_one() -> None:
     prediction = blend(window(2.0, WALK), window(2.0, SIT), 2.0, to_prediction)
     np.testing.assert_allclose(prediction.scores, SIT)
+
+
+def test_a_window_whose_newest_frame_is_not_held_labels_the_newest_timeline() -> None:
+    placement = Interpolate()
+    held = [packet(i) for i in range(3)]  # frame 3, the clip's newest, has gone on already
+    placement.place(held, [clip_of("cam", 0, 3, 3)], [WALK], to_prediction)
+    assert [len(p.predictions) for p in held] == [1, 1, 0]  # up to the middle (1.5)
