@@ -33,9 +33,6 @@ ANCHORS = ("end", "center", "interpolate")
 class Placement(ABC):
     """Attaches inferred clips' predictions to held frames."""
 
-    #: Whether frames after the newest window's middle may still get a later clip's prediction.
-    holds_until_centre: bool = True
-
     @abstractmethod
     def place(
         self, held: list[FramePacket], clips: Sequence[Clip], scores: Sequence[np.ndarray], to_prediction: ToPrediction
@@ -51,7 +48,6 @@ class AtFrame(Placement):
 
     def __init__(self, anchor: str) -> None:
         self.anchor = anchor
-        self.holds_until_centre = anchor == "center"
 
     def place(
         self, held: list[FramePacket], clips: Sequence[Clip], scores: Sequence[np.ndarray], to_prediction: ToPrediction
@@ -104,8 +100,8 @@ class Interpolate(Placement):
             else:
                 self._resumed[clip.source_id] = resumed
             previous = None  # a timestamp reset: start over from this window
-        for packet in held:
-            if packet.source_id != clip.source_id or packet.time_s > window.centre_s:
+        for packet in _timeline(held, clip):
+            if packet.time_s > window.centre_s:
                 continue
             if previous is None:
                 packet.predictions.append(blend(window, window, packet.time_s, to_prediction))
@@ -125,6 +121,26 @@ class Interpolate(Placement):
             window = self._windows.get(packet.source_id)
             if window is not None and packet.time_s > window.centre_s:
                 packet.predictions.append(blend(window, window, packet.time_s, to_prediction))
+
+
+def _timeline(held: list[FramePacket], clip: Clip) -> list[FramePacket]:
+    """The held frames of ``clip``'s source on its timeline: the run between timestamp resets
+    that holds its newest frame (the newest run if that frame is not held).
+
+    A batch may hold clips from both sides of a reset; a window labels only its own run.
+    """
+    runs: list[list[FramePacket]] = [[]]
+    newest = float("-inf")
+    for packet in held:
+        if packet.source_id != clip.source_id:
+            continue
+        if packet.time_s < newest:  # the first frame after a reset
+            runs.append([])
+        newest = packet.time_s
+        runs[-1].append(packet)
+        if packet.frame_idx == clip.frame_idx and packet.time_s == clip.end_s:
+            return runs[-1]  # the run's later frames lie after the window's middle
+    return runs[-1]
 
 
 def _end_timeline(

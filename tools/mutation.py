@@ -55,8 +55,16 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/stream/test_wire_behaviour.py",
         "tests/stream/test_wire_mutants.py",
     ],
-    "pipelines/scheduler.py": ["tests/pipelines/test_recognition.py", "tests/pipelines/test_recognition_behaviour.py"],
-    "pipelines/placement.py": ["tests/pipelines/test_recognition.py", "tests/pipelines/test_recognition_behaviour.py"],
+    "pipelines/scheduler.py": [
+        "tests/pipelines/test_recognition.py",
+        "tests/pipelines/test_recognition_behaviour.py",
+        "tests/pipelines/test_scheduler_mutants.py",
+    ],
+    "pipelines/placement.py": [
+        "tests/pipelines/test_recognition.py",
+        "tests/pipelines/test_recognition_behaviour.py",
+        "tests/pipelines/test_placement_mutants.py",
+    ],
     "pipelines/events.py": ["tests/pipelines/test_events.py", "tests/pipelines/test_events_mutants.py"],
     "engines/sampling.py": ["tests/engines/test_sampling.py", "tests/pipelines/test_clip_buffer.py"],
     "engines/checkpoint.py": ["tests/engines/test_checkpoint.py", "tests/engines/test_checkpoint_behaviour.py"],
