@@ -36,8 +36,9 @@ class Placement(ABC):
     @abstractmethod
     def place(
         self, held: list[FramePacket], clips: Sequence[Clip], scores: Sequence[np.ndarray], to_prediction: ToPrediction
-    ) -> float:
-        """Attach the predictions of ``clips``; returns the stream time up to which held frames are final."""
+    ) -> dict[str, float]:
+        """Attach the predictions of ``clips``; returns, per source of ``clips``, the stream time up
+        to which its held frames are final (labelled for good)."""
 
     def finish(self, held: list[FramePacket], to_prediction: ToPrediction) -> None:
         """End of stream: label what is still held and can be labelled."""
@@ -51,7 +52,7 @@ class AtFrame(Placement):
 
     def place(
         self, held: list[FramePacket], clips: Sequence[Clip], scores: Sequence[np.ndarray], to_prediction: ToPrediction
-    ) -> float:
+    ) -> dict[str, float]:
         times = np.fromiter((p.time_s for p in held), np.float64, len(held))
         for clip, row in zip(clips, scores, strict=True):
             prediction = to_prediction(row, clip.start_s, clip.end_s, clip.capture_ns)
@@ -61,8 +62,8 @@ class AtFrame(Placement):
                 best = min(candidates, key=lambda i: (abs(times[i] - target), -times[i]))
                 held[best].predictions.append(prediction)
         if self.anchor == "end":
-            return float("inf")
-        return max((c.start_s + c.end_s) / 2 for c in clips)
+            return {clip.source_id: float("inf") for clip in clips}
+        return _middles(clips)
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,10 @@ class Interpolate(Placement):
 
     def place(
         self, held: list[FramePacket], clips: Sequence[Clip], scores: Sequence[np.ndarray], to_prediction: ToPrediction
-    ) -> float:
+    ) -> dict[str, float]:
         for clip, row in zip(clips, scores, strict=True):
             self._add(held, clip, row, to_prediction)
-        return max((c.start_s + c.end_s) / 2 for c in clips)
+        return _middles(clips)
 
     def _add(self, held: list[FramePacket], clip: Clip, row: np.ndarray, to_prediction: ToPrediction) -> None:
         window = _Window((clip.start_s + clip.end_s) / 2, row, clip.start_s, clip.end_s, clip.capture_ns)
@@ -121,6 +122,11 @@ class Interpolate(Placement):
             window = self._windows.get(packet.source_id)
             if window is not None and packet.time_s > window.centre_s:
                 packet.predictions.append(blend(window, window, packet.time_s, to_prediction))
+
+
+def _middles(clips: Sequence[Clip]) -> dict[str, float]:
+    """Per source, the middle of its last clip (clips come in stream order per source)."""
+    return {clip.source_id: (clip.start_s + clip.end_s) / 2 for clip in clips}
 
 
 def _timeline(held: list[FramePacket], clip: Clip) -> list[FramePacket]:

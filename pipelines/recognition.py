@@ -39,7 +39,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -130,6 +130,7 @@ class RecognitionStage(Stage):
         # file mode: frames held until the clips that concern them are inferred
         self._held: list[FramePacket] = []
         self._pending: list[Clip] = []
+        self._final: dict[str, float] = {}  # per source: stream time up to which its held frames are final
         self._placement: Placement = placement(params.anchor)
         # live mode: the runner runs this worker's thread
         self._worker: LatestPerKey[Clip, Prediction] = LatestPerKey(
@@ -229,24 +230,27 @@ class RecognitionStage(Stage):
                 return self._release(self._infer_pending())
         return None
 
-    def _infer_pending(self) -> float:
-        """Infer the pending clips and place their predictions; returns the time up to which frames are final."""
+    def _infer_pending(self) -> dict[str, float] | None:
+        """Infer the pending clips and place their predictions; returns, per source, the stream
+        time up to which its held frames are final (None: nothing waits for a label)."""
         if not self._pending:
-            return float("inf")
+            return None
         clips, self._pending = self._pending, []
-        return self._placement.place(self._held, clips, self._scores(clips), self._to_prediction)
+        self._final.update(self._placement.place(self._held, clips, self._scores(clips), self._to_prediction))
+        return self._final
 
-    def _release(self, final_until: float) -> list[FramePacket]:
+    def _release(self, final: Mapping[str, float] | None) -> list[FramePacket]:
         """The held frames, in order, up to the first one not final yet.
 
-        Frames are final up to ``final_until`` (stream time) and, whatever their time, when
-        their timeline ended: a later frame of the same source has an earlier timestamp (a
-        camera clock reset; the placement labelled them when it saw the reset). Otherwise
-        the new timeline's frames would wait until its clock passed the old one's end.
+        A frame is final up to its source's time in ``final`` (a source with no clip inferred
+        yet: not yet) and, whatever its time, when its timeline ended: a later frame of the
+        same source has an earlier timestamp (a camera clock reset; the placement labelled
+        them when it saw the reset). Otherwise the new timeline's frames would wait until its
+        clock passed the old one's end.
         """
         held = self._held
         cut = len(held)
-        if final_until != float("inf"):
+        if final is not None:
             ended = [False] * len(held)
             earliest_after: dict[str, float] = {}  # per source: the earliest time among the frames after this one
             for i in range(len(held) - 1, -1, -1):
@@ -254,7 +258,10 @@ class RecognitionStage(Stage):
                 later = earliest_after.get(packet.source_id, float("inf"))
                 ended[i] = packet.time_s > later
                 earliest_after[packet.source_id] = min(later, packet.time_s)
-            cut = next((i for i, p in enumerate(held) if not ended[i] and p.time_s > final_until), len(held))
+            cut = next(
+                (i for i, p in enumerate(held) if not ended[i] and p.time_s > final.get(p.source_id, float("-inf"))),
+                len(held),
+            )
         released, self._held = held[:cut], held[cut:]
         return released
 
