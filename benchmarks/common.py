@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.files import write_text
+
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """Print rows as an aligned text table."""
@@ -33,5 +35,5 @@ def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
         return
     payload = {"machine": {"python": platform.python_version(), "cpu": platform.processor()}, **payload}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2))
+    write_text(path, json.dumps(payload, indent=2))  # a run that dies leaves the previous results
     print(f"wrote {path}")

@@ -13,9 +13,7 @@ outputs as mmdet's head does (:func:`batched_nms` is mmcv's).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -147,7 +145,7 @@ def input_settings(cfg: Any, model_name: str = "RTMDet") -> tuple[tuple[int, int
 # ---------------------------------------------------------------------------- detector
 
 
-class EngineDetector:
+class EngineDetector(ABC):
     """People from an mmdet single-stage detector's config + checkpoint, run as an ONNX Runtime / OpenVINO engine.
 
     Subclasses set :attr:`name` (the registry name), :attr:`model_type` (``model.type`` of the
@@ -219,15 +217,15 @@ class EngineDetector:
 
     # -- subclass hooks
 
+    @abstractmethod
     def output_specs(self, model: Any, input_hw: tuple[int, int]) -> list[Any]:
         """The engine's output :class:`~engines.tensors.TensorSpec` list, in the model's return order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def postprocess_one(
         self, outputs: Mapping[str, np.ndarray], scale_factor: tuple[float, float], test_cfg: Mapping[str, Any]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One image's boxes ``(K, 4)``, scores ``(K,)``, labels ``(K,)`` in original-image pixels, as mmdet's."""
-        raise NotImplementedError
 
     def setup(self, model: Any) -> None:
         """Called once the model is built and loaded, before the engine is (e.g. to make priors)."""
@@ -330,41 +328,22 @@ def cached_engine(
     outputs: Sequence[Any],
 ) -> Any:
     """Open the cached engine for this model + checkpoint, or export, check and cache it."""
-    import hashlib
-
-    from engines.cache import ENGINE_FORMAT, cache_root
+    from engines.cache import cached_graph_engine
     from engines.checkpoint import file_sha256
-    from engines.engine import load_engine
     from engines.graph import build_graph_engine
     from engines.tensors import TensorSpec
 
-    digest = hashlib.sha256()
-    for part in (repr(model_cfg), file_sha256(checkpoint), backend, repr(input_hw), str(ENGINE_FORMAT), f"{name}-1"):
-        digest.update(part.encode() + b"\0")
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    out = root / f"{name}-{backend}-fp32-{digest.hexdigest()[:16]}"
-    if (out / "manifest.json").is_file():
-        try:
-            return load_engine(out, backend, num_threads=num_threads)
-        except Exception as exc:  # a broken cache entry is rebuilt, never fatal
-            log.warning("cached engine %s is unusable (%s); rebuilding", out, exc)
     h, w = input_hw
     inputs = [TensorSpec("inputs", ("batch", 3, h, w), layout="NCHW")]
     rng = np.random.default_rng(0)
     example = {"inputs": rng.standard_normal((1, 3, h, w)).astype(np.float32)}
     check = {"inputs": rng.standard_normal((2, 3, h, w)).astype(np.float32)}
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=root))
-    log.info("building the %s %s engine (cached in %s)", backend, model_type, out)
-    try:
-        engine = build_graph_engine(
-            model, inputs=inputs, outputs=outputs, example=example, check=check, out_dir=tmp, backend=backend,
+
+    def build(out_dir: Path) -> Any:
+        return build_graph_engine(
+            model, inputs=inputs, outputs=outputs, example=example, check=check, out_dir=out_dir, backend=backend,
             model_type=model_type, num_classes=model.num_classes, atol=1e-3, num_threads=num_threads,
         )  # fmt: skip
-        engine.close()
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return load_engine(out, backend, num_threads=num_threads)
+
+    key = (repr(model_cfg), file_sha256(checkpoint), repr(input_hw), f"{name}-1")
+    return cached_graph_engine(name, key, build, backend=backend, num_threads=num_threads, cache_dir=cache_dir)

@@ -13,10 +13,7 @@ is cropped (:mod:`detectors.topdown`, mmpose's test path) and run in one batch (
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -143,45 +140,20 @@ class RTMPoseEstimator:
         outputs = [TensorSpec("simcc_x", ("batch", k, int(w * r))), TensorSpec("simcc_y", ("batch", k, int(h * r)))]
         return inputs, outputs
 
-    def cache_key(self, backend: str) -> str:
-        """The engine cache folder name: backend plus a hash of all that shapes the engine."""
-        from engines.checkpoint import file_sha256
-
-        digest = hashlib.sha256()
-        for part in (repr(self.model_cfg), repr(self.spec), file_sha256(self.checkpoint_path), backend,
-                     str(ENGINE_FORMAT)):  # fmt: skip
-            digest.update(part.encode())
-            digest.update(b"\0")
-        return f"rtmpose-{backend}-fp32-{digest.hexdigest()[:16]}"
-
     def _open_engine(
         self, backend: str, num_threads: int | None, trusted: bool, cache: bool, engine_dir: str | Path | None
     ) -> Any:
-        from engines.cache import cache_root
-        from engines.engine import load_engine
-
         if cache:
-            final = cache_root() / self.cache_key(backend)
-            if (final / "manifest.json").is_file():
-                try:
-                    return load_engine(final, backend, num_threads=num_threads)
-                except Exception as exc:  # a broken cache entry is rebuilt, never fatal
-                    log.warning("cached RTMPose engine %s is unusable (%s); rebuilding", final, exc)
-            building = final.with_name(f"{final.name}.building-{os.getpid()}")
-        else:
-            import tempfile
+            from engines.cache import cached_graph_engine
+            from engines.checkpoint import file_sha256
 
-            building = Path(engine_dir) if engine_dir is not None else Path(tempfile.mkdtemp(prefix="rtmpose-"))
-        engine = self._build(building, backend, num_threads, trusted)
-        if not cache:
-            return engine
-        engine.close()
-        shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(building, final)
-        except OSError:  # another process put its (equal) engine there first
-            shutil.rmtree(building, ignore_errors=True)
-        return load_engine(final, backend, num_threads=num_threads)
+            key = (repr(self.model_cfg), repr(self.spec), file_sha256(self.checkpoint_path))
+            build = lambda out: self._build(out, backend, num_threads, trusted)  # noqa: E731
+            return cached_graph_engine("rtmpose", key, build, backend=backend, num_threads=num_threads)
+        import tempfile
+
+        building = Path(engine_dir) if engine_dir is not None else Path(tempfile.mkdtemp(prefix="rtmpose-"))
+        return self._build(building, backend, num_threads, trusted)
 
     def _build(self, out: Path, backend: str, num_threads: int | None, trusted: bool) -> Any:
         from engines.graph import build_graph_engine

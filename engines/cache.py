@@ -16,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.files import AtomicDir
 from engines.config import ModelConfig, to_plain
 from engines.engine import Engine, build_engine, load_engine
 
@@ -163,6 +164,47 @@ def cached_engine(
         trusted=trusted,
         replace_any=True,  # a cache entry is ours; it appears whole once validated
     )
+
+
+def cached_graph_engine(
+    name: str,
+    key_parts: Sequence[str],
+    build: Callable[[Path], Engine],
+    *,
+    backend: str,
+    num_threads: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> Engine:
+    """Open a cached graph engine (a detector, a pose model), or build it and cache it whole.
+
+    Args:
+        name: the model's short name (the cache folder starts with it).
+        key_parts: everything the engine depends on (config, checkpoint hash, input shape...).
+        build: builds, checks and returns the engine in the folder it is given.
+        backend: a concrete backend name.
+        num_threads: CPU threads for the backend.
+        cache_dir: the cache's root (default :func:`cache_root`).
+
+    The engine is built in a hidden folder beside its cache entry and swapped in only once
+    complete (:class:`core.files.AtomicDir`), so a failed or interrupted build leaves no
+    entry, and a broken entry is rebuilt.
+    """
+    digest = hashlib.sha256()
+    for part in (*key_parts, backend, str(ENGINE_FORMAT)):
+        digest.update(part.encode() + b"\0")
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    out = root / f"{name}-{backend}-fp32-{digest.hexdigest()[:16]}"
+    engine = _open_cached(out, backend, Device("cpu"), num_threads)
+    if engine is not None:
+        return engine
+    log.info("building the %s %s engine (cached in %s)", backend, name, out)
+    building = AtomicDir(out)
+    try:
+        build(building.path).close()
+        building.commit()
+    finally:
+        building.discard()  # a no-op once committed
+    return load_engine(out, backend, num_threads=num_threads)
 
 
 def _open_cached(out: Path, backend: str, device: Device, num_threads: int | None) -> Engine | None:
