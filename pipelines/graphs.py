@@ -490,7 +490,10 @@ def rtsp_graph(p: RtspParams) -> Graph:
         )
         recorder = VideoWriterSink(p.record_dir / "{source_id}.mp4", per_source=True, fragmented=p.out.fragmented)
         stages += [AnnotateStage(annotators), recorder]
-    return Graph(sources, stages, live=True, run=p.out)
+    # A file given as a camera (to try the monitor out) is read losslessly unless a real camera
+    # runs beside it: drop policies on a file decoded at full speed would record and label an
+    # arbitrary subset of its frames.
+    return Graph(sources, stages, live=any(s.live for s in sources), run=p.out)
 
 
 # ---------------------------------------------------------------------------------- demo.py
