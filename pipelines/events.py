@@ -81,10 +81,17 @@ class ActionEvents:
                     del self._tracks[key]
         return events
 
-    def close(self, source_id: str | None = None, reason: str = "stream ended") -> list[SourceEvent]:
-        """End the open events of one source (or all), e.g. on disconnect or end of stream."""
+    def close(
+        self, source_id: str | None = None, reason: str = "stream ended", *, track_id: int | None = None
+    ) -> list[SourceEvent]:
+        """End the open events of one source (or all), e.g. on disconnect or end of stream, or
+        only those of one person of that source (``track_id``: the person left)."""
         events = []
-        for key in [k for k in self._tracks if source_id is None or k[0] == source_id]:
+        for key in [
+            k
+            for k in self._tracks
+            if (source_id is None or k[0] == source_id) and (track_id is None or k[1] == track_id)
+        ]:
             track = self._tracks.pop(key)
             if track.active:
                 events.append(self._event(key, track, "end", track.last_s, reason))
@@ -137,6 +144,10 @@ class ActionEventStage(Stage):
     def on_event(self, event: SourceEvent) -> Outputs:
         if event.kind in ("disconnected", "gave_up"):
             closed = self.events.close(event.source_id, reason=f"camera {event.kind.replace('_', ' ')}")
+            self.emitted += len(closed)
+            return [*closed, event]
+        if event.kind == "track_lost" and event.data.get("track_id") is not None:
+            closed = self.events.close(event.source_id, reason="person left", track_id=int(event.data["track_id"]))
             self.emitted += len(closed)
             return [*closed, event]
         return event
