@@ -16,6 +16,7 @@ from pipelines.graphs import DrawParams, ModelParams, OutputParams
 from stream.cli import add_fragmented_arg
 
 if TYPE_CHECKING:
+    from pipelines.people import PeopleParams
     from pipelines.recognition import RecognitionParams
 
 #: Upper bound of ``--num-clips``: more views than this is a typo, not a workload.
@@ -213,3 +214,39 @@ def output_params(args: argparse.Namespace) -> OutputParams:
 
 def draw_params(args: argparse.Namespace) -> DrawParams:
     return DrawParams(font_scale=args.font_scale, font_color=args.font_color)
+
+
+def add_people_args(parser: argparse.ArgumentParser) -> None:
+    """Person detection, tracking and pose flags (MMAction2's ``--det-*`` / ``--pose-*`` names)."""
+    from pipelines.people import PeopleParams
+
+    add = parser.add_argument
+    add("--detector", default=PeopleParams.detector, help="hog (default), blazepose, rtmdet, yolox or mmdet")
+    add("--det-config", help="mmdet config of --detector rtmdet / yolox / mmdet")
+    add("--det-checkpoint", help="mmdet checkpoint of --detector rtmdet / yolox / mmdet")
+    add("--det-score-thr", type=number(), help="drop people scoring below this (default: the detector's)")
+    add("--det-cat-id", type=integer(minimum=0), help="class id of people (default: the class named 'person')")
+    add(
+        "--det-interval", type=integer(), default=PeopleParams.det_interval, help="detect every Nth frame (%(default)s)"
+    )
+    add("--lost-timeout", type=positive, default=PeopleParams.lost_timeout_s, help="end a track after S s unseen (2)")
+    add("--pose", default=PeopleParams.pose, help="blazepose (default), rtmpose or mmpose")
+    add("--pose-config", help="mmpose config of --pose rtmpose / mmpose")
+    add("--pose-checkpoint", help="mmpose checkpoint of --pose rtmpose / mmpose")
+    add("--device", default="cpu", help="where the models run (cpu)")
+    add("--backend", default="auto", help="auto, onnxruntime or openvino (HOG runs on OpenCV)")
+    add("--realtime", action="store_true", help="pace a file at its frame rate, like a live camera")
+
+
+def people_params(args: argparse.Namespace, **overrides: object) -> PeopleParams:
+    """The :class:`~pipelines.people.PeopleParams` of :func:`add_people_args`' flags."""
+    from pipelines.people import PeopleParams
+
+    values: dict[str, object] = dict(
+        detector=args.detector, pose=args.pose, det_score_thr=args.det_score_thr, det_cat_id=args.det_cat_id,
+        det_interval=args.det_interval, lost_timeout_s=args.lost_timeout, device=args.device, backend=args.backend,
+        font_scale=args.font_scale, font_color=args.font_color, det_config=args.det_config,
+        det_checkpoint=args.det_checkpoint, pose_config=args.pose_config, pose_checkpoint=args.pose_checkpoint,
+    )  # fmt: skip
+    values.update(overrides)
+    return PeopleParams(**values)  # type: ignore[arg-type]

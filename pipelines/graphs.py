@@ -447,18 +447,25 @@ class HealthLog(HealthStage):
 
 
 def rtsp_publisher(p: RtspParams) -> ZmqPublisherSink | None:
-    """The ``--publish`` stage (see :mod:`stream.security`).
+    """The ``--publish`` stage of ``stream.rtsp`` (see :func:`publisher_stage`)."""
+    return publisher_stage(p.publish, p.curve_secret_key, p.curve_allow, insecure=p.insecure)
+
+
+def publisher_stage(
+    publish: str | None, curve_secret_key: str | None, curve_allow: str | None, *, insecure: bool
+) -> ZmqPublisherSink | None:
+    """The ``--publish`` stage (see :mod:`stream.security`), or None without ``--publish``.
 
     Raises:
         ConfigError: If the address reaches other machines without CurveZMQ or ``--insecure``,
             or the CurveZMQ flags are incomplete or their files unusable.
     """
-    curve = curve_server_from_args(p.curve_secret_key, p.curve_allow)
-    if not p.publish:
-        if curve is not None or p.insecure:
+    curve = curve_server_from_args(curve_secret_key, curve_allow)
+    if not publish:
+        if curve is not None or insecure:
             raise ConfigError("--curve-secret-key, --curve-allow and --insecure apply to --publish; add --publish")
         return None
-    return ZmqPublisherSink(p.publish, include_frames="none", curve=curve, insecure=p.insecure)
+    return ZmqPublisherSink(publish, include_frames="none", curve=curve, insecure=insecure)
 
 
 def rtsp_graph(p: RtspParams) -> Graph:

@@ -34,6 +34,8 @@ class PeopleParams:
         lost_timeout_s: a track ends after this many stream seconds without a detection.
         device, backend: where the models run (``--device``, ``--backend``).
         draw: add the annotators (boxes with ids, skeletons coloured per track, status line).
+        pose_every_frame: estimate keypoints on every frame (skeleton recognition needs the
+            motion between detection frames) instead of carrying them with the box.
         font_scale, font_color: drawing flags.
         det_config, det_checkpoint: the mmdet config + checkpoint of ``rtmdet`` / ``yolox`` / ``mmdet``.
         pose_config, pose_checkpoint: the mmpose config + checkpoint of ``rtmpose`` / ``mmpose``.
@@ -49,6 +51,7 @@ class PeopleParams:
     device: str = "cpu"
     backend: str = "auto"
     draw: bool = True
+    pose_every_frame: bool = False
     font_scale: float | None = None
     font_color: str = "white"
     det_config: str | None = None
@@ -125,7 +128,9 @@ def people_stages(params: PeopleParams) -> list[Stage]:
             # BlazePose runs on OpenVINO: another --backend (meant for a compiled detector) leaves it on 'auto'.
             builtin_backend = params.backend if params.backend in ("auto", "openvino") else "auto"
             pose_kwargs["backend"] = params.backend if compiled_pose else builtin_backend
-        stages.append(PoseStage(partial(build_pose_estimator, params.pose, **pose_kwargs)))
+        stages.append(
+            PoseStage(partial(build_pose_estimator, params.pose, **pose_kwargs), every_frame=params.pose_every_frame)
+        )
     if params.draw:
         stages.append(AnnotateStage(people_annotators(font_scale=params.font_scale, font_color=params.font_color)))
     return stages

@@ -136,7 +136,7 @@ class SkeletonParams:
 class _Track:
     """One person's ring of keypoints and the bookkeeping of its predictions."""
 
-    __slots__ = ("keypoints", "times", "box", "capture_ns", "seen", "since_prediction", "history")
+    __slots__ = ("box", "capture_ns", "history", "keypoints", "seen", "since_prediction", "times")
 
     def __init__(self, window: int, average_size: int) -> None:
         self.keypoints: collections.deque[np.ndarray] = collections.deque(maxlen=window)

@@ -153,20 +153,42 @@ def target_size(resolution: Sequence[int] | None, width: int, height: int) -> tu
     return max(1, w), max(1, h)
 
 
-class ResizeStage(Stage):
-    """Resizes every frame to ``--target-resolution`` with ``--resize-algorithm``."""
+def short_side_size(short_side: int, width: int, height: int) -> tuple[int, int]:
+    """``(w, h)`` scaled so that the shorter side is ``short_side`` (mmcv's ``rescale_size``
+    with ``(short_side, inf)``, as MMAction2's skeleton and spatio-temporal demos resize)."""
+    scale = short_side / min(width, height)
+    return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5))
 
-    def __init__(self, resolution: Sequence[int], algorithm: str = "bicubic", name: str = "resize") -> None:
+
+class ResizeStage(Stage):
+    """Resizes every frame to ``--target-resolution`` (or ``--short-side``) with ``--resize-algorithm``."""
+
+    def __init__(
+        self,
+        resolution: Sequence[int] | None = None,
+        algorithm: str = "bicubic",
+        name: str = "resize",
+        *,
+        short_side: int | None = None,
+    ) -> None:
         super().__init__(name)
         if algorithm not in RESIZE_ALGORITHMS:
             raise ConfigError(f"--resize-algorithm: expected one of {', '.join(RESIZE_ALGORITHMS)}, got {algorithm!r}")
-        self.resolution = tuple(resolution)
+        if (resolution is None) == (short_side is None):
+            raise ConfigError("ResizeStage: give a resolution or a short side, not both or neither")
+        if short_side is not None and short_side < 1:
+            raise ConfigError(f"--short-side: expected a positive number of pixels, got {short_side}")
+        self.resolution = None if resolution is None else tuple(resolution)
+        self.short_side = short_side
         self.interpolation = RESIZE_ALGORITHMS[algorithm]
         self._size: tuple[int, int] | None = None
 
     def process(self, packet: FramePacket) -> Outputs:
         if self._size is None:
-            self._size = target_size(self.resolution, packet.width, packet.height)
+            if self.short_side is not None:
+                self._size = short_side_size(self.short_side, packet.width, packet.height)
+            else:
+                self._size = target_size(self.resolution, packet.width, packet.height)
         if self._size is not None and self._size != (packet.width, packet.height):
             packet.image = cv2.resize(np.asarray(packet.image), self._size, interpolation=self.interpolation)
         return packet

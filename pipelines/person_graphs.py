@@ -1,0 +1,110 @@
+"""Graphs of the per-person jobs: who does what, on top of the people stages.
+
+``stream.skeleton``: source → detect → track → pose (every frame) → per-person skeleton
+recognition → action events → drawing → outputs. Detection and pose come from
+:func:`pipelines.people.people_stages`; the models are loaded in the stages' ``setup()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pipelines.graphs import DrawParams, Graph, OutputParams, publisher_stage, with_outputs
+from pipelines.people import PeopleParams, people_annotators, people_stages
+from pipelines.skeleton import SkeletonParams, SkeletonStage
+from stream.annotate import AnnotateStage
+from stream.annotate.labels import LabelAnnotator
+from stream.cli import check_output_paths
+from stream.sources import detect_kind, open_source
+from stream.stage import Stage
+
+
+@dataclass(frozen=True)
+class SkeletonModelParams:
+    """The skeleton model (``--config``, ``--checkpoint``, ``--label-map``, …)."""
+
+    config: Path
+    checkpoint: str | None = None
+    label_map: str | None = None
+    backend: str = "auto"
+    device: str = "cpu"
+    cfg_options: dict[str, Any] = field(default_factory=dict)
+    trust_checkpoint: bool = False
+
+    def paths(self) -> dict[str, str | Path | None]:
+        return {"--config": self.config, "--checkpoint": self.checkpoint, "--label-map": self.label_map}
+
+
+@dataclass(frozen=True)
+class SkeletonJobParams:
+    """``stream.skeleton``: every person's action from their keypoints, continuously."""
+
+    source: str
+    model: SkeletonModelParams
+    people: PeopleParams
+    skeleton: SkeletonParams = field(default_factory=SkeletonParams)
+    short_side: int | None = None
+    realtime: bool = False
+    publish: str | None = None
+    curve_secret_key: str | None = None
+    curve_allow: str | None = None
+    insecure: bool = False
+    event_threshold: float = 0.5
+    start_after: int = 2
+    end_after: int = 2
+    draw: DrawParams = field(default_factory=DrawParams)
+    out: OutputParams = field(default_factory=OutputParams)
+
+
+def skeleton_graph(p: SkeletonJobParams) -> Graph:
+    """Build the ``stream.skeleton`` graph; flags and paths are checked before anything loads.
+
+    Raises:
+        ConfigError / SourceNotFound / OutputError: Bad input, one line naming it.
+    """
+    from pipelines.events import ActionEvents, ActionEventStage
+    from pipelines.skeleton_model import check_skeleton_model, open_skeleton_recognizer
+    from pipelines.video_demo import ResizeStage
+
+    check_output_paths(p.out.paths(), {"VIDEO": p.source, **p.model.paths()})
+    check_skeleton_model(p.model.config, p.model.checkpoint, p.model.label_map, p.model.cfg_options)
+    publisher = publisher_stage(p.publish, p.curve_secret_key, p.curve_allow, insecure=p.insecure)
+    people = replace(p.people, draw=False, pose_every_frame=True)
+    stages: list[Stage] = people_stages(people)  # checks the people flags
+    kind = detect_kind(p.source)
+    options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
+    source = open_source(p.source, realtime=p.realtime, kind=kind, **options)
+    skeleton = replace(p.skeleton, live=source.live)
+    model = p.model
+
+    def factory() -> Any:
+        return open_skeleton_recognizer(
+            model.config,
+            model.checkpoint,
+            label_map=model.label_map,
+            backend=model.backend,
+            device=model.device,
+            cfg_options=model.cfg_options,
+            max_batch=skeleton.batch_size,
+            trust_checkpoint=model.trust_checkpoint,
+        )
+
+    if p.short_side is not None:
+        stages.insert(0, ResizeStage(short_side=p.short_side))
+    stages.append(SkeletonStage(factory, skeleton))
+    stages.append(ActionEventStage(ActionEvents(p.event_threshold, p.start_after, p.end_after)))
+    annotators = [
+        *people_annotators(font_scale=p.draw.font_scale, font_color=p.draw.font_color),
+        LabelAnnotator(
+            top_k=min(skeleton.top_k, 3),
+            threshold=skeleton.threshold,
+            font_scale=p.draw.font_scale,
+            font_color=p.draw.font_color,
+        ),
+    ]
+    stages.append(AnnotateStage(annotators))
+    if publisher is not None:
+        stages.append(publisher)
+    return with_outputs([source], stages, p.out, live=source.live, window="stream.skeleton", include_frames="people")
