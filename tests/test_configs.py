@@ -12,12 +12,13 @@ from engines.models import build
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Recognition configs; detector / pose configs (configs/detection, configs/pose) have no clip
-#: pipeline and are built by their own tests (tests/detectors/).
+#: pipeline and are built by their own tests (tests/detectors/); skeleton configs take keypoints.
 CONFIGS = sorted(
     p
     for p in (ROOT / "configs").rglob("*.py")
-    if "_base_" not in p.parts and p.relative_to(ROOT / "configs").parts[0] not in ("detection", "pose")
+    if "_base_" not in p.parts and p.relative_to(ROOT / "configs").parts[0] not in ("detection", "pose", "skeleton")
 )
+SKELETON_CONFIGS = sorted(p for p in (ROOT / "configs" / "skeleton").rglob("*.py") if "_base_" not in p.parts)
 
 
 def test_configs_are_found() -> None:
@@ -35,3 +36,25 @@ def test_config_builds_and_its_test_pipeline_is_supported(path: Path) -> None:
     assert shape[1] == 3 and len(shape) == (4 if spec.input_format == "NCHW" else 5)
     if cfg.get("load_from") and "://" not in str(cfg.load_from):  # shipped checkpoints must exist
         assert Path(cfg.load_from).is_file(), cfg.load_from
+
+
+@pytest.mark.parametrize("path", SKELETON_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_skeleton_config_builds_and_its_pipeline_feeds_the_model(path: Path) -> None:
+    import numpy as np
+    import torch
+
+    from engines.clip_spec import find_pipeline
+    from engines.skeleton.transforms import HEATMAP_FORMAT, SkeletonPipeline
+
+    cfg = read_config(path)
+    model = build(cfg.model)
+    pipeline = SkeletonPipeline.from_config(find_pipeline(cfg) or [])
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(50, 250, size=(2, 60, 17, 2)).astype(np.float32)
+    out = pipeline(kp, rng.uniform(0, 1, size=(2, 60, 17)).astype(np.float32), (300, 400))
+    assert out.shape == pipeline.output_shape(17, 2)
+    if pipeline.output_format == HEATMAP_FORMAT:  # one view, 8 frames: the model takes the pipeline's layout
+        with torch.no_grad():
+            scores = model(torch.from_numpy(out[None, :1, :, :8].copy()))
+        assert scores.shape == (1, model.num_classes)  # type: ignore[attr-defined]
+    assert "://" in str(cfg.get("load_from", "://"))

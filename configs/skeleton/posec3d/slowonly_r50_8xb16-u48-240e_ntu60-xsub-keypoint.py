@@ -1,0 +1,8 @@
+# MMAction2 1.x model zoo: PoseC3D SlowOnly-R50 on keypoint heatmaps, NTU-60 X-Sub (60 classes, top-1 93.6).
+# Test: 10 clips of 48 frames + their flips (20 views) of 17x64x64 heatmaps, mean softmax.
+_base_ = ["../../_base_/models/slowonly_r50_posec3d.py", "../../_base_/skeleton_posec3d_keypoint.py"]
+
+load_from = (
+    "https://download.openmmlab.com/mmaction/v1.0/skeleton/posec3d/slowonly_r50_8xb16-u48-240e_ntu60-xsub-keypoint/"
+    "slowonly_r50_8xb16-u48-240e_ntu60-xsub-keypoint_20220815-38db104b.pth"
+)
