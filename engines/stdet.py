@@ -130,7 +130,9 @@ class StdetSpec:
                 )
         for name, value in (("clip_len", clip_len), ("frame_interval", frame_interval)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ModelConfigError(f"{where}: test pipeline SampleAVAFrames.{name}: expected a positive int, got {value!r}")
+                raise ModelConfigError(
+                    f"{where}: test pipeline SampleAVAFrames.{name}: expected a positive int, got {value!r}"
+                )
         if short_side is None:
             raise ModelConfigError(f"{where}: test pipeline has no Resize(scale=(-1, S)); add one (MMAction2 uses 256)")
         return cls(

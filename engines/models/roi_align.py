@@ -48,6 +48,11 @@ def _size(x: Tensor, dim: int) -> Tensor:
     return torch.tensor(x.shape[dim], dtype=torch.int64, device=x.device)
 
 
+def _arange(end: Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``arange(end)`` for a 0-d tensor ``end``: traced, it stays a dynamic ONNX ``Range``."""
+    return torch.arange(end, dtype=dtype, device=device)  # type: ignore[call-overload]
+
+
 def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, out: int, size: Tensor) -> Tensor:
     """Summed bilinear weights ``(K, out, size)`` of each box's samples along one axis.
 
@@ -59,7 +64,7 @@ def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, out: int, size:
         size: The feature map's size on this axis (a 0-d int64 tensor, dynamic in a graph).
     """
     most = torch.cat([grid, grid.new_ones(1)]).max()
-    steps = torch.arange(most, dtype=torch.float32, device=start.device)  # (G,)
+    steps = _arange(most, torch.float32, start.device)  # (G,)
     bins = torch.arange(out, dtype=torch.float32, device=start.device)  # (out,)
     taken = grid.clamp(min=1).to(torch.float32)
     # The kernel's float32 arithmetic, in its order: start + p * bin + (i + .5) * bin / grid.
@@ -79,7 +84,7 @@ def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, out: int, size:
     high = torch.where(at_end, low, low + 1.0)
     frac = pos - low
     keep = inside.to(torch.float32)
-    cells = torch.arange(size, dtype=torch.float32, device=start.device)  # (size,)
+    cells = _arange(size, torch.float32, start.device)  # (size,)
     weights = ((1.0 - frac) * keep)[..., None] * (low[..., None] == cells).to(torch.float32)
     weights = weights + (frac * keep)[..., None] * (high[..., None] == cells).to(torch.float32)
     return weights.sum(dim=2)
@@ -186,7 +191,7 @@ class RoIAlign(nn.Module):
 
 def _pool_matrix(out: int, size: Tensor, device: torch.device) -> Tensor:
     """``(out, size)``: row ``i`` averages cells ``floor(i * size / out)`` to ``ceil((i + 1) * size / out)``."""
-    cells = torch.arange(size, device=device)
+    cells = _arange(size, torch.int64, device)
     bins = torch.arange(out, device=device)
     start = torch.div(bins * size, out, rounding_mode="floor")
     end = torch.div((bins + 1) * size + out - 1, out, rounding_mode="floor")

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from engines.errors import ModelConfigError
 from engines.models.layers import BN3D_CFG, CONV3D_CFG, RELU_CFG, ConfigDict, ConvModule
 from engines.models.registry import build, register
-from engines.models.roi_align import RoIAlign, pair, adaptive_avg_pool2d
+from engines.models.roi_align import RoIAlign, adaptive_avg_pool2d, pair
 
 #: mmengine scopes a model-zoo config may put before a type name.
 SCOPES = ("mmaction.", "mmdet.", "mmengine.")
@@ -109,15 +109,15 @@ class SingleRoIExtractor3D(nn.Module):
                 f"SingleRoIExtractor3D.roi_layer_type: only 'RoIAlign' is supported, got {roi_layer_type!r}"
             )
         if not isinstance(featmap_stride, int) or featmap_stride <= 0:
-            raise ModelConfigError(f"SingleRoIExtractor3D.featmap_stride: expected a positive int, got {featmap_stride!r}")
+            raise ModelConfigError(
+                f"SingleRoIExtractor3D.featmap_stride: expected a positive int, got {featmap_stride!r}"
+            )
         self.roi_layer_type = roi_layer_type
         self.featmap_stride = featmap_stride
         self.spatial_scale = 1.0 / featmap_stride
         self.output_size = pair(output_size, "SingleRoIExtractor3D.output_size")
         self.with_temporal_pool = with_temporal_pool
-        self.temporal_pool_mode = _choice(
-            temporal_pool_mode, ("avg", "max"), "SingleRoIExtractor3D.temporal_pool_mode"
-        )
+        self.temporal_pool_mode = _choice(temporal_pool_mode, ("avg", "max"), "SingleRoIExtractor3D.temporal_pool_mode")
         self.with_global = with_global
         self.roi_layer = RoIAlign(
             self.output_size, self.spatial_scale, sampling_ratio=sampling_ratio, pool_mode=pool_mode, aligned=aligned

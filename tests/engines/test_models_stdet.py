@@ -142,7 +142,9 @@ def test_roi_align_with_no_boxes_and_adaptive_grid_is_used() -> None:
 @pytest.mark.parametrize("size, out", [((16, 23), (8, 8)), ((5, 7), (8, 8)), ((9, 9), (3, 4))])
 def test_adaptive_avg_pool_matches_torch(size: tuple[int, int], out: tuple[int, int]) -> None:
     x = torch.randn(2, 3, *size)
-    torch.testing.assert_close(adaptive_avg_pool2d(x, out), nn.functional.adaptive_avg_pool2d(x, out), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        adaptive_avg_pool2d(x, out), nn.functional.adaptive_avg_pool2d(x, out), atol=1e-6, rtol=0
+    )
 
 
 # --------------------------------------------------------------------------- MMAction2's own modules
@@ -243,7 +245,10 @@ EXTRACTORS = {
         dict(output_size=5, with_temporal_pool=True, temporal_pool_mode="max", with_global=True),
         [(1, 6, 3, 7, 9), (1, 2, 8, 7, 9)],
     ),
-    "no-temporal-pool-global": (dict(output_size=(4, 3), with_temporal_pool=False, with_global=True), [(2, 5, 3, 6, 8)]),
+    "no-temporal-pool-global": (
+        dict(output_size=(4, 3), with_temporal_pool=False, with_global=True),
+        [(2, 5, 3, 6, 8)],
+    ),
 }
 
 
@@ -391,8 +396,11 @@ def test_engine_matches_torch_for_any_boxes(tmp_path: Path, backend: str) -> Non
         "tiny": _rois(rng, 5, 1, 5, 7, 16, "tiny"),
     }
     imgs = example_feeds(spec, 80, 112, 0, seed=3)["imgs"]  # another clip size than traced
+    two_clips = np.concatenate([imgs, imgs[:, :, ::-1]])  # rois index the clip they belong to
+    cases["two-clips"] = _rois(rng, 6, 2, 5, 7, 16, "inside")
     try:
         for name, rois in cases.items():
+            imgs = two_clips if name == "two-clips" else two_clips[:1]
             got = engine.run({"imgs": imgs, "rois": rois})["scores"]
             with torch.no_grad():
                 want = model(torch.from_numpy(imgs), torch.from_numpy(rois)).numpy()
@@ -438,8 +446,21 @@ def test_shipped_config_matches_mmaction2_model_zoo(path: Path) -> None:
     ours = Config.fromfile(str(path))
     want = {k: v for k, v in theirs.model.to_dict().items() if k != "init_cfg"}
     assert ours.model.to_dict() == want
-    steps = [{k: v for k, v in s.items() if k != "io_backend"} for s in theirs.val_pipeline if s.type != "RawFrameDecode"]
+    steps = [
+        {k: v for k, v in s.items() if k != "io_backend"} for s in theirs.val_pipeline if s.type != "RawFrameDecode"
+    ]
     assert [dict(s) for s in ours.test_pipeline] == steps
+
+
+def test_mmaction2_own_config_file_builds_with_the_same_spec() -> None:
+    """MMAction2's model-zoo file itself (``_base_`` runtime, ``val_pipeline`` with RawFrameDecode) loads."""
+    theirs = _mmaction_detection_configs() / "slowonly" / SLOWONLY.name
+    model_cfg, cfg = load_stdet_config(theirs)
+    model_cfg["backbone"].update(base_channels=8, stage_blocks=(1, 1, 1, 1))
+    model_cfg["roi_head"]["bbox_head"]["in_channels"] = 256
+    ours_cfg = load_stdet_config(SLOWONLY)[1]
+    model = build_stdet_model(model_cfg)
+    assert StdetSpec.from_config(cfg, model) == StdetSpec.from_config(ours_cfg, model)
 
 
 def test_spec_frame_offsets_and_input_size_follow_mmaction2_demo() -> None:
@@ -471,7 +492,9 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     config = _tiny_config(tmp)
     model = build_stdet_model(load_stdet_config(config)[0])
     _randomize(model, seed=11)
-    checkpoint = save_checkpoint(model, tmp / "tiny.pth", meta={"dataset_meta": {"classes": [f"a{i}" for i in range(7)]}})
+    checkpoint = save_checkpoint(
+        model, tmp / "tiny.pth", meta={"dataset_meta": {"classes": [f"a{i}" for i in range(7)]}}
+    )
     return config, checkpoint, model
 
 
@@ -483,7 +506,13 @@ def test_detector_predicts_like_torch(tmp_path: Path, tiny_checkpoint: Any, back
     )
     again = SpatioTemporalDetector.from_config(config, checkpoint, backend=backend, cache_dir=tmp_path)  # cached
     spec = detector.spec
-    assert (spec.clip_len, spec.frame_interval, spec.short_side, spec.num_classes, spec.action_thr) == (4, 16, 256, 7, 0.002)
+    assert (spec.clip_len, spec.frame_interval, spec.short_side, spec.num_classes, spec.action_thr) == (
+        4,
+        16,
+        256,
+        7,
+        0.002,
+    )
     assert detector.class_names == [f"a{i}" for i in range(7)]
     rng = np.random.default_rng(5)
     clip = rng.integers(0, 256, (4, 96, 128, 3), dtype=np.uint8)
@@ -532,7 +561,10 @@ BAD = {
     "head-pool": (dict(type="BBoxHeadAVA", background_class=True, spatial_pool_type="sum"), r"spatial_pool_type"),
     "head-topk": (dict(type="BBoxHeadAVA", background_class=True, num_classes=5, topk=(3, 5)), r"BBoxHeadAVA.topk"),
     "head-unknown-key": (dict(type="BBoxHeadAVA", background_class=True, bogus=1), r"unknown key\(s\) 'bogus'"),
-    "acrn-convs": (dict(type="ACRNHead", in_channels=4, out_channels=2, num_convs=0), r"num_convs: expected an int >= 1"),
+    "acrn-convs": (
+        dict(type="ACRNHead", in_channels=4, out_channels=2, num_convs=0),
+        r"num_convs: expected an int >= 1",
+    ),
     "rpn": (
         dict(type="FastRCNN", backbone=dict(type="ResNet3dSlowOnly"), roi_head={}, rpn_head=dict(type="RPNHead")),
         r"neck / rpn_head are not supported",
@@ -554,7 +586,7 @@ def test_bad_config_is_reported(cfg: dict[str, Any], message: str) -> None:
 def test_config_without_ava_sampler_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "bad.py"
     path.write_text(f"_base_ = [{str(SLOWONLY)!r}]\ntest_pipeline = [dict(type='SampleFrames', clip_len=4)]\n")
-    model_cfg, cfg = load_stdet_config(path)
+    _, cfg = load_stdet_config(path)
     with pytest.raises(ModelConfigError, match=r"test pipeline step 'SampleFrames' is not supported"):
         StdetSpec.from_config(cfg, build_stdet_model(_small_model(SLOWONLY)), where=str(path))
     with pytest.raises(ModelConfigError, match=r"model.type: expected 'FastRCNN'"):

@@ -49,7 +49,12 @@ model = dict(
         ),
         shared_head=dict(type="ACRNHead", in_channels=4608, out_channels=2304),
         bbox_head=dict(
-            type="BBoxHeadAVA", background_class=True, in_channels=2304, num_classes=81, multilabel=True, dropout_ratio=0.5
+            type="BBoxHeadAVA",
+            background_class=True,
+            in_channels=2304,
+            num_classes=81,
+            multilabel=True,
+            dropout_ratio=0.5,
         ),
     ),
     data_preprocessor=dict(

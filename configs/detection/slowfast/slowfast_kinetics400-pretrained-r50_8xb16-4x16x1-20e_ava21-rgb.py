@@ -47,7 +47,12 @@ model = dict(
             type="SingleRoIExtractor3D", roi_layer_type="RoIAlign", output_size=8, with_temporal_pool=True
         ),
         bbox_head=dict(
-            type="BBoxHeadAVA", background_class=True, in_channels=2304, num_classes=81, multilabel=True, dropout_ratio=0.5
+            type="BBoxHeadAVA",
+            background_class=True,
+            in_channels=2304,
+            num_classes=81,
+            multilabel=True,
+            dropout_ratio=0.5,
         ),
     ),
     data_preprocessor=dict(
