@@ -12,7 +12,9 @@ from engines.models import build
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Recognition configs; detector / pose configs (configs/detection, configs/pose) have no clip
-#: pipeline and are built by their own tests (tests/detectors/); skeleton configs take keypoints.
+#: pipeline and are built by their own tests (tests/detectors/; the AVA action detectors under
+#: configs/detection/{slowonly,slowfast,acrn}, which take a clip plus person boxes, by
+#: tests/engines/test_models_stdet.py); skeleton configs take keypoints.
 CONFIGS = sorted(
     p
     for p in (ROOT / "configs").rglob("*.py")

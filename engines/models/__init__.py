@@ -24,6 +24,8 @@ _MODULES = (
     "rtmpose",
     "rtmdet",
     "yolox",
+    "roi_align",
+    "stdet",
 )
 
 for _name in _MODULES:
