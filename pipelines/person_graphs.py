@@ -28,6 +28,19 @@ from stream.sources import detect_kind, open_source
 from stream.stage import Outputs, Stage
 from stream.transport import LIVE_RECORDING
 
+#: People models that run on OpenVINO only (``--backend`` then means the action model's backend).
+BUILTIN_PEOPLE_MODELS = ("hog", "blazepose")
+
+
+def _people(people: PeopleParams, **changes: Any) -> PeopleParams:
+    """The people stages' params in a per-person graph: no drawing of their own (the graph draws
+    people and labels together), and ``--backend`` left to the action model when the people
+    models are the built-in ones (they run on OpenVINO)."""
+    builtin = people.detector in BUILTIN_PEOPLE_MODELS and people.pose in (*BUILTIN_PEOPLE_MODELS, None)
+    if builtin and people.backend not in ("auto", "openvino"):
+        changes["backend"] = "auto"
+    return replace(people, draw=False, **changes)
+
 
 @dataclass(frozen=True)
 class SkeletonModelParams:
@@ -79,8 +92,7 @@ def skeleton_graph(p: SkeletonJobParams) -> Graph:
     check_output_paths(p.out.paths(), {"VIDEO": p.source, **p.model.paths()})
     check_skeleton_model(p.model.config, p.model.checkpoint, p.model.label_map, p.model.cfg_options)
     publisher = publisher_stage(p.publish, p.curve_secret_key, p.curve_allow, insecure=p.insecure)
-    people = replace(p.people, draw=False, pose_every_frame=True)
-    stages: list[Stage] = people_stages(people)  # checks the people flags
+    stages: list[Stage] = people_stages(_people(p.people, pose_every_frame=True))  # checks the people flags
     kind = detect_kind(p.source)
     options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
     source = open_source(p.source, realtime=p.realtime, kind=kind, **options)
@@ -127,7 +139,7 @@ class StdetModelParams:
     label_map: str | None = None
     backend: str = "auto"
     device: str = "cpu"
-    short_side: int = 256
+    short_side: int | None = None
     cfg_options: dict[str, Any] = field(default_factory=dict)
     trust_checkpoint: bool = False
 
@@ -169,7 +181,7 @@ def stdet_graph(p: StdetJobParams) -> Graph:
     publisher = publisher_stage(p.publish, p.curve_secret_key, p.curve_allow, insecure=p.insecure)
     if p.output_stepsize < 1:
         raise ConfigError(f"--output-stepsize: expected >= 1, got {p.output_stepsize}")
-    stages: list[Stage] = people_stages(replace(p.people, draw=False, pose=None))
+    stages: list[Stage] = people_stages(_people(p.people, pose=None))
     kind = detect_kind(p.source)
     options: dict[str, Any] = {"fail_fast": True} if kind == "rtsp" else {}
     source = open_source(p.source, realtime=p.realtime, kind=kind, **options)

@@ -6,9 +6,9 @@ on it is sampled as MMAction2's ``SampleAVAFrames`` does (``clip_len`` frames,
 ``frame_interval`` apart, ``clip_len // 2`` of them before the keyframe) and the model scores
 every tracked person of the keyframe at once (one RoI per person, multi-label sigmoid scores,
 as AVA models are trained). Each person gets a :class:`~stream.packet.Prediction` with
-``multi_label=True``, its ``track_id`` and its keyframe box, holding every action scoring at
-least ``threshold``; annotators draw it on the person's current box until the next keyframe
-(labels are carried by the track).
+``multi_label=True``, its ``track_id`` and its keyframe box, holding every action scoring more
+than ``threshold`` (strictly, as MMAction2's demos compare); annotators draw it on the person's
+current box until the next keyframe (labels are carried by the track).
 
 * **Memory**: frames are resized to the model's short side on arrival and only the span of one
   clip is kept per source, so a 4K camera costs what a 256-pixel one does; sources that
@@ -72,7 +72,7 @@ class StdetParams:
 
     Attributes:
         predict_stepsize: a keyframe every this many frames (``--predict-stepsize``).
-        threshold: actions scoring below this are not reported (``--action-score-thr``).
+        threshold: actions scoring at most this are not reported (``--action-score-thr``).
         live: live mode (worker thread, drop stale keyframes) instead of lossless file mode.
     """
 
@@ -253,7 +253,7 @@ class StdetStage(Stage):
         out = []
         for row, box, track_id in zip(scores, keyframe.frame_boxes, keyframe.track_ids.tolist(), strict=True):
             order = np.argsort(-row, kind="stable")
-            order = order[row[order] >= self.params.threshold]
+            order = order[row[order] > self.params.threshold]  # strictly above, as MMAction2's demos
             out.append(
                 Prediction(
                     label_ids=order.astype(np.int64), scores=row[order], names=tuple(names[i] for i in order),

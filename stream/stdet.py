@@ -48,7 +48,7 @@ def build_parser() -> ArgumentParser:
     add("--action-score-thr", type=score, default=0.5, help="report actions scoring at least this")
     add("--predict-stepsize", type=integer(), default=8, help="a keyframe every N frames")
     add("--output-stepsize", type=integer(), default=1, help="write and show every N-th frame")
-    add("--short-side", type=integer(), default=256, help="short side of the model's input frames")
+    add("--short-side", type=integer(), help="short side of the model's input frames (default: the config's, 256)")
     add("--trust-checkpoint", action="store_true", help="allow full unpickling of a checkpoint you trust")
     add(
         "--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",
