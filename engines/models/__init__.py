@@ -24,6 +24,7 @@ _MODULES = (
     "rtmpose",
     "rtmdet",
     "yolox",
+    "gcn",
 )
 
 for _name in _MODULES:
