@@ -397,38 +397,6 @@ def _build_tcn(out_channels: int, stride: int, tcn: dict[str, Any], where: str) 
     return mstcn(out_channels, out_channels, stride=stride, **tcn)
 
 
-class _GCNBlock(nn.Module):
-    """Graph unit → temporal unit, plus a residual, then ReLU. Children: ``gcn``, ``tcn``, ``residual``."""
-
-    gcn_type = "unit_gcn"
-
-    def __init__(
-        self, in_channels: int, out_channels: int, A: Tensor, stride: int, residual: bool, kwargs: Mapping[str, Any]
-    ) -> None:
-        super().__init__()
-        where = type(self).__name__
-        gcn, tcn = _split_unit_kwargs(kwargs, where)
-        gcn_type = gcn.pop("type", self.gcn_type)
-        if gcn_type != self.gcn_type:
-            raise ModelConfigError(f"{where}.gcn_type: only {self.gcn_type!r} is supported, got {gcn_type!r}")
-        self.gcn = self._build_gcn(in_channels, out_channels, A, gcn)
-        self.tcn = _build_tcn(out_channels, stride, tcn, where)
-        self.relu = nn.ReLU()
-        self.with_residual = residual
-        self.residual: nn.Module | None = None
-        if residual and (in_channels != out_channels or stride != 1):
-            self.residual = unit_tcn(in_channels, out_channels, kernel_size=1, stride=stride)
-
-    def _build_gcn(self, in_channels: int, out_channels: int, A: Tensor, gcn: dict[str, Any]) -> nn.Module:
-        raise NotImplementedError
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.tcn(self.gcn(x))
-        if self.with_residual:
-            y = y + (x if self.residual is None else self.residual(x))
-        return self.relu(y)
-
-
 def _unit_kwargs(cls: type, gcn: dict[str, Any], where: str) -> dict[str, Any]:
     from engines.models.layers import init_keys
 
@@ -442,19 +410,49 @@ def _unit_kwargs(cls: type, gcn: dict[str, Any], where: str) -> dict[str, Any]:
     return gcn
 
 
+class _GCNBlock(nn.Module):
+    """Graph unit → temporal unit, plus a residual, then ReLU. Children: ``gcn``, ``tcn``, ``residual``.
+
+    Subclasses name their graph unit class in :attr:`unit` (MMAction2's ``gcn_type``).
+    """
+
+    unit: type[nn.Module] = unit_gcn
+
+    def __init__(
+        self, in_channels: int, out_channels: int, A: Tensor, stride: int, residual: bool, kwargs: Mapping[str, Any]
+    ) -> None:
+        super().__init__()
+        where = type(self).__name__
+        gcn, tcn = _split_unit_kwargs(kwargs, where)
+        unit_name = self.unit.__name__
+        gcn_type = gcn.pop("type", unit_name)
+        if gcn_type != unit_name:
+            raise ModelConfigError(f"{where}.gcn_type: only {unit_name!r} is supported, got {gcn_type!r}")
+        self.gcn = self.unit(in_channels, out_channels, A, **_unit_kwargs(self.unit, gcn, where))
+        self.tcn = _build_tcn(out_channels, stride, tcn, where)
+        self.relu = nn.ReLU()
+        self.with_residual = residual
+        self.residual: nn.Module | None = None
+        if residual and (in_channels != out_channels or stride != 1):
+            self.residual = unit_tcn(in_channels, out_channels, kernel_size=1, stride=stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.tcn(self.gcn(x))
+        if self.with_residual:
+            y = y + (x if self.residual is None else self.residual(x))
+        return self.relu(y)
+
+
 class STGCNBlock(_GCNBlock):
     """ST-GCN block: ``unit_gcn`` → ``unit_tcn`` / ``mstcn`` (+ residual) → ReLU."""
 
-    gcn_type = "unit_gcn"
-
-    def _build_gcn(self, in_channels: int, out_channels: int, A: Tensor, gcn: dict[str, Any]) -> nn.Module:
-        return unit_gcn(in_channels, out_channels, A, **_unit_kwargs(unit_gcn, gcn, "STGCNBlock"))
+    unit = unit_gcn
 
 
 class AAGCNBlock(_GCNBlock):
     """AAGCN block: ``unit_aagcn`` → ``unit_tcn`` (+ residual) → ReLU."""
 
-    gcn_type = "unit_aagcn"
+    unit = unit_aagcn
 
     def __init__(
         self, in_channels: int, out_channels: int, A: Tensor, stride: int, residual: bool, kwargs: Mapping[str, Any]
@@ -463,9 +461,6 @@ class AAGCNBlock(_GCNBlock):
             # MMAction2's AAGCNBlock accepts 'mstcn' but then builds no temporal unit and fails at forward.
             raise ModelConfigError(f"AAGCN.tcn_type: only 'unit_tcn' works, got {kwargs['tcn_type']!r}")
         super().__init__(in_channels, out_channels, A, stride, residual, kwargs)
-
-    def _build_gcn(self, in_channels: int, out_channels: int, A: Tensor, gcn: dict[str, Any]) -> nn.Module:
-        return unit_aagcn(in_channels, out_channels, A, **_unit_kwargs(unit_aagcn, gcn, "AAGCNBlock"))
 
 
 # --------------------------------------------------------------------------- backbones

@@ -280,7 +280,9 @@ def test_engine_from_zoo_checkpoint_matches_torch_on_both_backends(
 
     ckpt = _zoo_checkpoint(family, tmp_path / f"{family}.pth")
     config = ROOT / "configs/skeleton" / family / ZOO[family]
-    kwargs: dict[str, Any] = dict(backend="openvino", cfg_options=SMALL, num_clips=2, cache_dir=tmp_path / "cache")
+    kwargs: dict[str, Any] = dict(
+        backend="openvino", cfg_options=SMALL, num_clips=2, cache_dir=tmp_path / "cache", num_threads=1
+    )
     engine = build_gcn_engine(config, ckpt, **kwargs)
     assert engine.spec.shape == (2, 2, 12, 17, 3)
     assert engine.num_classes == 60 and engine.class_names is not None and engine.class_names[7] == "action 7"
@@ -294,7 +296,7 @@ def test_engine_from_zoo_checkpoint_matches_torch_on_both_backends(
     with torch.no_grad():
         want = torch_model(torch.from_numpy(x)).numpy()
     got_ov = engine.infer(x)
-    with load_engine(engine.engine.engine_dir, "onnxruntime") as ort_engine:
+    with load_engine(engine.engine.engine_dir, "onnxruntime", num_threads=1) as ort_engine:
         got_ort = ort_engine.run({"keypoints": x})["scores"]
     engine.close()
     assert got_ov.shape == got_ort.shape == (3, 60)
