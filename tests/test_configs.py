@@ -20,6 +20,10 @@ CONFIGS = sorted(
     for p in (ROOT / "configs").rglob("*.py")
     if "_base_" not in p.parts and p.relative_to(ROOT / "configs").parts[0] not in ("detection", "pose", "skeleton")
 )
+#: Skeleton GCN configs (ST-GCN, ST-GCN++, 2s-AGCN): fed a keypoint input, not a video clip.
+GCN_CONFIGS = sorted(
+    p for family in ("stgcn", "stgcnpp", "2s-agcn") for p in (ROOT / "configs/skeleton" / family).glob("*.py")
+)
 SKELETON_CONFIGS = sorted(p for p in (ROOT / "configs" / "skeleton").rglob("*.py") if "_base_" not in p.parts)
 
 
@@ -60,3 +64,22 @@ def test_skeleton_config_builds_and_its_pipeline_feeds_the_model(path: Path) -> 
             scores = model(torch.from_numpy(out[None, :1, :, :8].copy()))
         assert scores.shape == (1, model.num_classes)  # type: ignore[attr-defined]
     assert "://" in str(cfg.get("load_from", "://"))
+
+
+@pytest.mark.parametrize("path", GCN_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_gcn_config_builds_and_scores_a_keypoint_input(path: Path) -> None:
+    import numpy as np
+    import torch
+
+    from engines.config import to_plain
+    from engines.skeleton.gcn_engine import gcn_input_spec
+
+    cfg = read_config(path)
+    model = build(cfg.model)
+    spec = gcn_input_spec(to_plain(cfg.model), to_plain(cfg.test_pipeline), num_clips=2, where=str(path))
+    assert spec.shape == (2, 2, 100, 17, 3)  # 2 of the 10 test clips: 2 people x 100 frames x 17 joints x (x, y, score)
+    keypoints = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, *spec.shape)).astype(np.float32))
+    with torch.no_grad():
+        scores = model(keypoints)
+    assert scores.shape == (1, model.num_classes)  # type: ignore[attr-defined]
+    assert torch.allclose(scores.sum(), torch.tensor(1.0))  # average_clips='prob': mean softmax over the clips

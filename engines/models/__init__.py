@@ -26,6 +26,7 @@ _MODULES = (
     "yolox",
     "roi_align",
     "stdet",
+    "gcn",
 )
 
 for _name in _MODULES:
