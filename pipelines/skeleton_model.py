@@ -140,6 +140,12 @@ class SkeletonModel:
     def close(self) -> None:
         self._close()
 
+    def __enter__(self) -> SkeletonModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _class_names(label_map: str | None, meta: Sequence[str] | None, num_classes: int, where: str) -> list[str]:
     from pipelines.recognizer import read_label_file
