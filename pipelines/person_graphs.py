@@ -51,6 +51,7 @@ class SkeletonModelParams:
     label_map: str | None = None
     backend: str = "auto"
     device: str = "cpu"
+    num_clips: int | None = 1
     cfg_options: dict[str, Any] = field(default_factory=dict)
     trust_checkpoint: bool = False
 
@@ -108,6 +109,7 @@ def skeleton_graph(p: SkeletonJobParams) -> Graph:
             device=model.device,
             cfg_options=model.cfg_options,
             max_batch=skeleton.batch_size,
+            num_clips=model.num_clips,
             trust_checkpoint=model.trust_checkpoint,
         )
 
