@@ -46,10 +46,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipelines.demo import ASSETS
+from pipelines.demo import ASSETS, SKELETON_CONFIG
 from pipelines.demo.skeleton_synthetic import (
     CLASSES,
-    Nuisance,
+    CLEAN,
     SkeletonSequence,
     make_dataset,
     to_pose_results,
@@ -59,7 +59,6 @@ from pipelines.demo.train import save_checkpoint, write_label_map
 
 logger = logging.getLogger("pipelines.demo.train_skeleton")
 
-SKELETON_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo" / "demo_stgcn_coco_synthetic.py"
 CHECKPOINT_NAME = "demo_skeleton_stgcn.pth"
 LABEL_MAP_NAME = "skeleton_label_map.txt"
 #: Seeds of the training epochs (``[TRAIN_SEED, epoch]``), the validation set and the robustness sets.
@@ -334,7 +333,7 @@ def robustness(model: nn.Module, cfg: Any, count: int = 600) -> dict[str, dict[s
     * ``window``: windows of that many frames (shorter than ``clip_len``: a track seen for
       only that long; ``UniformSampleFrames`` loops it);
     * ``persons``: ``FormatGCNInput(num_person=1)`` against zero padding to 2 people;
-    * ``clean``: no keypoint noise, no missing joints, no occlusion.
+    * ``clean``: no keypoint noise, no outliers, no missing joints, no occlusion (:data:`CLEAN`).
     """
     clip_len = clip_len_of(cfg)
     one, two = build_pipeline(cfg), build_pipeline(cfg, num_person=2)
@@ -353,10 +352,8 @@ def robustness(model: nn.Module, cfg: Any, count: int = 600) -> dict[str, dict[s
     seqs = make_dataset(count, [ROBUST_SEED, 4], clip_len)
     out["persons"]["num_person=1"] = evaluate(model, seqs, one)[0]
     out["persons"]["num_person=2 (zero pad)"] = evaluate(model, seqs, two)[0]
-    clean = Nuisance(missing_rate=0.0, occlusion_prob=0.0, missing_frame_prob=0.0, jitter=(0.0, 0.0), drift=(0.0, 0.0))
-    out["clean"]["no keypoint noise"] = evaluate(
-        model, make_dataset(count, [ROBUST_SEED, 5], clip_len, nuisance=clean), one
-    )[0]
+    clean = make_dataset(count, [ROBUST_SEED, 5], clip_len, nuisance=CLEAN)
+    out["clean"]["no keypoint noise, no missing joints"] = evaluate(model, clean, one)[0]
     return out
 
 
@@ -383,6 +380,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="one epoch on a tiny set: a smoke test in seconds")
     parser.add_argument("--no-eval", action="store_true", help="skip the robustness tables")
+    parser.add_argument(
+        "--evaluate", metavar="CHECKPOINT", default=None, help="only score CHECKPOINT (held-out and robustness tables)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -400,6 +400,16 @@ def _table(title: str, values: dict[str, float]) -> str:
     return f"{title}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items())
 
 
+def report(model: nn.Module, cfg: Any, val: Sequence[SkeletonSequence]) -> None:
+    """Log the held-out top-1 (overall, per class, confusion matrix) and the :func:`robustness` tables."""
+    top1, per_class, confusion = evaluate(model, val, build_pipeline(cfg))
+    logger.info("held-out top-1 %.4f (%d sequences)", top1, len(val))
+    logger.info("%s", _table("held-out top-1 per class", per_class))
+    logger.info("confusion (rows: truth %s):\n%s", ", ".join(CLASSES), confusion)
+    for name, values in robustness(model, cfg).items():
+        logger.info("%s", _table(f"held-out top-1 by {name}", values))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = make_parser().parse_args(argv)
@@ -414,6 +424,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     begin = time.perf_counter()
     clip_len = clip_len_of(cfg)
+    val = make_dataset(settings.val_count, [VAL_SEED], clip_len)
+    if args.evaluate is not None:
+        model.load_state_dict(torch.load(args.evaluate, map_location="cpu", weights_only=True)["state_dict"])
+        report(model, cfg, val)
+        logger.info("scored %s in %.0f s", args.evaluate, time.perf_counter() - begin)
+        return 0
     logger.info(
         "model %s: %.3f M parameters; window %d frames; %d threads",
         Path(args.config).name,
@@ -421,7 +437,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         clip_len,
         settings.threads,
     )
-    val = make_dataset(settings.val_count, [VAL_SEED], clip_len)
     metrics = train(model, cfg, settings, val)
     train_seconds = time.perf_counter() - begin
     logger.info("held-out top-1 per class: %s", ", ".join(f"{k} {v:.3f}" for k, v in metrics["val_per_class"].items()))
@@ -447,10 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_seconds,
     )
     if not args.no_eval and not args.quick:
-        _, _, confusion = evaluate(model, val, build_pipeline(cfg))
-        logger.info("confusion (rows: truth %s):\n%s", ", ".join(CLASSES), confusion)
-        for name, values in robustness(model, cfg).items():
-            logger.info("%s", _table(f"held-out top-1 by {name}", values))
+        report(model, cfg, val)
         logger.info("all done in %.0f s", time.perf_counter() - begin)
     return 0
 

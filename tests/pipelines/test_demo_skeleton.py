@@ -198,3 +198,43 @@ def test_short_training_run_reduces_the_loss(trainer: object) -> None:
     losses = metrics["loss"]
     assert len(losses) == 3 and losses[-1] < losses[0] - 0.1, losses
     assert set(metrics["val_per_class"]) == set(sk.CLASSES)
+
+
+# --------------------------------------------------------------------------- the project's runtime
+
+
+def test_runtime_pipeline_equals_mmaction2_pipeline_on_synthetic_windows(trainer: object) -> None:
+    """``engines.skeleton.transforms`` (what ``stream.skeleton`` runs) gives the training inputs exactly."""
+    from engines.clip_spec import find_pipeline
+    from engines.config import read_config
+    from engines.skeleton.transforms import SkeletonPipeline
+    from pipelines.demo import SKELETON_CONFIG
+    from pipelines.demo import train_skeleton as ts
+
+    cfg = ts.load_config()
+    ours = SkeletonPipeline.from_config(find_pipeline(read_config(SKELETON_CONFIG)) or [])
+    theirs = ts.build_pipeline(cfg)
+    seqs = sk.make_dataset(12, [31], [10, 12, 30, 47, 48, 48, 49, 60, 96, 48, 48, 20])
+    for seq in seqs:
+        expected = theirs(sk.to_pose_results(seq))["inputs"].numpy()
+        got = ours(seq.keypoints, seq.scores, seq.img_shape)
+        assert got.shape == expected.shape == (1, 1, 48, 17, 3)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_runtime_model_loads_the_checkpoint_and_scores_as_mmaction2(trainer: object) -> None:
+    """The project's own ST-GCN (``engines.models``) loads the shipped checkpoint strictly and agrees with MMAction2's."""
+    from engines.checkpoint import load_checkpoint
+    from engines.config import read_config
+    from engines.models import build
+    from pipelines.demo import SKELETON_CONFIG
+    from pipelines.demo import train_skeleton as ts
+
+    ours = build(read_config(SKELETON_CONFIG).model).eval()
+    load_checkpoint(ours, CHECKPOINT)
+    theirs, cfg = ts.build_model()
+    theirs.load_state_dict(torch.load(CHECKPOINT, map_location="cpu", weights_only=True)["state_dict"])
+    inputs = ts.to_inputs(sk.make_dataset(12, [32], 48), ts.build_pipeline(cfg))
+    with torch.no_grad():
+        got = ours(inputs).numpy()
+    np.testing.assert_allclose(got, ts.predict(theirs, inputs), rtol=0, atol=1e-5)
