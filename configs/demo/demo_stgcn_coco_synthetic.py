@@ -29,7 +29,7 @@ clip_len = 48
 # keypoints (+25 %) and makes it the img_shape, so PreNormalize2D maps the person, not the
 # frame, to [-1, 1]: a 40 px pedestrian in a 1080p frame and a 400 px webcam user give inputs
 # of the same scale. Without it, the same training reached 30 % held-out top-1 after 3 epochs
-# instead of > 90 % (see docs/demo.md).
+# instead of 85 % (see docs/demo.md).
 test_pipeline = [
     dict(type="UniformSampleFrames", clip_len=clip_len, num_clips=1, test_mode=True),
     dict(type="PoseDecode"),
