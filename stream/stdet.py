@@ -84,6 +84,7 @@ def stdet(args: argparse.Namespace) -> int:
         people=people_params(args),
         stdet=StdetParams(predict_stepsize=args.predict_stepsize, threshold=args.action_score_thr),
         output_stepsize=args.output_stepsize, realtime=args.realtime, publish=args.publish,
+        event_threshold=args.action_score_thr, start_after=1, end_after=1,
         curve_secret_key=args.curve_secret_key, curve_allow=args.curve_allow, insecure=args.insecure,
         draw=DrawParams(font_scale=args.font_scale, font_color=args.font_color),
         out=output_params(args),

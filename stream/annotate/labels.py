@@ -90,8 +90,9 @@ class LabelAnnotator(Annotator):
             background=None if background is None else Color.parse(background),
             background_alpha=background_alpha,
         )
-        # (source_id, track_id) -> (prediction, stream time it arrived)
-        self._latest: collections.OrderedDict[tuple[str, int | None], tuple[Prediction, float]] = (
+        # (source_id, track_id, multi_label) -> (prediction, stream time it arrived): a person may
+        # have a single-label prediction (skeleton recognition) and a multi-label one (AVA) at once
+        self._latest: collections.OrderedDict[tuple[str, int | None, bool], tuple[Prediction, float]] = (
             collections.OrderedDict()
         )
 
@@ -107,16 +108,16 @@ class LabelAnnotator(Annotator):
         image = writable(image)
         now = packet.time_s
         for prediction in packet.predictions:
-            key = (packet.source_id, prediction.track_id)
+            key = (packet.source_id, prediction.track_id, prediction.multi_label)
             self._latest[key] = (prediction, now)
             self._latest.move_to_end(key)
         while len(self._latest) > _MAX_TRACKS:
             self._latest.popitem(last=False)
 
-        frame_prediction = self._current(packet.source_id, None, now)
-        if frame_prediction is not None:
+        frame_predictions = self._current(packet.source_id, None, now)
+        if frame_predictions:
             y = self.margin
-            for line in self.lines(frame_prediction):
+            for line in [line for p in frame_predictions for line in self.lines(p)]:
                 _, box_h = draw_text(image, line, self.margin, y, self.style)
                 y += box_h
                 if y >= image.shape[0]:
@@ -127,20 +128,21 @@ class LabelAnnotator(Annotator):
         detections = packet.detections
         if detections is not None and detections.track_ids is not None and len(detections):
             for box, track_id in zip(detections.xyxy, detections.track_ids, strict=True):
-                track_prediction = self._current(packet.source_id, int(track_id), now)
-                if track_prediction is None:
-                    continue
+                track_predictions = self._current(packet.source_id, int(track_id), now)
                 x, y = int(max(0.0, box[0])) + 2, int(max(0.0, box[1])) + 2
-                for line in self.lines(track_prediction):
+                for line in [line for p in track_predictions for line in self.lines(p)]:
                     _, box_h = draw_text(image, line, x, y, self.style)
                     y += box_h
         return image
 
-    def _current(self, source_id: str, track_id: int | None, now: float) -> Prediction | None:
-        entry = self._latest.get((source_id, track_id))
-        if entry is None:
-            return None
-        prediction, arrived = entry
-        if self.hold_s is not None and abs(now - arrived) > self.hold_s:
-            return None
-        return prediction
+    def _current(self, source_id: str, track_id: int | None, now: float) -> list[Prediction]:
+        """The predictions on screen for a source (``track_id`` None) or a person: single-label first."""
+        out = []
+        for multi_label in (False, True):
+            entry = self._latest.get((source_id, track_id, multi_label))
+            if entry is None:
+                continue
+            prediction, arrived = entry
+            if self.hold_s is None or abs(now - arrived) <= self.hold_s:
+                out.append(prediction)
+        return out
