@@ -161,6 +161,22 @@ def test_per_track_labels_go_inside_the_box():
     assert not mask[:55, :].any()  # no whole-frame label
 
 
+def test_a_persons_skeleton_label_and_ava_actions_are_both_drawn():
+    dets = Detections([[10, 10, 150, 115]], [0.9], [0], [7])
+    single = prediction(scores=(0.8,), track_id=7)
+    multi = prediction(scores=(0.9, 0.7), track_id=7)
+    multi.multi_label = True
+    annotator = LabelAnnotator(font_scale=0.4)
+    first = packet(0, detections=dets, predictions=[single])
+    one = changed(first.image, annotator.annotate(first.image.copy(), first))
+    later = packet(1, detections=dets, predictions=[multi])  # the AVA result arrives later: the skeleton label stays
+    both = changed(later.image, annotator.annotate(later.image.copy(), later))
+    rows_one, rows_both = np.flatnonzero(one.any(axis=1)), np.flatnonzero(both.any(axis=1))
+    line = rows_one.max() - rows_one.min() + 1
+    assert rows_both.max() - rows_one.min() + 1 >= 2.5 * line  # three lines: the skeleton label, then two actions
+    assert (both | ~one).all()  # the first line is still drawn
+
+
 @pytest.mark.parametrize("kwargs", [{"top_k": 0}, {"hold_s": -1}, {"text_format": "{label}"}, {"font_color": "nope"}])
 def test_label_annotator_rejects_bad_config(kwargs):
     with pytest.raises(ConfigError):
