@@ -117,8 +117,6 @@ def windows(n: int, v: int = 17) -> list[PersonWindow]:
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_engine_matches_torch_on_people(tmp_path: Path, backend: str) -> None:
-    if backend == "openvino":
-        pytest.importorskip("openvino")
     cfg = small_config()
     model = make_checkpoint(cfg, tmp_path / "posec3d.pth")
     with build_posec3d_engine(cfg, tmp_path / "posec3d.pth", backend=backend, cache_dir=tmp_path / "cache") as rec:
