@@ -14,6 +14,7 @@ loaded in the stages' ``setup()``, so building a graph loads nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -32,6 +33,8 @@ from stream.packet import FramePacket
 from stream.sources import detect_kind, open_source
 from stream.stage import Outputs, Stage
 from stream.transport import LIVE_RECORDING
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pipelines.recognition import RecognitionParams
@@ -118,7 +121,7 @@ class SkeletonJobParams(PersonJobParams):
 class StdetJobParams(PersonJobParams):
     """``stream.stdet``: who does what, where — per-person multi-label actions on keyframes."""
 
-    model: StdetModelParams = field(default_factory=lambda: StdetModelParams(Path("")))
+    model: StdetModelParams | None = None
     stdet: StdetParams = field(default_factory=StdetParams)
 
 
@@ -158,6 +161,16 @@ def stdet_graph(p: StdetJobParams) -> Graph:
     Raises:
         ConfigError / SourceNotFound / OutputError: Bad input, one line naming it.
     """
+    if p.model is None:  # zero-download default: per-person actions from skeletons, the built-in demo model
+        from pipelines.demo import SKELETON_CONFIG
+
+        log.info(
+            "no --config: skeleton-based detection with the built-in demo model (standing, walking, waving, arms up, "
+            "squatting, jumping); an AVA model needs --config and --checkpoint"
+        )
+        demo = SkeletonModelParams(SKELETON_CONFIG, backend=p.people.backend, device=p.people.device)
+        skeleton = SkeletonParams(predict_stepsize=p.stdet.predict_stepsize)
+        return _graph(p, "stream.stdet", {"--input-video": p.source}, skeleton=[(demo, skeleton, "skeleton")])
     return _graph(p, "stream.stdet", {"--input-video": p.source, **p.model.paths()}, stdet=(p.model, p.stdet))
 
 

@@ -1,6 +1,6 @@
 """Spatio-temporal action detection: every tracked person's actions, live or on a file.
 
-    python -m stream.stdet [VIDEO [OUT_FILENAME]] --config CFG --checkpoint CKPT --label-map LABELS
+    python -m stream.stdet [VIDEO [OUT_FILENAME]] [--config CFG --checkpoint CKPT --label-map LABELS]
                            [--source | --video | --input-video SRC] [--out-filename OUT.mp4]
                            [--det-config --det-checkpoint --det-score-thr --det-cat-id]
                            [--action-score-thr 0.5] [--predict-stepsize 8] [--output-stepsize 1]
@@ -11,7 +11,10 @@ The union of MMAction2's ``demo_spatiotemporal_det.py`` and ``webcam_demo_spatio
 tracked, every ``--predict-stepsize`` frames is a keyframe, the clip centred on it goes through
 the AVA model once with one box per person, and each person's actions (multi-label, scores at
 least ``--action-score-thr``) are drawn on them until the next keyframe. Live sources keep up by
-dropping keyframes the model could not start in time (counted); memory stays flat.
+dropping keyframes the model could not start in time (counted); memory stays flat. With no
+``--config`` (nothing downloaded), people are labelled from their skeletons by the built-in
+demo model instead (standing, walking, waving, arms up, squatting, jumping), as MMAction2's
+skeleton-based spatio-temporal detection does.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def build_parser() -> ArgumentParser:
     add("out_filename", metavar="OUT_FILENAME", nargs="?", type=Path, help="annotated video (as --out-filename)")
     add("--source", "--video", "--input-video", dest="source", help="the input (webcam demo: --input-video)")
     add("--out-filename", type=Path, dest="out_filename_flag", help="annotated video (as --out-file)")
-    add("--config", type=Path, required=True, help="spatio-temporal detection config (MMAction2's configs/detection)")
+    add("--config", type=Path, help="AVA config (configs/detection); none: skeleton-based, the built-in demo model")
     add("--checkpoint", help="its checkpoint (default: the config's load_from)")
     add("--label-map", help="action names: AVA's label map ('1: bend/bow (at the waist)') or one per line")
     add_people_args(parser)
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def stdet(args: argparse.Namespace) -> int:
     source = args.source or args.video
+    if args.config is None and (args.checkpoint or args.label_map):
+        raise ConfigError("--checkpoint and --label-map belong to an AVA model: add its --config")
     if args.source and args.video:
         raise ConfigError("give VIDEO or --source / --video / --input-video, not both")
     outs = {p for p in (args.out_filename, args.out_filename_flag, args.out_file) if p is not None}
@@ -80,7 +85,7 @@ def stdet(args: argparse.Namespace) -> int:
             config=args.config, checkpoint=args.checkpoint, label_map=args.label_map, backend=args.backend,
             device=args.device, short_side=args.short_side, cfg_options=args.cfg_options,
             trust_checkpoint=args.trust_checkpoint,
-        ),
+        ) if args.config else None,
         people=people_params(args),
         stdet=StdetParams(predict_stepsize=args.predict_stepsize, threshold=args.action_score_thr),
         output_stepsize=args.output_stepsize, realtime=args.realtime, publish=args.publish,

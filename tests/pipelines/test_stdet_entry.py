@@ -14,6 +14,7 @@ from engines.stdet import build_stdet_model, load_stdet_config
 from pipelines.stdet_model import read_label_map
 from tests.footage import vtest  # noqa: F401  (fixture)
 from tests.pipelines.test_entry_points import frames_in, run
+from tests.pipelines.test_skeleton_entry import DEMO_CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOWONLY = ROOT / "configs/detection/slowonly/slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb.py"
@@ -105,3 +106,21 @@ def test_bad_label_maps(tmp_path: Path, text: str, match: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         read_label_map(path, 4, background_class=True)
+
+
+def test_without_a_config_people_are_labelled_from_their_skeletons(vtest: Path, tmp_path: Path) -> None:  # noqa: F811
+    events = tmp_path / "stdet.jsonl"
+    result = run(
+        "stream.stdet", str(vtest), "--events", str(events), "--max-frames", "60", cache=tmp_path / "cache", timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no --config: skeleton-based detection with the built-in demo model" in result.stderr
+    frames = [json.loads(line) for line in events.read_text().splitlines()]
+    predictions = [p for f in frames if f.get("type") == "frame" for p in f.get("predictions", [])]
+    assert predictions and all(p["track_id"] is not None for p in predictions)
+    assert {p["labels"][0] for p in predictions} <= DEMO_CLASSES
+
+
+def test_a_checkpoint_without_its_config_is_refused(tmp_path: Path) -> None:
+    result = run("stream.stdet", "x.mp4", "--checkpoint", "ava.pth", cache=tmp_path)
+    assert result.returncode == 2 and "add its --config" in result.stderr
