@@ -60,3 +60,41 @@ def test_bad_input_is_one_line(args: list[str], message: str, vtest: Path, tmp_p
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def h264_copy(source: Path, path: Path, frames: int) -> Path:
+    """The first ``frames`` frames of ``source`` as an H.264 MP4 (what the RTSP test server streams)."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(path), "w") as dst:
+        stream_in = src.streams.video[0]
+        stream = dst.add_stream("h264", rate=int(round(stream_in.average_rate or 10)))
+        stream.width, stream.height, stream.pix_fmt = stream_in.width, stream_in.height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "bf": "0"}
+        for i, frame in enumerate(src.decode(video=0)):
+            if i == frames:
+                break
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return path
+
+
+def test_a_live_rtsp_camera_gets_per_person_labels(vtest: Path, tmp_path: Path) -> None:  # noqa: F811
+    from tests.media import RtspServer
+
+    clip = h264_copy(vtest, tmp_path / "street.mp4", 150)
+    events, metrics = tmp_path / "live.jsonl", tmp_path / "metrics.json"
+    with RtspServer(clip) as camera:
+        result = run(
+            "stream.skeleton", camera.url, "--events", str(events), "--max-frames", "120", "--metrics", str(metrics),
+            cache=tmp_path / "cache", timeout=600,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    predictions = [p for f in lines if f.get("type") == "frame" for p in f.get("predictions", [])]
+    assert predictions and all(p["track_id"] is not None for p in predictions), result.stderr
+    stats = json.loads(metrics.read_text())["stages"]["skeleton"]
+    assert stats["predictions"] == len(predictions)  # every label reached the outputs
+    assert stats["latency_p95_ms"] is not None  # live: capture-to-label latency is measured
