@@ -1,4 +1,4 @@
-"""Synthetic tracked people for the per-person action benchmarks (skeleton.py, stdet.py).
+"""Synthetic tracked people and the harness of the per-person action benchmarks (skeleton.py, stdet.py).
 
 The detection, tracking and pose stages have their own benchmark (``benchmarks/people.py``);
 these packets arrive with their ``Detections`` already filled in, so a benchmark measures the
@@ -7,21 +7,25 @@ with a track id, a box around their keypoints and COCO-17 keypoints whose limbs 
 sinusoidally. Coordinates and scores are rounded to float16 values, because MMAction2's
 ``inference_skeleton`` stores keypoints as float16: every path then sees the same numbers.
 
-Also here: the CPU's name and the process's resident memory, for the tables.
+Also here: a counting sink, file-mode and live runs of one action stage in a
+:class:`~stream.runner.Pipeline` (live: the process's RSS sampled), and the CPU's name.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from stream.packet import Detections, FramePacket, SourceEvent
-from stream.stage import Source
+from stream.runner import Pipeline, RunReport
+from stream.stage import Outputs, Source, Stage
 
 FPS = 25
 SIZE = (480, 640)  # (height, width)
@@ -131,3 +135,79 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+class BenchmarkError(RuntimeError):
+    """A check before or after timing failed: the numbers would not compare like with like."""
+
+
+class Count(Stage):
+    """The sink: frames and per-person labels that came out, and when the first and last frame did."""
+
+    def __init__(self) -> None:
+        super().__init__("sink")
+        self.frames = self.labels = 0
+        self.first = self.last = 0.0
+
+    def process(self, packet: FramePacket) -> Outputs:
+        now = time.perf_counter()
+        self.first = self.first or now
+        self.last = now
+        self.frames += 1
+        self.labels += len(packet.predictions)
+        return None
+
+    @property
+    def fps(self) -> float:
+        """Frames/s from the first frame out to the last (model loading and the first fill excluded)."""
+        return (self.frames - 1) / max(self.last - self.first, 1e-9)
+
+    @property
+    def labels_per_s(self) -> float:
+        return self.labels / max(self.last - self.first, 1e-9)
+
+
+@dataclass
+class Run:
+    """What one pipeline run of an action stage gave."""
+
+    sink: Count
+    report: RunReport
+    cpu_s: float
+    rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MiB)
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        return self.cpu_s / max(1, self.sink.frames) * 1e3
+
+
+def run_stage(stage: Stage, source: Source, rss_interval_s: float | None = None) -> Run:
+    """Run ``source → stage → Count`` (live policies when the source is live), sampling RSS if asked.
+
+    Raises:
+        BenchmarkError: If the run did not end ``ok``.
+    """
+    sink = Count()
+    pipeline = Pipeline([source], [stage, sink], metrics_interval_s=0)
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:  # the first sample after one second (model loaded), then every interval
+        start = time.monotonic()
+        wait = 1.0
+        while rss_interval_s and not done.wait(wait):
+            samples.append((round(time.monotonic() - start, 1), round(rss_mb(), 1)))
+            wait = rss_interval_s
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    cpu = time.process_time()
+    sampler.start()
+    report = pipeline.run()
+    done.set()
+    sampler.join()
+    cpu = time.process_time() - cpu
+    if rss_interval_s:
+        samples.append((round(report.elapsed_s, 1), round(rss_mb(), 1)))
+    if report.status != "ok":
+        raise BenchmarkError(f"{stage.name}: the pipeline {report.status}: {report.error}")
+    return Run(sink, report, cpu, samples)

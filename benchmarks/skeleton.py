@@ -58,11 +58,10 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +71,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import print_table, write_json
-from benchmarks.people_synthetic import SIZE, PacedPeople, PacketSource, cpu_name, packet, people_at, rss_mb
+from benchmarks.people_synthetic import (
+    SIZE,
+    BenchmarkError,
+    PacedPeople,
+    PacketSource,
+    cpu_name,
+    packet,
+    people_at,
+    run_stage,
+)
 from engines.checkpoint import load_checkpoint, save_checkpoint
 from engines.config import read_config, to_plain
 from engines.models import build
@@ -80,17 +88,11 @@ from engines.skeleton.transforms import SkeletonPipeline
 from pipelines.skeleton import PersonWindow, SkeletonParams, SkeletonStage
 from pipelines.skeleton_model import SkeletonModel, _checkpoint_path, open_skeleton_recognizer
 from stream.packet import FramePacket
-from stream.runner import Pipeline
-from stream.stage import Outputs, Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "configs/skeleton/stgcnpp/stgcnpp_8xb16-joint-u100-80e_ntu60-xsub-keypoint-2d.py"
 DEMO = ROOT / "configs/demo/demo_stgcn_coco_synthetic.py"
 GOAL = 3.0
-
-
-class BenchmarkError(RuntimeError):
-    """A check before or after timing failed: the numbers would not compare like with like."""
 
 
 @dataclass
@@ -255,23 +257,6 @@ def torch_row(frames: list[FramePacket], model: Model, params: SkeletonParams) -
         stage.close()
 
 
-class Count(Stage):
-    """The sink: frames and person-labels that came out, and when the first and last frame did."""
-
-    def __init__(self) -> None:
-        super().__init__("sink")
-        self.frames = self.labels = 0
-        self.first = self.last = 0.0
-
-    def process(self, packet: FramePacket) -> Outputs:
-        now = time.perf_counter()
-        self.first = self.first or now
-        self.last = now
-        self.frames += 1
-        self.labels += len(packet.predictions)
-        return None
-
-
 def engine_factory(model: Model, args: argparse.Namespace, cache: Path) -> Callable[[], SkeletonModel]:
     return lambda: open_skeleton_recognizer(
         model.config, str(model.checkpoint), backend=args.backend, max_batch=args.batch_size, cache_dir=cache
@@ -279,21 +264,14 @@ def engine_factory(model: Model, args: argparse.Namespace, cache: Path) -> Calla
 
 
 def engine_file_row(frames: list[FramePacket], factory: Callable[[], SkeletonModel], params: SkeletonParams) -> dict:
-    stage, sink = SkeletonStage(factory, params), Count()
-    pipeline = Pipeline([PacketSource(frames)], [stage, sink], metrics_interval_s=0)
-    cpu = time.process_time()
-    report = pipeline.run()
-    cpu = time.process_time() - cpu
-    if report.status != "ok":
-        raise BenchmarkError(f"engine (file mode): the pipeline {report.status}: {report.error}")
-    if sink.frames != len(frames):
-        raise BenchmarkError(f"engine (file mode): {sink.frames} of {len(frames)} frames came out (lossless)")
-    elapsed = sink.last - sink.first  # from the first frame out to the last: engine loading excluded
-    n = sink.frames - 1
+    stage = SkeletonStage(factory, params)
+    run = run_stage(stage, PacketSource(frames))
+    if run.sink.frames != len(frames):
+        raise BenchmarkError(f"engine (file mode): {run.sink.frames} of {len(frames)} frames came out (lossless)")
     return {
-        "row": "engine (file mode)", "frames": sink.frames, "fps": n / elapsed, "labels": sink.labels,
-        "labels_per_s": sink.labels / elapsed, "cpu_ms": cpu / sink.frames * 1e3,
-        "batches": report.stages[stage.name]["batches"],
+        "row": "engine (file mode)", "frames": run.sink.frames, "fps": run.sink.fps, "labels": run.sink.labels,
+        "labels_per_s": run.sink.labels_per_s, "cpu_ms": run.cpu_ms_per_frame,
+        "batches": run.report.stages[stage.name]["batches"],
     }  # fmt: skip
 
 
@@ -301,36 +279,16 @@ def live_row(
     count: int, seconds: float, factory: Callable[[], SkeletonModel], params: SkeletonParams, interval: float
 ) -> dict[str, Any]:
     image = np.zeros((*SIZE, 3), np.uint8)
-    stage = SkeletonStage(factory, SkeletonParams(**{**params.__dict__, "live": True}))
-    sink = Count()
-    pipeline = Pipeline([PacedPeople(count, seconds, image)], [stage, sink], metrics_interval_s=0)
-    samples: list[tuple[float, float]] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        start = time.monotonic()
-        while not done.wait(min(1.0, interval) if not samples else interval):
-            samples.append((round(time.monotonic() - start, 1), round(rss_mb(), 1)))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    cpu = time.process_time()
-    sampler.start()
-    report = pipeline.run()
-    done.set()
-    sampler.join()
-    cpu = time.process_time() - cpu
-    samples.append((round(report.elapsed_s, 1), round(rss_mb(), 1)))
-    if report.status != "ok":
-        raise BenchmarkError(f"engine (live): the pipeline {report.status}: {report.error}")
-    metrics = report.stages[stage.name]
-    elapsed = sink.last - sink.first
+    stage = SkeletonStage(factory, replace(params, live=True))
+    run = run_stage(stage, PacedPeople(count, seconds, image), rss_interval_s=interval)
+    metrics = run.report.stages[stage.name]
     return {
-        "row": "engine (live, 25 fps)", "frames": sink.frames, "fps": (sink.frames - 1) / elapsed,
-        "labels": sink.labels, "labels_per_s": sink.labels / elapsed, "cpu_ms": cpu / max(1, sink.frames) * 1e3,
+        "row": "engine (live, 25 fps)", "frames": run.sink.frames, "fps": run.sink.fps, "labels": run.sink.labels,
+        "labels_per_s": run.sink.labels_per_s, "cpu_ms": run.cpu_ms_per_frame,
         "latency_p50_ms": metrics["latency_p50_ms"], "latency_p95_ms": metrics["latency_p95_ms"],
         "dropped_windows": metrics["dropped_windows"], "dropped_frames": metrics.get("dropped", 0),
-        "rss_start_mb": samples[0][1], "rss_end_mb": samples[-1][1], "rss_max_mb": max(s[1] for s in samples),
-        "rss_samples": samples, "batches": metrics["batches"],
+        "rss_start_mb": run.rss_mb[0][1], "rss_end_mb": run.rss_mb[-1][1], "rss_max_mb": max(m for _, m in run.rss_mb),
+        "rss_samples": run.rss_mb, "batches": metrics["batches"],
     }  # fmt: skip
 
 
