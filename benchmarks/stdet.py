@@ -34,7 +34,8 @@ Rows, for each people count ``N``:
 
 How to read a row: ``fps`` is frames through the action part per second (the camera gives 25);
 ``labels/s`` person-labels per second; ``x_seq`` the row's fps over the sequential loop's at the
-same ``N`` (the goal column). Before timing the script checks, on one clip with 5 people, that
+same ``N`` (the goal column; not given for live rows, which drop work the other rows do).
+Before timing the script checks, on one clip with 5 people, that
 the engine's scores equal the torch model's, and after the file-mode rows that both made the
 same number of person-labels; it stops with an error otherwise. The machine may be shared:
 compare rows of one run; ``cpu_ms`` per frame (all threads) moves less with other load.
@@ -251,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             found.append(live_row(count, args.live_seconds, factory, params, max(1.0, args.live_seconds / 60)))
             seq = None if args.only_live else found[0]["fps"]
             for row in found:
-                row.update(people=count, x_seq=row["fps"] / seq if seq else None)
+                row.update(people=count, x_seq=row["fps"] / seq if seq and "live" not in row["row"] else None)
                 print(f"  {count} people: {row['row']}: {row['fps']:.1f} fps", file=sys.stderr)
             rows.extend(found)
     load = os.getloadavg()[0]
