@@ -51,6 +51,7 @@ class SkeletonModelParams:
     label_map: str | None = None
     backend: str = "auto"
     device: str = "cpu"
+    num_clips: int | None = 1
     cfg_options: dict[str, Any] = field(default_factory=dict)
     trust_checkpoint: bool = False
 
@@ -90,7 +91,10 @@ def skeleton_graph(p: SkeletonJobParams) -> Graph:
     from pipelines.video_demo import ResizeStage
 
     check_output_paths(p.out.paths(), {"VIDEO": p.source, **p.model.paths()})
-    check_skeleton_model(p.model.config, p.model.checkpoint, p.model.label_map, p.model.cfg_options)
+    clip_len = check_skeleton_model(p.model.config, p.model.checkpoint, p.model.label_map, p.model.cfg_options)
+    window = p.skeleton.window or clip_len
+    if p.skeleton.min_frames is not None and p.skeleton.min_frames > window:
+        raise ConfigError(f"--min-frames {p.skeleton.min_frames}: expected at most the window ({window} frames)")
     publisher = publisher_stage(p.publish, p.curve_secret_key, p.curve_allow, insecure=p.insecure)
     stages: list[Stage] = people_stages(_people(p.people, pose_every_frame=True))  # checks the people flags
     kind = detect_kind(p.source)
@@ -108,6 +112,7 @@ def skeleton_graph(p: SkeletonJobParams) -> Graph:
             device=model.device,
             cfg_options=model.cfg_options,
             max_batch=skeleton.batch_size,
+            num_clips=model.num_clips,
             trust_checkpoint=model.trust_checkpoint,
         )
 

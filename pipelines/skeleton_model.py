@@ -68,8 +68,11 @@ def _checkpoint_path(config: Path, checkpoint: str | None, load_from: str | None
 
 def check_skeleton_model(
     config: Path, checkpoint: str | None, label_map: str | None, cfg_options: Mapping[str, Any]
-) -> None:
+) -> int:
     """Fail fast, before any model or source is opened, on missing files or a config that is no skeleton model.
+
+    Returns:
+        The model's window: the ``clip_len`` of its ``UniformSampleFrames``.
 
     Raises:
         SourceNotFound / ConfigError: Naming the flag and what to do.
@@ -84,10 +87,11 @@ def check_skeleton_model(
             f"--config {config}: model type {cfg.model.get('type')!r} is not a skeleton recognizer "
             f"({' or '.join(SKELETON_RECOGNIZERS)}); pass a config from configs/skeleton/"
         )
-    _with_num_clips(cfg.test_pipeline, None, f"--config {config}")
+    steps = _with_num_clips(cfg.test_pipeline, None, f"--config {config}")
     _checkpoint_path(Path(config), checkpoint, cfg.load_from)
     if label_map is not None and not Path(label_map).is_file():
         raise SourceNotFound(f"--label-map {label_map}: no such file")
+    return _clip_len(steps)
 
 
 class SkeletonModel:

@@ -61,6 +61,7 @@ def build_parser() -> ArgumentParser:
     add("--threshold", type=score, default=0.0, help="hide labels scoring below this (0-1)")
     add("--top-k", type=integer(maximum=1000), default=3, help="labels per person")
     add("--average-size", type=integer(maximum=1000), default=1, help="average a person's last N predictions")
+    add("--num-clips", type=integer(maximum=100), default=1, help="clips sampled per window (config: 10; 1 live)")
     add("--batch-size", type=integer(maximum=256), default=16, help="people per engine call")
     add("--event-threshold", type=score, default=0.5, help="score that starts/keeps a person's action event")
     add("--trust-checkpoint", action="store_true", help="allow full unpickling of a checkpoint you trust")
@@ -89,7 +90,8 @@ def skeleton(args: argparse.Namespace) -> int:
         source=args.video,
         model=SkeletonModelParams(
             config=args.config, checkpoint=args.checkpoint, label_map=args.label_map, backend=args.backend,
-            device=args.device, cfg_options=args.cfg_options, trust_checkpoint=args.trust_checkpoint,
+            device=args.device, num_clips=args.num_clips, cfg_options=args.cfg_options,
+            trust_checkpoint=args.trust_checkpoint,
         ),
         people=people_params(args),
         skeleton=SkeletonParams(

@@ -85,7 +85,7 @@ def people(n: int, seed: int = 0) -> list[PersonWindow]:
 def test_scores_equal_mmaction2s_pipeline_and_the_torch_model(
     model: tuple[Path, Path, torch.nn.Module], tmp_path: Path
 ) -> None:
-    config, checkpoint, net = model
+    config, checkpoint, _ = model
     recognizer = open_skeleton_recognizer(config, str(checkpoint), backend="onnxruntime", cache_dir=tmp_path)
     try:
         assert list(recognizer.class_names) == ["sit", "stand", "wave", "walk"]
@@ -120,7 +120,7 @@ def test_label_map_and_checks(model: tuple[Path, Path, torch.nn.Module], tmp_pat
     labels.write_text("a\nb\n")
     with pytest.raises(ConfigError, match="2 names for a model with 4 classes"):
         open_skeleton_recognizer(config, str(checkpoint), label_map=str(labels), cache_dir=tmp_path)
-    with pytest.raises(SourceNotFound, match="nope.pth: no such file"):
+    with pytest.raises(SourceNotFound, match=r"nope\.pth: no such file"):
         check_skeleton_model(config, str(tmp_path / "nope.pth"), None, {})
     with pytest.raises(ConfigError, match="downloads nothing"):
         check_skeleton_model(STGCNPP, None, None, {})  # the zoo config's load_from is a URL
