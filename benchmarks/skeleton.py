@@ -162,6 +162,8 @@ def mmaction2(model: Model) -> tuple[torch.nn.Module, Any, Callable[..., Any]]:
         inference_skeleton = import_reference("mmaction.apis").inference_skeleton
     except pytest.skip.Exception as exc:  # the helpers skip a test when MMAction2 is missing
         raise BenchmarkError(f"MMAction2 1.2 is needed for the sequential row: {exc}") from exc
+    if not hasattr(np, "Inf"):
+        np.Inf = np.inf  # type: ignore[attr-defined]  # MMAction2 1.2's PoseCompact uses np.Inf (gone in numpy 2)
     state = torch.load(model.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     net.load_state_dict(state, strict=True)
     return net.eval(), compose, inference_skeleton
