@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,3 +38,31 @@ def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(payload, indent=2))  # a run that dies leaves the previous results
     print(f"wrote {path}")
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, and the cores this process may use."""
+    name = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({len(os.sched_getaffinity(0))} cores)"
+
+
+def rss_mb() -> float:
+    """The process's resident memory in MiB (psutil when installed, else /proc/self/status)."""
+    try:
+        import psutil
+
+        return float(psutil.Process().memory_info().rss) / 2**20
+    except ImportError:
+        pass
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")

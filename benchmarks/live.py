@@ -19,7 +19,6 @@ then adds capture-to-label latency (p50/p95 over the last interval) and stale cl
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import tempfile
 import threading
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from benchmarks.common import print_table, write_json
+from benchmarks.common import print_table, rss_mb, write_json
 from pipelines.recognition import RecognitionParams, RecognitionStage
 from pipelines.recognizer import open_recognizer
 from stream.packet import FramePacket, SourceEvent
@@ -42,14 +41,6 @@ from tests.media import make_video
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "configs/demo/demo_slowonly_r18_synthetic.py"
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Looping(Source):

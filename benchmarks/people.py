@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import print_table, write_json
+from benchmarks.common import cpu_name, print_table, write_json
 from detectors.registry import build_detector, build_pose_estimator
 from detectors.stages import DetectStage, PoseStage, TrackStage
 from pipelines.people import PeopleParams, people_stages
@@ -46,19 +46,6 @@ from stream.sources import open_source
 from stream.stage import as_outputs
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo, and the cores this process may use."""
-    name = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({len(os.sched_getaffinity(0))} cores)"
 
 
 def read_frames(path: Path, count: int) -> list[np.ndarray]:

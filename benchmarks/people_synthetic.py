@@ -13,16 +13,15 @@ Also here: a counting sink, file-mode and live runs of one action stage in a
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import rss_mb
 from stream.packet import Detections, FramePacket, SourceEvent
 from stream.runner import Pipeline, RunReport
 from stream.stage import Outputs, Source, Stage
@@ -107,34 +106,6 @@ class PacedPeople(Source):
             if delay > 0 and self.stop_event.wait(delay):
                 return
             yield packet(i, self.count, self.image)
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo, and the cores this process may use."""
-    name = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({len(os.sched_getaffinity(0))} cores)"
-
-
-def rss_mb() -> float:
-    """The process's resident memory in MiB (psutil when installed, else /proc/self/status)."""
-    try:
-        import psutil
-
-        return float(psutil.Process().memory_info().rss) / 2**20
-    except ImportError:
-        pass
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class BenchmarkError(RuntimeError):

@@ -71,13 +71,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import print_table, write_json
+from benchmarks.common import cpu_name, print_table, write_json
 from benchmarks.people_synthetic import (
     SIZE,
     BenchmarkError,
     PacedPeople,
     PacketSource,
-    cpu_name,
     packet,
     people_at,
     run_stage,
@@ -87,7 +86,7 @@ from engines.config import read_config, to_plain
 from engines.models import build
 from engines.skeleton.transforms import SkeletonPipeline
 from pipelines.skeleton import PersonWindow, SkeletonParams, SkeletonStage
-from pipelines.skeleton_model import SkeletonModel, _checkpoint_path, open_skeleton_recognizer
+from pipelines.skeleton_model import SkeletonModel, checkpoint_path, open_skeleton_recognizer
 from stream.packet import FramePacket
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +135,7 @@ def zoo_model(tmp: Path) -> Model:
 def demo_model() -> Model:
     """The project's demo ST-GCN and its shipped checkpoint."""
     cfg = read_config(DEMO)
-    checkpoint = _checkpoint_path(DEMO, None, cfg.get("load_from"))
+    checkpoint = checkpoint_path(DEMO, None, cfg.get("load_from"))
     steps = _one_clip(cfg)
     clip_len = next(int(s["clip_len"]) for s in steps if s["type"] == "UniformSampleFrames")
     net = build(to_plain(cfg.model))

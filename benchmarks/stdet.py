@@ -61,13 +61,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import print_table, write_json
+from benchmarks.common import cpu_name, print_table, write_json
 from benchmarks.people_synthetic import (
     SIZE,
     BenchmarkError,
     PacedPeople,
     PacketSource,
-    cpu_name,
     packet,
     run_stage,
 )

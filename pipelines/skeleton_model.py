@@ -50,7 +50,13 @@ def _clip_len(pipeline: Sequence[Mapping[str, Any]]) -> int:
     return int(next(s for s in pipeline if s.get("type") == "UniformSampleFrames")["clip_len"])
 
 
-def _checkpoint_path(config: Path, checkpoint: str | None, load_from: str | None) -> Path:
+def checkpoint_path(config: Path, checkpoint: str | None, load_from: str | None) -> Path:
+    """The local checkpoint file: ``--checkpoint``, else the config's ``load_from`` (relative to the config).
+
+    Raises:
+        ConfigError: Neither is given, or it is a URL (nothing is downloaded).
+        SourceNotFound: The file does not exist.
+    """
     path = checkpoint or load_from
     if not path:
         raise ConfigError(f"--config {config}: no --checkpoint given and the config has no load_from")
@@ -88,7 +94,7 @@ def check_skeleton_model(
             f"({' or '.join(SKELETON_RECOGNIZERS)}); pass a config from configs/skeleton/"
         )
     steps = _with_num_clips(cfg.test_pipeline, None, f"--config {config}")
-    _checkpoint_path(Path(config), checkpoint, cfg.load_from)
+    checkpoint_path(Path(config), checkpoint, cfg.load_from)
     if label_map is not None and not Path(label_map).is_file():
         raise SourceNotFound(f"--label-map {label_map}: no such file")
     return _clip_len(steps)
@@ -216,7 +222,7 @@ def open_skeleton_recognizer(
             f"--backend {name} / --device {dev}: the skeleton engines run on the CPU with onnxruntime or openvino"
         )
     cfg = load_skeleton_config(config, cfg_options)
-    ckpt = _checkpoint_path(config, checkpoint, cfg.load_from)
+    ckpt = checkpoint_path(config, checkpoint, cfg.load_from)
     cfg = replace(cfg, test_pipeline=_with_num_clips(cfg.test_pipeline, num_clips, f"--config {config}"))
     pipeline = SkeletonPipeline.from_config(cfg.test_pipeline)
     clip_len = _clip_len(cfg.test_pipeline)
