@@ -250,3 +250,23 @@ def people_params(args: argparse.Namespace, **overrides: object) -> PeopleParams
     )  # fmt: skip
     values.update(overrides)
     return PeopleParams(**values)  # type: ignore[arg-type]
+
+
+def add_person_job_outputs(parser: argparse.ArgumentParser, *, cfg_example: str) -> None:
+    """The tail of every per-person entry point: ``--trust-checkpoint``, ``--cfg-options``,
+    ``--publish`` and its security, the outputs, the drawing flags, logging."""
+    from engines.cli import CfgOptionsAction
+    from stream.cli import add_common_args, add_drawing_args
+
+    parser.add_argument(
+        "--trust-checkpoint", action="store_true", help="allow full unpickling of a checkpoint you trust"
+    )
+    parser.add_argument(
+        "--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",
+        help=f"override existing config keys, e.g. {cfg_example}",
+    )  # fmt: skip
+    add_publish_args(parser)
+    add_output_args(parser)
+    parser.set_defaults(drawing_fps=None)
+    add_drawing_args(parser)
+    add_common_args(parser)

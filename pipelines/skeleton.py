@@ -176,7 +176,8 @@ class SkeletonStage(Stage):
         self.window = 0
         self.min_frames = 0
         # metrics
-        self.predictions = 0
+        self.predictions = 0  # attached to frames
+        self.inferred = 0  # made by the model (live: some finish after their person left or the stream ended)
         self.evicted = 0
         self.latency_ms: collections.deque[float] = collections.deque(maxlen=_WINDOW)
         self.infer_ms: collections.deque[float] = collections.deque(maxlen=_WINDOW)
@@ -203,10 +204,14 @@ class SkeletonStage(Stage):
             for window in due:
                 self._worker.submit((window.source_id, window.track_id), window)
             for person in [p for p in self._tracks if p[0] == packet.source_id]:
-                packet.predictions.extend(self._worker.take(person))
+                taken = self._worker.take(person)
+                packet.predictions.extend(taken)
+                self.predictions += len(taken)
             return packet
         for start in range(0, len(due), self._worker.max_batch):
-            packet.predictions.extend(self._infer(due[start : start + self._worker.max_batch]))
+            made = self._infer(due[start : start + self._worker.max_batch])
+            packet.predictions.extend(made)
+            self.predictions += len(made)
         return packet
 
     def on_event(self, event: SourceEvent) -> Outputs:
@@ -234,6 +239,7 @@ class SkeletonStage(Stage):
         inf = np.fromiter(self.infer_ms, np.float64) if self.infer_ms else None
         return {
             "predictions": self.predictions,
+            "inferred": self.inferred,
             "batches": self.batches,
             "people": len(self._tracks),
             "dropped_windows": self._worker.dropped,
@@ -317,7 +323,7 @@ class SkeletonStage(Stage):
                 row = np.mean(track.history, axis=0) if len(track.history) > 1 else row
             self.latency_ms.append((done_ns - window.capture_ns) / 1e6)
             out.append(self._prediction(window, row, recognizer.class_names))
-        self.predictions += len(out)
+        self.inferred += len(out)
         return out
 
     def _prediction(self, window: PersonWindow, scores: np.ndarray, names: Sequence[str]) -> Prediction:

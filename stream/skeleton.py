@@ -23,19 +23,11 @@ import sys
 from pathlib import Path
 
 from core.errors import ConfigError
-from pipelines.cli import (
-    add_output_args,
-    add_people_args,
-    add_publish_args,
-    integer,
-    output_params,
-    people_params,
-    score,
-)
+from pipelines.cli import add_people_args, add_person_job_outputs, integer, output_params, people_params, score
 from pipelines.graphs import DrawParams
 from pipelines.person_graphs import SkeletonJobParams, SkeletonModelParams, skeleton_graph
 from pipelines.skeleton import SkeletonParams
-from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_command
+from stream.cli import ArgumentParser, exit_code, run_command
 
 log = logging.getLogger("stream.skeleton")
 
@@ -44,7 +36,6 @@ DEFAULT_CONFIG = ROOT / "configs" / "demo" / "demo_stgcn_coco_synthetic.py"
 
 
 def build_parser() -> ArgumentParser:
-    from engines.cli import CfgOptionsAction
 
     parser = ArgumentParser(prog="python -m stream.skeleton", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
@@ -64,16 +55,7 @@ def build_parser() -> ArgumentParser:
     add("--num-clips", type=integer(maximum=100), default=1, help="clips sampled per window (config: 10; 1 live)")
     add("--batch-size", type=integer(maximum=256), default=16, help="people per engine call")
     add("--event-threshold", type=score, default=0.5, help="score that starts/keeps a person's action event")
-    add("--trust-checkpoint", action="store_true", help="allow full unpickling of a checkpoint you trust")
-    add(
-        "--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",
-        help="override existing config keys, e.g. model.cls_head.num_classes=10",
-    )  # fmt: skip
-    add_publish_args(parser)
-    add_output_args(parser)
-    parser.set_defaults(drawing_fps=None)
-    add_drawing_args(parser)
-    add_common_args(parser)
+    add_person_job_outputs(parser, cfg_example="model.cls_head.num_classes=10")
     return parser
 
 

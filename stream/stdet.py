@@ -25,17 +25,16 @@ import sys
 from pathlib import Path
 
 from core.errors import ConfigError
-from pipelines.cli import add_output_args, add_people_args, add_publish_args, integer, output_params, people_params
+from pipelines.cli import add_people_args, add_person_job_outputs, integer, output_params, people_params
 from pipelines.graphs import DrawParams
 from pipelines.person_graphs import StdetJobParams, StdetModelParams, stdet_graph
 from pipelines.stdet import StdetParams
-from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_command
+from stream.cli import ArgumentParser, exit_code, run_command
 
 log = logging.getLogger("stream.stdet")
 
 
 def build_parser() -> ArgumentParser:
-    from engines.cli import CfgOptionsAction
     from pipelines.cli import score
 
     parser = ArgumentParser(prog="python -m stream.stdet", description=__doc__.split("\n\n")[0])
@@ -52,16 +51,7 @@ def build_parser() -> ArgumentParser:
     add("--predict-stepsize", type=integer(), default=8, help="a keyframe every N frames")
     add("--output-stepsize", type=integer(), default=1, help="write and show every N-th frame")
     add("--short-side", type=integer(), help="short side of the model's input frames (default: the config's, 256)")
-    add("--trust-checkpoint", action="store_true", help="allow full unpickling of a checkpoint you trust")
-    add(
-        "--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",
-        help="override existing config keys, e.g. model.roi_head.bbox_head.num_classes=81",
-    )  # fmt: skip
-    add_publish_args(parser)
-    add_output_args(parser)
-    parser.set_defaults(drawing_fps=None)
-    add_drawing_args(parser)
-    add_common_args(parser)
+    add_person_job_outputs(parser, cfg_example="model.roi_head.bbox_head.num_classes=81")
     return parser
 
 

@@ -21,20 +21,19 @@ import sys
 from pathlib import Path
 
 from core.errors import ConfigError
-from pipelines.cli import add_output_args, add_people_args, add_publish_args, integer, output_params, people_params
+from pipelines.cli import add_people_args, add_person_job_outputs, integer, output_params, people_params
 from pipelines.graphs import DrawParams, ModelParams
 from pipelines.person_graphs import SkeletonModelParams, StdetModelParams, StructuralizeParams, structuralize_graph
 from pipelines.recognition import RecognitionParams
 from pipelines.skeleton import SkeletonParams
 from pipelines.stdet import StdetParams
-from stream.cli import ArgumentParser, add_common_args, add_drawing_args, exit_code, run_command
+from stream.cli import ArgumentParser, exit_code, run_command
 from stream.skeleton import DEFAULT_CONFIG
 
 log = logging.getLogger("stream.structuralize")
 
 
 def build_parser() -> ArgumentParser:
-    from engines.cli import CfgOptionsAction
     from pipelines.cli import score
 
     parser = ArgumentParser(prog="python -m stream.structuralize", description=__doc__.split("\n\n")[0])
@@ -52,15 +51,7 @@ def build_parser() -> ArgumentParser:
     add("--action-score-thr", type=score, default=0.4, help="report per-person actions scoring more than this")
     add("--predict-stepsize", type=integer(), default=8, help="a prediction every N frames (per person)")
     add("--output-stepsize", type=integer(), default=1, help="write and show every N-th frame")
-    add(
-        "--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",
-        help="override existing keys of every model config",
-    )  # fmt: skip
-    add_publish_args(parser)
-    add_output_args(parser)
-    parser.set_defaults(drawing_fps=None)
-    add_drawing_args(parser)
-    add_common_args(parser)
+    add_person_job_outputs(parser, cfg_example="model.cls_head.num_classes=10 (every model config)")
     return parser
 
 
@@ -71,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 def structuralize(args: argparse.Namespace) -> int:
     if args.out_filename is not None:
         args.out_file = args.out_filename
-    common = dict(backend=args.backend, device=args.device, cfg_options=args.cfg_options)
+    common = dict(
+        backend=args.backend, device=args.device, cfg_options=args.cfg_options, trust_checkpoint=args.trust_checkpoint
+    )
 
     def skeleton(kind: str, label_map: str | None, default: Path | None = None) -> SkeletonModelParams:
         flags = (f"--{kind}-config", f"--{kind}-checkpoint", "--label-map-stdet" if "stdet" in kind else "--label-map")
