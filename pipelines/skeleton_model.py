@@ -7,7 +7,9 @@ PoseC3D (``Recognizer3D`` on heatmap volumes; ``FormatShape(input_format='NCTHW_
 Each person's window goes through MMAction2's own test pipeline
 (:class:`engines.skeleton.transforms.SkeletonPipeline`: ``UniformSampleFrames`` from the window,
 normalisation or heatmaps) as one person (``M = 1``, the others padded as ``FormatGCNInput``
-pads), and all people due together go through the engine in one batch.
+pads), and all people due together go through the engine in one batch. Graph models use the
+one-person engine (:class:`engines.skeleton.gcn_engine.OnePersonGCN`): the backbone runs on the
+person only, not on the padding, and the scores are those of the whole padded sample.
 
 ``num_clips``: MMAction2's skeleton test configs average 10 uniformly sampled clips over a
 whole video; a live per-person label every few frames uses 1 by default (``--num-clips``).
@@ -232,10 +234,12 @@ def open_skeleton_recognizer(
         return SkeletonModel(pipeline, posec3d.infer, posec3d.close, names, clip_len, max_batch)
     from engines.skeleton.gcn_engine import build_gcn_engine
 
+    # Every sample holds one person, padded by FormatGCNInput: the one-person engine scores it
+    # exactly as the model scores the padded sample, without running the backbone on the padding.
     gcn = build_gcn_engine(
         config, ckpt, backend=name, cfg_options=cfg_options, num_clips=num_clips, cache_dir=cache_dir,
-        trusted=trust_checkpoint,
+        trusted=trust_checkpoint, people_per_sample=1,
     )  # fmt: skip
     manifest = gcn.engine.manifest
     names = _class_names(label_map, manifest.class_names, manifest.num_classes, str(config))
-    return SkeletonModel(pipeline, gcn.infer, gcn.close, names, clip_len, max_batch)
+    return SkeletonModel(pipeline, gcn.infer_padded, gcn.close, names, clip_len, max_batch)
