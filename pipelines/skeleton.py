@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.errors import ConfigError
+from pipelines.sequences import SequenceBuffers
 from stream.packet import FramePacket, Prediction, SourceEvent
 from stream.stage import Outputs, Stage
 from stream.worker import LatestPerKey
@@ -133,17 +134,17 @@ class SkeletonParams:
             raise ConfigError(f"--min-frames {self.min_frames}: expected at most the window ({self.window} frames)")
 
 
-class _Track:
-    """One person's ring of keypoints and the bookkeeping of its predictions."""
+class _Person:
+    """What a person's keypoint buffer does not hold: their newest box, when they were last
+    labelled, and their recent score vectors (``--average-size``)."""
 
-    __slots__ = ("box", "capture_ns", "history", "keypoints", "seen", "since_prediction", "times")
+    __slots__ = ("box", "capture_ns", "history", "labelled", "resets", "since_prediction")
 
-    def __init__(self, window: int, average_size: int) -> None:
-        self.keypoints: collections.deque[np.ndarray] = collections.deque(maxlen=window)
-        self.times: collections.deque[float] = collections.deque(maxlen=window)
+    def __init__(self, average_size: int) -> None:
         self.box = np.zeros(4, np.float32)
         self.capture_ns = 0
-        self.seen = 0
+        self.labelled = False
+        self.resets = 0
         self.since_prediction = 0
         self.history: collections.deque[np.ndarray] = collections.deque(maxlen=average_size)
 
@@ -169,7 +170,8 @@ class SkeletonStage(Stage):
         self._factory = recognizer
         self._recognizer: SkeletonRecognizer | None = None
         self.params = params or SkeletonParams()
-        self._tracks: collections.OrderedDict[Person, _Track] = collections.OrderedDict()
+        self._buffers: SequenceBuffers[np.ndarray] = SequenceBuffers(1, max_keys=self.params.max_tracks)
+        self._people: dict[Person, _Person] = {}
         self._worker: LatestPerKey[PersonWindow, Prediction] = LatestPerKey(
             self._infer, max_batch=self.params.batch_size, name="infer"
         )
@@ -178,7 +180,6 @@ class SkeletonStage(Stage):
         # metrics
         self.predictions = 0  # attached to frames
         self.inferred = 0  # made by the model (live: some finish after their person left or the stream ended)
-        self.evicted = 0
         self.latency_ms: collections.deque[float] = collections.deque(maxlen=_WINDOW)
         self.infer_ms: collections.deque[float] = collections.deque(maxlen=_WINDOW)
         self.batches = 0
@@ -190,6 +191,7 @@ class SkeletonStage(Stage):
         self.window = self.params.window or int(recognizer.clip_len)
         if self.window < 2:
             raise ConfigError(f"{self.name}: the model's window of {self.window} frames is too short (need >= 2)")
+        self._buffers = SequenceBuffers(self.window, max_keys=self.params.max_tracks)
         self.min_frames = self.params.min_frames or max(2, self.window // 4)
         if self.min_frames > self.window:
             raise ConfigError(f"--min-frames {self.min_frames}: expected at most the window ({self.window} frames)")
@@ -203,7 +205,7 @@ class SkeletonStage(Stage):
         if self.params.live:
             for window in due:
                 self._worker.submit((window.source_id, window.track_id), window)
-            for person in [p for p in self._tracks if p[0] == packet.source_id]:
+            for person in [p for p in self._people if p[0] == packet.source_id]:
                 taken = self._worker.take(person)
                 packet.predictions.extend(taken)
                 self.predictions += len(taken)
@@ -220,16 +222,16 @@ class SkeletonStage(Stage):
             if track_id is not None:
                 self._forget((event.source_id, int(track_id)))
         elif event.kind in SOURCE_END_EVENTS:
-            for person in [p for p in self._tracks if p[0] == event.source_id]:
+            for person in [p for p in self._people if p[0] == event.source_id]:
                 self._forget(person)
         return event
 
     def finish(self) -> Outputs:
-        self._tracks.clear()
+        self._clear()
         return None
 
     def close(self) -> None:
-        self._tracks.clear()
+        self._clear()
         if self._recognizer is not None:
             self._recognizer.close()
             self._recognizer = None
@@ -241,9 +243,9 @@ class SkeletonStage(Stage):
             "predictions": self.predictions,
             "inferred": self.inferred,
             "batches": self.batches,
-            "people": len(self._tracks),
+            "people": len(self._buffers),
             "dropped_windows": self._worker.dropped,
-            "evicted_tracks": self.evicted,
+            "evicted_tracks": self._buffers.evicted,
             "latency_p50_ms": None if lat is None else round(float(np.percentile(lat, 50)), 1),
             "latency_p95_ms": None if lat is None else round(float(np.percentile(lat, 95)), 1),
             "infer_p50_ms_per_person": None if inf is None else round(float(np.percentile(inf, 50)), 2),
@@ -252,9 +254,14 @@ class SkeletonStage(Stage):
     @property
     def people(self) -> int:
         """Person buffers held now."""
-        return len(self._tracks)
+        return len(self._buffers)
 
     # ------------------------------------------------------------------ buffers
+
+    def _clear(self) -> None:
+        for person in list(self._people):
+            self._buffers.end(person)
+        self._people.clear()
 
     def _require(self) -> SkeletonRecognizer:
         if self._recognizer is None:
@@ -272,33 +279,36 @@ class SkeletonStage(Stage):
         img_shape = (packet.height, packet.width)
         for row, track_id in enumerate(detections.track_ids.tolist()):
             person = (packet.source_id, int(track_id))
-            track = self._tracks.get(person)
-            if track is None:
-                track = self._tracks[person] = _Track(self.window, self.params.average_size)
-                while len(self._tracks) > self.params.max_tracks:
-                    self._tracks.popitem(last=False)
-                    self.evicted += 1
-            else:
-                self._tracks.move_to_end(person)
-            track.keypoints.append(np.array(detections.keypoints[row], np.float32))
-            track.times.append(packet.time_s)
-            track.box = np.array(detections.xyxy[row], np.float32)
-            track.capture_ns = packet.capture_ns
-            track.seen += 1
-            track.since_prediction += 1
-            first = track.seen == self.min_frames
-            if track.seen >= self.min_frames and (first or track.since_prediction >= self.params.predict_stepsize):
-                track.since_prediction = 0
+            evicted = self._buffers.evicted
+            buffer = self._buffers.push(
+                person, packet.time_s, packet.frame_idx, np.array(detections.keypoints[row], np.float32)
+            )
+            if self._buffers.evicted != evicted:  # the least recently seen people made room
+                for gone in [p for p in self._people if p not in self._buffers]:
+                    del self._people[gone]
+            state = self._people.get(person)
+            if state is None:
+                state = self._people[person] = _Person(self.params.average_size)
+            if buffer.resets != state.resets:  # the person's clock went back: a new window
+                state.resets, state.labelled = buffer.resets, False
+            state.box = np.array(detections.xyxy[row], np.float32)
+            state.capture_ns = packet.capture_ns
+            state.since_prediction += 1
+            ready = len(buffer) >= self.min_frames
+            if ready and (not state.labelled or state.since_prediction >= self.params.predict_stepsize):
+                state.labelled, state.since_prediction = True, 0
+                items = list(buffer)
                 due.append(
                     PersonWindow(
-                        packet.source_id, person[1], np.stack(track.keypoints), img_shape, track.box.copy(),
-                        track.times[0], track.times[-1], track.capture_ns,
+                        packet.source_id, person[1], np.stack([i.item for i in items]), img_shape, state.box.copy(),
+                        items[0].time_s, items[-1].time_s, state.capture_ns,
                     )
                 )  # fmt: skip
         return due
 
     def _forget(self, person: Person) -> None:
-        self._tracks.pop(person, None)
+        self._buffers.end(person)
+        self._people.pop(person, None)
         self._worker.take(person)  # results of a person who left are not attached to anyone
 
     # ------------------------------------------------------------------ inference
@@ -317,10 +327,10 @@ class SkeletonStage(Stage):
         self.batches += 1
         out = []
         for window, row in zip(windows, scores, strict=True):
-            track = self._tracks.get((window.source_id, window.track_id))
-            if track is not None:
-                track.history.append(row)
-                row = np.mean(track.history, axis=0) if len(track.history) > 1 else row
+            state = self._people.get((window.source_id, window.track_id))
+            if state is not None:
+                state.history.append(row)
+                row = np.mean(state.history, axis=0) if len(state.history) > 1 else row
             self.latency_ms.append((done_ns - window.capture_ns) / 1e6)
             out.append(self._prediction(window, row, recognizer.class_names))
         self.inferred += len(out)
