@@ -225,3 +225,13 @@ def test_live_mode_with_a_slow_model_drops_stale_windows_and_labels_the_right_pe
     ends = [a for a in actions if a["phase"] == "end" and a["track_id"] == 2]
     assert all(a.get("reason") == "person left" for a in ends)  # person 2's events end when they leave
     assert model.closed
+
+
+def test_a_clock_going_back_starts_a_fresh_window() -> None:
+    model = RaisedArms(clip_len=8)
+    stage = SkeletonStage(lambda: model, SkeletonParams(predict_stepsize=100))
+    stage.setup()
+    for i in [0, 1, 2, 3, 4, 5, 0, 1, 2]:  # a looping file or a restarted camera: pts go back to 0
+        stage.process(packet(i, {1: True}))
+    # labelled once the window had min_frames (2) frames, again after the reset, on a window of the new frames only
+    assert model.batches == [[(1, 2)], [(1, 2)]]
