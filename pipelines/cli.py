@@ -8,6 +8,7 @@ where they make no sense.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from stream.cli import add_fragmented_arg
 if TYPE_CHECKING:
     from pipelines.people import PeopleParams
     from pipelines.recognition import RecognitionParams
+
+log = logging.getLogger(__name__)
 
 #: Upper bound of ``--num-clips``: more views than this is a typo, not a workload.
 MAX_NUM_CLIPS = 100
@@ -221,7 +224,10 @@ def add_people_args(parser: argparse.ArgumentParser) -> None:
     from pipelines.people import PeopleParams
 
     add = parser.add_argument
-    add("--detector", default=PeopleParams.detector, help="hog (default), blazepose, rtmdet, yolox or mmdet")
+    add(
+        "--detector", default=PeopleParams.detector,
+        help="hog (default), blazepose, rtmdet, yolox or mmdet (picked from --det-config when only that is given)",
+    )  # fmt: skip
     add("--det-config", help="mmdet config of --detector rtmdet / yolox / mmdet")
     add("--det-checkpoint", help="mmdet checkpoint of --detector rtmdet / yolox / mmdet")
     add("--det-score-thr", type=number(), help="drop people scoring below this (default: the detector's)")
@@ -230,7 +236,7 @@ def add_people_args(parser: argparse.ArgumentParser) -> None:
         "--det-interval", type=integer(), default=PeopleParams.det_interval, help="detect every Nth frame (%(default)s)"
     )
     add("--lost-timeout", type=positive, default=PeopleParams.lost_timeout_s, help="end a track after S s unseen (2)")
-    add("--pose", default=PeopleParams.pose, help="blazepose (default), rtmpose or mmpose")
+    add("--pose", default=PeopleParams.pose, help="blazepose (default), rtmpose or mmpose (or from --pose-config)")
     add("--pose-config", help="mmpose config of --pose rtmpose / mmpose")
     add("--pose-checkpoint", help="mmpose checkpoint of --pose rtmpose / mmpose")
     add("--device", default="cpu", help="where the models run (cpu)")
@@ -238,12 +244,47 @@ def add_people_args(parser: argparse.ArgumentParser) -> None:
     add("--realtime", action="store_true", help="pace a file at its frame rate, like a live camera")
 
 
+#: mmdet / mmpose model types run as compiled engines of this project; others go through the mm APIs.
+COMPILED_DETECTORS = {"RTMDet": "rtmdet", "YOLOX": "yolox"}
+
+
+def _model_of(config: str, *, head: bool = False) -> str | None:
+    """The ``model.type`` of an mm config (or its ``model.head.type``), None if it can't be read here."""
+    from engines.config import read_config
+    from engines.errors import EngineError
+
+    try:
+        model = read_config(config).get("model") or {}
+    except (EngineError, ImportError, OSError):  # e.g. a _base_ inside mmdet's package, not installed
+        return None
+    value = (model.get("head") or {}).get("type") if head else model.get("type")
+    return str(value) if value else None
+
+
+def people_models(args: argparse.Namespace) -> tuple[str, str]:
+    """``--detector`` / ``--pose``; when left at the built-in default but ``--det-config`` /
+    ``--pose-config`` is given (MMAction2's demos pass only those), the model that runs it:
+    RTMDet / YOLOX / RTMPose as compiled engines, any other mmdet / mmpose model through the
+    mm APIs (``mmdet`` / ``mmpose``, the mm extra)."""
+    from pipelines.people import PeopleParams
+
+    detector, pose = args.detector, args.pose
+    if args.det_config and detector == PeopleParams.detector:
+        detector = COMPILED_DETECTORS.get(_model_of(args.det_config) or "", "mmdet")
+        log.info("--det-config %s: running it with --detector %s", args.det_config, detector)
+    if args.pose_config and pose == PeopleParams.pose:
+        pose = "rtmpose" if _model_of(args.pose_config, head=True) == "RTMCCHead" else "mmpose"
+        log.info("--pose-config %s: running it with --pose %s", args.pose_config, pose)
+    return detector, pose
+
+
 def people_params(args: argparse.Namespace, **overrides: object) -> PeopleParams:
     """The :class:`~pipelines.people.PeopleParams` of :func:`add_people_args`' flags."""
     from pipelines.people import PeopleParams
 
+    detector, pose = people_models(args)
     values: dict[str, object] = dict(
-        detector=args.detector, pose=args.pose, det_score_thr=args.det_score_thr, det_cat_id=args.det_cat_id,
+        detector=detector, pose=pose, det_score_thr=args.det_score_thr, det_cat_id=args.det_cat_id,
         det_interval=args.det_interval, lost_timeout_s=args.lost_timeout, device=args.device, backend=args.backend,
         font_scale=args.font_scale, font_color=args.font_color, det_config=args.det_config,
         det_checkpoint=args.det_checkpoint, pose_config=args.pose_config, pose_checkpoint=args.pose_checkpoint,
