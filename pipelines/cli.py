@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from core.cli import integer, number, positive, score
 from pipelines.graphs import DrawParams, ModelParams, OutputParams
 from stream.cli import add_fragmented_arg
+from stream.errors import SourceNotFound
 
 if TYPE_CHECKING:
     from pipelines.people import PeopleParams
@@ -269,6 +270,9 @@ def people_models(args: argparse.Namespace) -> tuple[str, str]:
     from pipelines.people import PeopleParams
 
     detector, pose = args.detector, args.pose
+    for flag, path in (("--det-config", args.det_config), ("--pose-config", args.pose_config)):
+        if path and not Path(path).is_file():
+            raise SourceNotFound(f"{flag} {path}: no such file; pass an mm{flag[2:-7]} config file")
     if args.det_config and detector == PeopleParams.detector:
         detector = COMPILED_DETECTORS.get(_model_of(args.det_config) or "", "mmdet")
         log.info("--det-config %s: running it with --detector %s", args.det_config, detector)

@@ -84,7 +84,7 @@ def test_rtmdet_and_rtmpose_engines_run_the_whole_graph(vtest: Path, tmp_path: P
     ("args", "message"),
     [
         (["missing.mp4"], "missing.mp4"),
-        (["{vtest}", "--det-config", "rtmdet.py"], "take no config or checkpoint"),
+        (["{vtest}", "--det-config", "rtmdet.py"], "--det-config rtmdet.py: no such file"),
         (["{vtest}", "--pose-checkpoint", "rtmpose.pth"], "take no config or checkpoint"),
         (["{vtest}", "--pose", "rtmpose", "--pose-config", "missing.py", "--pose-checkpoint", "x.pth"], "missing.py"),
         (["{vtest}", "--pose", "hrnet"], "expected one of blazepose, mmpose, rtmpose"),
