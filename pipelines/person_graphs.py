@@ -54,15 +54,19 @@ def _people(people: PeopleParams, **changes: Any) -> PeopleParams:
 
 
 @dataclass(frozen=True)
-class SkeletonModelParams:
-    """A skeleton model (``--config``, ``--checkpoint``, ``--label-map``, …)."""
+class ActionModelParams:
+    """An action model's files and where it runs (``--config``, ``--checkpoint``, ``--label-map``, …).
+
+    Attributes:
+        flags: The flag names of config, checkpoint and label map, for error messages
+            (``stream.structuralize`` has several models).
+    """
 
     config: Path
     checkpoint: str | None = None
     label_map: str | None = None
     backend: str = "auto"
     device: str = "cpu"
-    num_clips: int | None = 1
     cfg_options: dict[str, Any] = field(default_factory=dict)
     trust_checkpoint: bool = False
     flags: tuple[str, str, str] = ("--config", "--checkpoint", "--label-map")
@@ -72,21 +76,17 @@ class SkeletonModelParams:
 
 
 @dataclass(frozen=True)
-class StdetModelParams:
-    """A spatio-temporal detector (``--config``, ``--checkpoint``, ``--label-map``, …)."""
+class SkeletonModelParams(ActionModelParams):
+    """A skeleton model; ``num_clips`` clips sampled per window (None: the config's)."""
 
-    config: Path
-    checkpoint: str | None = None
-    label_map: str | None = None
-    backend: str = "auto"
-    device: str = "cpu"
+    num_clips: int | None = 1
+
+
+@dataclass(frozen=True)
+class StdetModelParams(ActionModelParams):
+    """A spatio-temporal detector; frames resized to ``short_side`` (None: the config's)."""
+
     short_side: int | None = None
-    cfg_options: dict[str, Any] = field(default_factory=dict)
-    trust_checkpoint: bool = False
-    flags: tuple[str, str, str] = ("--config", "--checkpoint", "--label-map")
-
-    def paths(self) -> dict[str, str | Path | None]:
-        return dict(zip(self.flags, (self.config, self.checkpoint, self.label_map), strict=True))
 
 
 @dataclass(frozen=True)
