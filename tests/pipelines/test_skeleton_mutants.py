@@ -129,14 +129,14 @@ def test_metrics_count_predictions_batches_and_time_per_person(monkeypatch: pyte
     clock = Clock()
     monkeypatch.setattr(skeleton, "time", clock)
     # three engine calls: person 1 alone, persons 2 and 3 together, person 4 alone
-    model = Timed(clock, [(2.3456, 10.1234), (1.0, 5.0), (4.0, 52.0)])
+    model = Timed(clock, [(1.0, 10.100001), (4.688, 5.0), (4.0, 52.0)])
     stage = SkeletonStage(lambda: model, SkeletonParams(predict_stepsize=100))
     stage.setup()
     out = feed(stage, [frame(0, {1: True}), frame(1, {1: True, 2: True, 3: True})]
                + [frame(i, {1: True, 2: True, 3: True, 4: True}) for i in (2, 3)])  # fmt: skip
     assert model.batches == [[(1, 2)], [(2, 2), (3, 2)], [(4, 2)]]
     assert [len(f.predictions) for f in out] == [0, 1, 2, 1]
-    # latency per person [10.1234, 5, 5, 52] ms; inference per person, per call: [2.3456, 0.5, 4] ms
+    # latency per person [10.100001, 5, 5, 52] ms; inference per person, per call: [1, 2.344, 4] ms
     assert stage.metrics() == {
         "predictions": 4,
         "inferred": 4,
@@ -146,7 +146,7 @@ def test_metrics_count_predictions_batches_and_time_per_person(monkeypatch: pyte
         "evicted_tracks": 0,
         "latency_p50_ms": 7.6,
         "latency_p95_ms": 45.7,
-        "infer_p50_ms_per_person": 2.35,
+        "infer_p50_ms_per_person": 2.34,
     }
 
 
@@ -372,10 +372,23 @@ def test_top_k_and_threshold(
 
 
 def test_equal_scores_keep_the_class_order() -> None:
-    stage = SkeletonStage(lambda: Fixed([0.25] * 20), SkeletonParams(top_k=20, predict_stepsize=100))
+    row = np.random.default_rng(0).choice([0.1, 0.2, 0.3], 400)  # 400 classes, many ties
+    model = Fixed(row)
+    model.class_names = tuple(str(i) for i in range(400))  # type: ignore[misc]
+    stage = SkeletonStage(lambda: model, SkeletonParams(top_k=400, predict_stepsize=100))
     stage.setup()
     (p,) = feed(stage, [frame(i, {1: True}) for i in range(2)])[1].predictions
-    assert p.label_ids.tolist() == list(range(20))
+    assert p.label_ids.tolist() == sorted(range(400), key=lambda i: -row[i])  # best first, ties by class id
+
+
+def test_the_threshold_applies_to_the_float32_scores_reported() -> None:
+    model = Fixed([0.29999999999, 0.7])
+    model.row = np.array([0.29999999999, 0.7])  # a model answering in float64
+    stage = SkeletonStage(lambda: model, SkeletonParams(threshold=0.3, predict_stepsize=100))
+    stage.setup()
+    (p,) = feed(stage, [frame(i, {1: True}) for i in range(2)])[1].predictions
+    assert p.names == ("b", "a")  # "a" is reported as 0.3 (float32), so it meets the threshold
+    assert p.scores.tolist() == [np.float32(0.7), np.float32(0.3)]
 
 
 def test_average_size_averages_a_persons_last_score_vectors() -> None:

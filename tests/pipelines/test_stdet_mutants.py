@@ -123,7 +123,7 @@ def test_metrics_before_any_keyframe() -> None:
 def test_metrics_count_keyframes_people_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
     monkeypatch.setattr(stdet, "time", clock)
-    calls = iter([(2.3456, 10.1234), (1.0, 5.0), (4.0, 52.0)])  # (inference ms, latency ms) per keyframe
+    calls = iter([(2.3499, 10.050001), (1.0, 5.0), (4.0, 52.3)])  # (inference ms, latency ms) per keyframe
 
     class Timed(BrightBoxes):
         def scores(self, frames: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
@@ -141,7 +141,7 @@ def test_metrics_count_keyframes_people_and_time(monkeypatch: pytest.MonkeyPatch
         "people": 6,
         "dropped_keyframes": 0,
         "latency_p50_ms": 10.1,
-        "latency_p95_ms": 47.8,
+        "latency_p95_ms": 48.1,
         "infer_p50_ms": 2.3,
     }
 
@@ -293,16 +293,23 @@ def test_a_change_of_frame_size_starts_a_new_clip() -> None:
     "detections",
     [
         Detections.empty(),
+        Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)),  # tracked, nobody
         Detections(BOXES, np.ones(2), np.zeros(2, np.int64)),  # people not tracked yet
     ],
 )
 def test_keyframes_without_tracked_people_are_skipped(detections: Detections) -> None:
     model = BrightBoxes(clip_len=1, frame_interval=1)
-    stage = started(model)
+    stage = started(model, StdetParams(predict_stepsize=1))
     p = FramePacket(np.zeros((64, 64, 3), np.uint8), "cam", 0, 0, Fraction(1, 25), T0_NS, None)
     assert stage.process(p) is p and p.predictions == []
     assert feed(stage, [frame(1, detections=detections)])[0].predictions == []
-    assert model.clips == []
+    assert model.clips == [] and stage.metrics()["keyframes"] == 0
+
+
+def test_a_source_that_gives_up_before_its_first_frame_is_fine() -> None:
+    stage = started(BrightBoxes())
+    event = SourceEvent("cam", "gave_up", "never connected", 0.0)
+    assert stage.on_event(event) is event
 
 
 # ---------------------------------------------------------------------- what each prediction holds
@@ -341,8 +348,19 @@ def test_actions_strictly_above_the_threshold_best_first(
 
 
 def test_equal_scores_keep_the_class_order() -> None:
-    out = feed(started(Fixed([0.75] * 20), StdetParams(threshold=0.5)), [frame(0), frame(1)])
-    assert out[1].predictions[0].label_ids.tolist() == list(range(20))
+    row = np.random.default_rng(0).choice([0.6, 0.7, 0.8], 400)  # 400 actions, many ties
+    model = Fixed(row)
+    model.class_names = tuple(str(i) for i in range(400))  # type: ignore[misc]
+    out = feed(started(model, StdetParams(threshold=0.5)), [frame(0), frame(1)])
+    assert out[1].predictions[0].label_ids.tolist() == sorted(range(400), key=lambda i: -row[i])
+
+
+def test_the_threshold_applies_to_the_float32_scores_reported() -> None:
+    model = Fixed([0.30000000001, 0.7])
+    model.row = np.array([0.30000000001, 0.7])  # a model answering in float64
+    out = feed(started(model, StdetParams(threshold=0.3)), [frame(0), frame(1)])
+    # "a" would be reported as 0.3 (float32): not above --action-score-thr 0.3, so it is left out
+    assert out[1].predictions[0].names == ("b",)
 
 
 # ---------------------------------------------------------------------- sources
