@@ -68,8 +68,8 @@ MODULE_TESTS: dict[str, list[str]] = {
     "pipelines/events.py": ["tests/pipelines/test_events.py", "tests/pipelines/test_events_mutants.py"],
     "engines/sampling.py": ["tests/engines/test_sampling.py", "tests/pipelines/test_clip_buffer.py"],
     "engines/checkpoint.py": ["tests/engines/test_checkpoint.py", "tests/engines/test_checkpoint_behaviour.py"],
-    "pipelines/skeleton.py": ["tests/pipelines/test_skeleton_stage.py"],
-    "pipelines/stdet.py": ["tests/pipelines/test_stdet_stage.py"],
+    "pipelines/skeleton.py": ["tests/pipelines/test_skeleton_stage.py", "tests/pipelines/test_skeleton_mutants.py"],
+    "pipelines/stdet.py": ["tests/pipelines/test_stdet_stage.py", "tests/pipelines/test_stdet_mutants.py"],
 }
 
 #: What is copied into each module's working folder (tracked and new, not ignored, files).
