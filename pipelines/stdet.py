@@ -207,7 +207,8 @@ class StdetStage(Stage):
         size = (max(1, int(w * scale + 0.5)), max(1, int(h * scale + 0.5)))
         resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) if size != (w, h) else image
         if state.frames and state.frames[-1][0].shape != resized.shape:
-            state.frames.clear()  # the frame size changed: a new stream
+            state.frames.clear()  # the frame size changed: a new stream, a new keyframe schedule
+            state.count = 0
         state.frames.append((resized, packet.time_s, packet.detections, scale))
         state.count += 1
         if len(state.frames) < self.span:

@@ -427,3 +427,11 @@ def test_live_labels_of_an_ended_source_reach_nobody() -> None:
     drain(stage)
     stage.on_event(SourceEvent("cam", "disconnected", "", 0.0))
     assert feed(stage, [frame(0)])[0].predictions == []  # the camera is back
+
+
+def test_a_change_of_frame_size_restarts_the_keyframe_schedule() -> None:
+    model = BrightBoxes(clip_len=2, frame_interval=1)
+    stage = started(model, StdetParams(predict_stepsize=3))
+    feed(stage, [frame(i) for i in range(4)] + [frame(i, size=(96, 96)) for i in range(4, 9)])
+    # as after a disconnect: the new stream's first keyframe comes as soon as its first clip is complete
+    assert model.clips == [[0, 1], [4, 5], [7, 8]]
