@@ -20,6 +20,7 @@ import pipelines.skeleton as skeleton
 from core.errors import ConfigError
 from pipelines.skeleton import PersonWindow, SkeletonParams, SkeletonStage
 from stream.packet import Detections, FramePacket, SourceEvent
+from tests.pipelines.stage_helpers import Clock, drain, feed
 from tests.pipelines.test_skeleton_stage import RaisedArms, person
 
 T0_NS = 1_000_000_000
@@ -39,31 +40,6 @@ def frame(i: int, people: dict[int, bool], source_id: str = "cam", capture_ns: i
     return FramePacket(np.zeros((160, 320, 3), np.uint8), source_id, i, i, Fraction(1, 25), ns, detections)
 
 
-def feed(stage: SkeletonStage, frames: Sequence[FramePacket]) -> list[FramePacket]:
-    out = []
-    for p in frames:
-        result = stage.process(p)
-        assert isinstance(result, FramePacket)
-        out.append(result)
-    return out
-
-
-class Drained:
-    """A stop flag for ``LatestPerKey.serve`` that is set once no work is left, so ``serve``
-    runs every queued window in the caller's thread and returns."""
-
-    def __init__(self, stage: SkeletonStage) -> None:
-        (self.worker,) = stage.workers()
-
-    def is_set(self) -> bool:
-        return self.worker.pending() == 0
-
-
-def drain(stage: SkeletonStage) -> None:
-    worker = Drained(stage)
-    worker.worker.serve(worker)  # type: ignore[arg-type]
-
-
 class Fixed(RaisedArms):
     """Returns the same score row for every person (class names a, b, c, ...)."""
 
@@ -78,20 +54,6 @@ class Fixed(RaisedArms):
 
 
 # ---------------------------------------------------------------------- metrics
-
-
-class Clock:
-    """Stands in for the ``time`` module of pipelines.skeleton."""
-
-    def __init__(self) -> None:
-        self.perf = 100.0
-        self.ns = 0
-
-    def perf_counter(self) -> float:
-        return self.perf
-
-    def monotonic_ns(self) -> int:
-        return self.ns
 
 
 class Timed(RaisedArms):

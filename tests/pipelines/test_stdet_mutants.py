@@ -20,6 +20,7 @@ import pipelines.stdet as stdet
 from core.errors import ConfigError
 from pipelines.stdet import StdetParams, StdetStage
 from stream.packet import Detections, FramePacket, SourceEvent
+from tests.pipelines.stage_helpers import Clock, drain, feed
 from tests.pipelines.test_stdet_stage import BrightBoxes
 
 T0_NS = 1_000_000_000
@@ -50,34 +51,10 @@ def frame(
     return FramePacket(image, source_id, i, i, Fraction(1, 25), T0_NS + i * 40_000_000, detections)
 
 
-def feed(stage: StdetStage, frames: Sequence[FramePacket]) -> list[FramePacket]:
-    out = []
-    for p in frames:
-        result = stage.process(p)
-        assert isinstance(result, FramePacket)
-        out.append(result)
-    return out
-
-
 def started(model: BrightBoxes, params: StdetParams | None = None) -> StdetStage:
     stage = StdetStage(lambda: model, params)
     stage.setup()
     return stage
-
-
-class Drained:
-    """A stop flag for ``LatestPerKey.serve`` that is set once no work is left."""
-
-    def __init__(self, stage: StdetStage) -> None:
-        (self.worker,) = stage.workers()
-
-    def is_set(self) -> bool:
-        return self.worker.pending() == 0
-
-
-def drain(stage: StdetStage) -> None:
-    flag = Drained(stage)
-    flag.worker.serve(flag)  # type: ignore[arg-type]
 
 
 class Fixed(BrightBoxes):
@@ -93,20 +70,6 @@ class Fixed(BrightBoxes):
 
 
 # ---------------------------------------------------------------------- metrics
-
-
-class Clock:
-    """Stands in for the ``time`` module of pipelines.stdet."""
-
-    def __init__(self) -> None:
-        self.perf = 100.0
-        self.ns = 0
-
-    def perf_counter(self) -> float:
-        return self.perf
-
-    def monotonic_ns(self) -> int:
-        return self.ns
 
 
 def test_metrics_before_any_keyframe() -> None:
