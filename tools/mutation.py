@@ -70,6 +70,8 @@ MODULE_TESTS: dict[str, list[str]] = {
     "engines/checkpoint.py": ["tests/engines/test_checkpoint.py", "tests/engines/test_checkpoint_behaviour.py"],
     "pipelines/skeleton.py": ["tests/pipelines/test_skeleton_stage.py", "tests/pipelines/test_skeleton_mutants.py"],
     "pipelines/stdet.py": ["tests/pipelines/test_stdet_stage.py", "tests/pipelines/test_stdet_mutants.py"],
+    "stream/sinks/jsonl.py": ["tests/stream/test_sinks.py", "tests/stream/test_jsonl_mutants.py"],
+    "engines/manifest.py": ["tests/engines/test_graph_engines.py", "tests/engines/test_manifest_mutants.py"],
 }
 
 #: What is copied into each module's working folder (tracked and new, not ignored, files).
