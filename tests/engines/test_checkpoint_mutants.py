@@ -538,3 +538,58 @@ def test_save_writes_the_model_zoo_layout(tmp_path: Path) -> None:
     save_checkpoint(model, path, meta={"CLASSES": ["a", "b", "c"]})
     assert read_checkpoint(path).classes == ["a", "b", "c"]
     assert [p.name for p in path.parent.iterdir()] == ["w.pth"]
+
+
+def test_load_checkpoint_passes_trust_on(tmp_path: Path) -> None:
+    path = tmp_path / "old.pth"
+    source = _seeded(1)
+    torch.save({"state_dict": source.state_dict(), "meta": {"args": argparse.Namespace(lr=0.1)}}, path)
+    assert _message(lambda: load_checkpoint(_seeded(2), path)) == _refusal(path, " (argparse.Namespace)")
+    target = _seeded(2)
+    assert load_checkpoint(target, path, trusted=True).meta["args"].lr == 0.1
+    assert _same(target, source)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.core.multiarray._reconstruct",  # files saved under numpy 1.x
+        "numpy._core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+    ],
+)
+def test_numpy_rebuilders_of_both_numpy_generations_are_allowed(name: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy 2 warns on numpy.core
+        assert callable(ckpt_mod._resolve_numpy(name))
+
+
+def _as_if_saved_on_gpu(path: Path) -> None:
+    """Retag every storage of a torch.save zip as ``cuda:0``, as a checkpoint saved from a GPU is."""
+    with zipfile.ZipFile(path) as zin:
+        entries = [(info, zin.read(info)) for info in zin.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zout:
+        for info, data in entries:
+            if info.filename.endswith("data.pkl"):
+                assert b"X\x03\x00\x00\x00cpu" in data
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            zout.writestr(info, data)
+
+
+@pytest.mark.parametrize(
+    ("meta", "trusted"),
+    [({}, False), ({"seed": np.int64(3)}, False), ({"args": argparse.Namespace(lr=0.1)}, True)],
+    ids=["plain", "numpy-meta", "trusted"],
+)
+def test_a_checkpoint_saved_on_a_gpu_loads_on_the_cpu(tmp_path: Path, meta: dict[str, Any], trusted: bool) -> None:
+    path = tmp_path / "gpu.pth"
+    torch.save({"state_dict": {"w": torch.arange(3.0)}, "meta": meta}, path, pickle_protocol=2)
+    _as_if_saved_on_gpu(path)
+    weight = read_checkpoint(path, trusted=trusted).state_dict["w"]
+    assert weight.device.type == "cpu"
+    assert weight.tolist() == [0.0, 1.0, 2.0]
