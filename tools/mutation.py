@@ -66,8 +66,16 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/pipelines/test_placement_mutants.py",
     ],
     "pipelines/events.py": ["tests/pipelines/test_events.py", "tests/pipelines/test_events_mutants.py"],
-    "engines/sampling.py": ["tests/engines/test_sampling.py", "tests/pipelines/test_clip_buffer.py"],
-    "engines/checkpoint.py": ["tests/engines/test_checkpoint.py", "tests/engines/test_checkpoint_behaviour.py"],
+    "engines/sampling.py": [
+        "tests/engines/test_sampling.py",
+        "tests/pipelines/test_clip_buffer.py",
+        "tests/engines/test_sampling_mutants.py",
+    ],
+    "engines/checkpoint.py": [
+        "tests/engines/test_checkpoint.py",
+        "tests/engines/test_checkpoint_behaviour.py",
+        "tests/engines/test_checkpoint_mutants.py",
+    ],
     "pipelines/skeleton.py": ["tests/pipelines/test_skeleton_stage.py", "tests/pipelines/test_skeleton_mutants.py"],
     "pipelines/stdet.py": ["tests/pipelines/test_stdet_stage.py", "tests/pipelines/test_stdet_mutants.py"],
     "stream/sinks/jsonl.py": ["tests/stream/test_sinks.py", "tests/stream/test_jsonl_mutants.py"],
