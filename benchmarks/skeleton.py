@@ -85,8 +85,9 @@ from engines.checkpoint import load_checkpoint, save_checkpoint
 from engines.config import read_config, to_plain
 from engines.models import build
 from engines.skeleton.transforms import SkeletonPipeline
+from pipelines.model_files import checkpoint_path
 from pipelines.skeleton import PersonWindow, SkeletonParams, SkeletonStage
-from pipelines.skeleton_model import SkeletonModel, checkpoint_path, open_skeleton_recognizer
+from pipelines.skeleton_model import SkeletonModel, open_skeleton_recognizer
 from stream.packet import FramePacket
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -69,6 +69,13 @@ def resize_frame(frame: np.ndarray, resize: ResizeSpec | None) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=_CV2_INTERP[resize.interpolation])
 
 
+def short_side_size(short_side: int, width: int, height: int) -> tuple[int, int]:
+    """``(w, h)`` scaled so that the shorter side is ``short_side`` (mmcv's ``rescale_size``
+    with ``(short_side, inf)``, as MMAction2's skeleton and spatio-temporal demos resize)."""
+    scale = short_side / min(width, height)
+    return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5))
+
+
 def crop_boxes(height: int, width: int, spec: ClipSpec) -> list[CropBox]:
     """The views MMAction2's crop step cuts from a (resized) ``height × width`` frame, in order.
 

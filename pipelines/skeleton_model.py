@@ -28,6 +28,7 @@ import numpy as np
 
 from core.errors import ConfigError
 from engines.errors import EngineError
+from pipelines.model_files import checkpoint_path
 from pipelines.skeleton import PersonWindow
 from stream.errors import SourceNotFound
 
@@ -50,28 +51,6 @@ def _with_num_clips(pipeline: list[dict[str, Any]], num_clips: int | None, where
 
 def _clip_len(pipeline: Sequence[Mapping[str, Any]]) -> int:
     return int(next(s for s in pipeline if s.get("type") == "UniformSampleFrames")["clip_len"])
-
-
-def checkpoint_path(config: Path, checkpoint: str | None, load_from: str | None) -> Path:
-    """The local checkpoint file: ``--checkpoint``, else the config's ``load_from`` (relative to the config).
-
-    Raises:
-        ConfigError: Neither is given, or it is a URL (nothing is downloaded).
-        SourceNotFound: The file does not exist.
-    """
-    path = checkpoint or load_from
-    if not path:
-        raise ConfigError(f"--config {config}: no --checkpoint given and the config has no load_from")
-    if "://" in path:
-        raise ConfigError(
-            f"checkpoint {path}: this tool downloads nothing; download it yourself and pass --checkpoint FILE"
-        )
-    resolved = Path(path)
-    if checkpoint is None and not resolved.is_absolute():
-        resolved = config.parent / resolved  # a config's load_from is relative to the config
-    if not resolved.is_file():
-        raise SourceNotFound(f"checkpoint {path}: no such file")
-    return resolved
 
 
 def check_skeleton_model(

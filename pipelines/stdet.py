@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from core.errors import ConfigError
+from engines.transforms import short_side_size
 from stream.packet import Detections, FramePacket, Prediction, SourceEvent
 from stream.stage import Outputs, Stage
 from stream.worker import LatestPerKey
@@ -204,7 +205,7 @@ class StdetStage(Stage):
         image = np.asarray(packet.image)
         h, w = image.shape[:2]
         scale = detector.short_side / min(h, w)
-        size = (max(1, int(w * scale + 0.5)), max(1, int(h * scale + 0.5)))
+        size = short_side_size(detector.short_side, w, h)
         resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) if size != (w, h) else image
         if state.frames and state.frames[-1][0].shape != resized.shape:
             state.frames.clear()  # the frame size changed: a new stream, a new keyframe schedule

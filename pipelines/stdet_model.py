@@ -18,6 +18,7 @@ import numpy as np
 
 from core.errors import ConfigError
 from engines.errors import EngineError
+from pipelines.model_files import checkpoint_path
 from stream.errors import SourceNotFound
 
 
@@ -117,15 +118,7 @@ def check_stdet_model(
     if not Path(config).is_file():
         raise SourceNotFound(f"--config {config}: no such file; pass an MMAction2 AVA config (configs/detection/...)")
     _, cfg = load_stdet_config(config, cfg_options or None)
-    if checkpoint is None and not cfg.get("load_from"):
-        raise ConfigError(f"--config {config}: no --checkpoint given and the config has no load_from")
-    path = checkpoint or str(cfg.get("load_from"))
-    if "://" in path:
-        raise ConfigError(
-            f"checkpoint {path}: this tool downloads nothing; download it yourself and pass --checkpoint FILE"
-        )
-    if not Path(path).is_file():
-        raise SourceNotFound(f"checkpoint {path}: no such file")
+    checkpoint_path(Path(config), checkpoint, cfg.get("load_from"))
     if label_map is not None and not Path(label_map).is_file():
         raise SourceNotFound(f"--label-map {label_map}: no such file")
 
@@ -161,11 +154,13 @@ def open_stdet_detector(
             f"--backend {name} / --device {dev}: the spatio-temporal detectors run on the CPU with onnxruntime "
             "or openvino"
         )
-    if checkpoint is None:
-        _, cfg = load_stdet_config(config, cfg_options)
-        checkpoint = str(cfg.get("load_from"))
+    _, cfg = load_stdet_config(config, cfg_options)
     engine, spec = build_stdet_engine(
-        config, checkpoint, backend=name, trusted=trust_checkpoint, cfg_options=cfg_options or None
+        config,
+        checkpoint_path(Path(config), checkpoint, cfg.get("load_from")),
+        backend=name,
+        trusted=trust_checkpoint,
+        cfg_options=cfg_options or None,
     )
     if short_side is not None and short_side != spec.short_side:
         spec = replace(spec, short_side=short_side)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from core.errors import ConfigError
-from engines.transforms import resize_frame
+from engines.transforms import resize_frame, short_side_size
 from pipelines.clip_buffer import Clip
 from pipelines.recognizer import Recognizer
 from stream.errors import SourceNotFound
@@ -151,13 +151,6 @@ def target_size(resolution: Sequence[int] | None, width: int, height: int) -> tu
     if h == -1:
         h = int(w / width * height)
     return max(1, w), max(1, h)
-
-
-def short_side_size(short_side: int, width: int, height: int) -> tuple[int, int]:
-    """``(w, h)`` scaled so that the shorter side is ``short_side`` (mmcv's ``rescale_size``
-    with ``(short_side, inf)``, as MMAction2's skeleton and spatio-temporal demos resize)."""
-    scale = short_side / min(width, height)
-    return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5))
 
 
 class ResizeStage(Stage):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -156,7 +157,7 @@ def _hw(value: Any, where: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
-class SkeletonTransform:
+class SkeletonTransform(ABC):
     """One step of a skeleton pipeline: ``transform(sample) -> sample``.
 
     Subclasses take MMAction2's keyword arguments (validated, raising :class:`ModelConfigError`)
@@ -168,8 +169,9 @@ class SkeletonTransform:
     #: MMAction2 arguments accepted and ignored (they change nothing at test time).
     ignored: ClassVar[frozenset[str]] = frozenset()
 
+    @abstractmethod
     def __call__(self, sample: SkeletonSample) -> SkeletonSample:
-        raise NotImplementedError
+        """Apply the step."""
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
