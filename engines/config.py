@@ -185,6 +185,7 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
             "or inherit one through _base_"
         )
     model = to_plain(model)
+    _refuse_flow(cfg, path)
     pipeline = [to_plain(step) for step in find_pipeline(cfg) or []]
     clip: ClipSpec | None = None
     if pipeline:
@@ -195,3 +196,19 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
     else:
         logger.info("config %s has no test_pipeline; the input shape must be given explicitly", path)
     return ModelConfig(path=path, model=model, clip=clip, test_pipeline=pipeline, raw=cfg)
+
+
+def _refuse_flow(cfg: Any, path: Path) -> None:
+    """Refuse an optical-flow config (``modality='Flow'`` in its test dataset) in one line.
+
+    Such models take stacked flow fields (two channels per frame, precomputed with TV-L1 and
+    stored as images), not the RGB frames every source here decodes.
+    """
+    loader = cfg.get("test_dataloader")
+    dataset = loader.get("dataset") if isinstance(loader, Mapping) else None
+    modality = dataset.get("modality") if isinstance(dataset, Mapping) else None
+    if modality == "Flow":
+        raise ModelConfigError(
+            f"config {path}: an optical-flow model (test dataset modality='Flow'): it takes precomputed "
+            "flow fields, not the RGB frames this project decodes; use the RGB config of the same model"
+        )
