@@ -142,7 +142,7 @@ class GradCAM:
         finally:
             handle.remove()
         maps = self._localization_map(inputs, activations.detach(), gradients.detach())
-        return CamResult(maps.numpy().astype(np.float32, copy=False), scores.detach().float().numpy())
+        return CamResult(maps.float().cpu().numpy(), scores.detach().float().cpu().numpy())
 
     def _localization_map(self, inputs: Tensor, activations: Tensor, gradients: Tensor) -> Tensor:
         if self.is_2d:
