@@ -146,7 +146,11 @@ def run_inferencer(p: InferencerParams) -> dict[str, Any]:
             key = _input_key(spec, sizes[video])
             if key not in recognizers:
                 recognizers[key] = model.open(frame_size=sizes[video])
-            pending.append((video, sample_video(recognizers[key].spec, video_input(video, False))))
+            try:
+                clip = sample_video(recognizers[key].spec, video_input(video, False))
+            except SourceNotFound as exc:
+                raise SourceNotFound(f"inputs {video}: {exc}") from exc
+            pending.append((video, clip))
             nxt = videos[i + 1] if i + 1 < len(videos) else None
             if len(pending) == model.batch_size or nxt is None or _input_key(spec, sizes[nxt]) != key:
                 recognizer = recognizers[key]

@@ -19,7 +19,7 @@ from pipelines.demo.train import build_model, decode_video, predict, to_inputs
 from pipelines.inferencer import inferencer_options
 from pipelines.recognizer import Recognizer
 from stream.inferencer import main
-from tests.media import make_video
+from tests.media import make_audio, make_video
 from tests.pipelines.conftest import DEMO_CONFIG, ROOT
 from tests.pipelines.test_entry_points import run
 
@@ -36,7 +36,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [
         make_video(root / "a.mp4", frames=40, fps=25, size=(160, 120), pattern="shapes").path,
         make_video(root / "b.mp4", frames=50, fps=25, size=(160, 120), pattern="noise").path,
-        make_video(root / "more" / "c.mp4", frames=36, fps=25, size=(128, 96), pattern="shapes").path,
+        make_video(root / "more" / "c.mp4", frames=36, fps=25, size=(128, 80), pattern="shapes").path,
     ]
 
 
@@ -93,6 +93,24 @@ def test_videos_go_batch_size_at_a_time_and_nothing_is_printed_unasked(
     assert capsys.readouterr().out == ""
 
 
+def test_videos_whose_input_sizes_differ_are_batched_apart(
+    engine_cache: Path, videos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an aspect-keeping resize the input shape follows the frame size: one engine per shape."""
+    shapes: list[tuple[int, ...]] = []
+    scores = Recognizer.scores
+
+    def recording(self: Recognizer, clips: Sequence[Clip]) -> np.ndarray:
+        shapes.append(self.inputs(clips).shape)
+        return scores(self, clips)
+
+    monkeypatch.setattr(Recognizer, "scores", recording)
+    resize = ["test_pipeline.1.keep_ratio=True", "test_pipeline.1.scale=(-1,64)"]
+    args = [*map(str, videos), "--rec", str(DEMO_CONFIG), "--rec-weights", str(CHECKPOINT), "--batch-size", "3"]
+    assert main([*args, "--backend", "onnxruntime", "--precision", "fp32", "--cfg-options", *resize]) == 0
+    assert shapes == [(2, 1, 3, 8, 64, 85), (1, 1, 3, 8, 64, 102)]  # 160x120 and 128x80 frames, short side 64
+
+
 @pytest.mark.parametrize(
     "config, crop, num_clips",
     [(I3D, "CenterCrop", 1), (TSN_TENCROP, "CenterCrop", 25), (DEMO_CONFIG, "none", 1)],
@@ -132,11 +150,13 @@ def test_bad_input_is_one_line_and_exit_code_2(
     assert videos[0].read_bytes() == before and not (tmp_path / "pred.yaml").exists()
 
 
-@pytest.mark.parametrize("make", ["missing", "empty-folder"])
+@pytest.mark.parametrize("make", ["missing", "empty-folder", "audio-only"])
 def test_missing_inputs_are_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], make: str) -> None:
     target = tmp_path / "nope"
     if make == "empty-folder":
         target.mkdir()
+    elif make == "audio-only":
+        target = make_audio(tmp_path / "nope.mp4")
     code = main([str(target), "--rec", str(DEMO_CONFIG), "--rec-weights", str(CHECKPOINT)])
     err = capsys.readouterr().err
-    assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and str(target) in err and len(err.strip().splitlines()) == 1
