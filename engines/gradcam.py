@@ -127,8 +127,8 @@ class GradCAM:
         handle = self.layer.register_forward_hook(keep)
         try:
             with torch.enable_grad(), self._raw_scores():
-                self.model.zero_grad(set_to_none=True)
-                scores = self.model(inputs)
+                # a graph even where the weights are frozen (requires_grad=False); the values are the same
+                scores = self.model(inputs.detach().requires_grad_(True))
                 if not captured:
                     raise ConfigError(f"--target-layer-name {self.layer_name}: the layer did not run on this input")
                 activations = captured[-1]  # a module run several times: its last output, as MMAction2 keeps

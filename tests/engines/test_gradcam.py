@@ -216,3 +216,13 @@ def test_view_frames_orders_views_then_time() -> None:
     np.testing.assert_array_equal(frames[5], pixels[1, :, 1].transpose(1, 2, 0))
     flat = view_frames(pixels[:, :, 0], "NCHW")
     np.testing.assert_array_equal(flat[1], pixels[1, :, 0].transpose(1, 2, 0))
+
+
+def test_frozen_weights_give_the_same_maps() -> None:
+    """A model whose weights do not require gradients (frozen stages) still has a graph to the target layer."""
+    model, _ = demo_model()
+    x = torch.randn(1, 1, 3, 8, 64, 112, generator=torch.Generator().manual_seed(4))
+    expected = GradCAM(model)(x).maps
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    np.testing.assert_array_equal(GradCAM(model)(x).maps, expected)
