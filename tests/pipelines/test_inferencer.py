@@ -14,11 +14,13 @@ import torch
 
 from engines.checkpoint import load_checkpoint
 from engines.config import load_config
+from engines.export import build_recognizer
 from pipelines.clip_buffer import Clip
 from pipelines.demo.train import build_model, decode_video, predict, to_inputs
-from pipelines.inferencer import inferencer_options
+from pipelines.inferencer import inferencer_options, prediction
 from pipelines.recognizer import Recognizer
 from stream.inferencer import main
+from tests.engines.mmaction_ref import build_mmaction_model, import_reference
 from tests.media import make_audio, make_video
 from tests.pipelines.conftest import DEMO_CONFIG, ROOT
 from tests.pipelines.test_entry_points import run
@@ -160,3 +162,26 @@ def test_missing_inputs_are_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFi
     code = main([str(target), "--rec", str(DEMO_CONFIG), "--rec-weights", str(CHECKPOINT)])
     err = capsys.readouterr().err
     assert code == 2 and str(target) in err and len(err.strip().splitlines()) == 1
+
+
+def test_prediction_entries_are_mmaction2_inferencers_own() -> None:
+    """The same model and input through MMAction2's predict and MMAction2Inferencer.postprocess."""
+    apis = import_reference("mmaction.apis.inferencers")
+    structures = import_reference("mmaction.structures")
+    cfg = load_config(DEMO_CONFIG)
+    ours, _ = build_recognizer(cfg.model, CHECKPOINT)
+    ref = build_mmaction_model(cfg.model)
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 1, 3, 8, 64, 112, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        samples = ref.predict(x, [structures.ActionDataSample() for _ in range(2)])
+        expected_rows = ours(x).numpy()
+    inferencer = object.__new__(apis.MMAction2Inferencer)  # its postprocess needs only these two attributes
+    inferencer.mode = "rec"
+    inferencer.actionrecog_inferencer = object.__new__(apis.ActionRecogInferencer)
+    expected = inferencer.postprocess({"rec": [[s] for s in samples]})
+    got = {"predictions": [prediction(row) for row in expected_rows]}
+    assert list(got["predictions"][0]) == list(expected["predictions"][0])
+    assert [p["rec_labels"] for p in got["predictions"]] == [p["rec_labels"] for p in expected["predictions"]]
+    for mine, theirs in zip(got["predictions"], expected["predictions"], strict=True):
+        np.testing.assert_allclose(mine["rec_scores"], theirs["rec_scores"], atol=1e-6)
