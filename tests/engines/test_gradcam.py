@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "configs" / "demo" / "demo_slowonly_r18_synthetic.py"
 DEMO_CHECKPOINT = ROOT / "pipelines" / "demo" / "assets" / "demo_recognizer.pth"
 PARITY_ATOL = 1e-5
+# MMAction2's GradCAM hooks with the deprecated Module.register_backward_hook
+pytestmark = pytest.mark.filterwarnings("ignore:Using a non-full backward hook:FutureWarning")
 
 
 def demo_model() -> tuple[nn.Module, Any]:
