@@ -27,6 +27,8 @@ _MODULES = (
     "roi_align",
     "stdet",
     "gcn",
+    "transformer_blocks",
+    "vit_mae",
 )
 
 for _name in _MODULES:

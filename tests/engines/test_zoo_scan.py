@@ -145,10 +145,10 @@ EXPECTED: dict[str, str] = {
     "uniformerv2/uniformerv2-large-p14-res336_clip-pre_u8_kinetics710-rgb.py": "unknown model type 'UniFormerV2'",
     "uniformerv2/uniformerv2-large-p16-res224_clip-kinetics710-kinetics-k400-pre_u8_mitv1-rgb.py": "unsupported transform 'UniformSample'",
     "uniformerv2/uniformerv2-large-p16-res336_clip-kinetics710-kinetics-k400-pre_u8_mitv1-rgb.py": "unsupported transform 'UniformSample'",
-    "videomae/vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400.py": "unknown model type 'VisionTransformer'",
-    "videomae/vit-large-p16_videomae-k400-pre_16x4x1_kinetics-400.py": "unknown model type 'VisionTransformer'",
-    "videomaev2/vit-base-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400.py": "unknown model type 'VisionTransformer'",
-    "videomaev2/vit-small-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400.py": "unknown model type 'VisionTransformer'",
+    "videomae/vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400.py": RUNS,
+    "videomae/vit-large-p16_videomae-k400-pre_16x4x1_kinetics-400.py": RUNS,
+    "videomaev2/vit-base-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400.py": RUNS,
+    "videomaev2/vit-small-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400.py": RUNS,
     "x3d/x3d_m_16x5x1_facebook-kinetics400-rgb.py": RUNS,
     "x3d/x3d_s_13x6x1_facebook-kinetics400-rgb.py": RUNS,
 }
@@ -200,4 +200,4 @@ def test_config_runs_or_is_refused_with_its_reason(name: str, caplog: pytest.Log
 
 def test_runnable_count() -> None:
     runnable = sum(1 for verdict in EXPECTED.values() if verdict == RUNS)
-    assert runnable == 45
+    assert runnable == 49
