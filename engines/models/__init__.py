@@ -29,6 +29,7 @@ _MODULES = (
     "gcn",
     "transformer_blocks",
     "vit_mae",
+    "uniformerv2",
 )
 
 for _name in _MODULES:

@@ -419,3 +419,26 @@ class TimeSformerHead(BaseHead):
         if self.dropout is not None:
             x = self.dropout(x)
         return self.fc_cls(x)
+
+
+@register()
+class UniFormerHead(TimeSformerHead):
+    """UniFormer / UniFormerV2 head: dropout, ``fc_cls`` (as :class:`TimeSformerHead`).
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Width of the backbone's feature vector.
+        dropout_ratio: Dropout before ``fc_cls`` (identity in eval).
+        channel_map: Ignored (MMAction2 uses it to pick classes from a pretrained head while fine-tuning).
+        **kwargs: :class:`BaseHead` arguments.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        dropout_ratio: float = 0.0,
+        channel_map: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_classes, in_channels, dropout_ratio=dropout_ratio, **kwargs)

@@ -215,7 +215,7 @@ class VisionTransformer(nn.Module):
             raise InputShapeError(f"VisionTransformer expects (N, C, T, H, W) clips, got shape {tuple(x.shape)}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            b, t, h, w = int(x.shape[0]), int(x.shape[2]), int(x.shape[3]), int(x.shape[4])
+            t, h, w = int(x.shape[2]), int(x.shape[3]), int(x.shape[4])
         if t // self.tubelet_size != self.num_frames // self.tubelet_size:
             raise InputShapeError(
                 f"VisionTransformer was built for num_frames={self.num_frames} (tubelet_size={self.tubelet_size}), "
@@ -229,7 +229,7 @@ class VisionTransformer(nn.Module):
             x = block(x)
         x = self.norm(x)
         if self.return_feat_map:
-            return x.reshape(b, -1, h, w, self.embed_dims).permute(0, 4, 1, 2, 3)
+            return x.reshape(x.shape[0], -1, h, w, self.embed_dims).permute(0, 4, 1, 2, 3)
         if self.fc_norm is not None:
             return self.fc_norm(x.mean(1))
         return x[:, 0]
