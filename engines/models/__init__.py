@@ -30,6 +30,7 @@ _MODULES = (
     "transformer_blocks",
     "vit_mae",
     "uniformerv2",
+    "timesformer",
 )
 
 for _name in _MODULES:
