@@ -45,8 +45,11 @@ SMALL = {
     "model.cls_head.num_classes": 5,
 }
 CLIP = (3, 4, 32, 32)
-BACKBONE = {key.split(".")[-1]: value for key, value in SMALL.items() if key.startswith("model.backbone.")}
-BACKBONE.update(type="TimeSformer", patch_size=16)
+BACKBONE: dict[str, Any] = {
+    "type": "TimeSformer",
+    "patch_size": 16,
+    **{key.split(".")[-1]: value for key, value in SMALL.items() if key.startswith("model.backbone.")},
+}
 
 
 def _mmaction_zoo_config(name: str) -> Path:

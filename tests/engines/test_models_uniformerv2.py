@@ -47,8 +47,10 @@ SMALL = {
     "model.cls_head.num_classes": 5,
 }
 CLIP = (3, 4, 32, 32)
-BACKBONE = {key.split(".")[-1]: value for key, value in SMALL.items() if key.startswith("model.backbone.")}
-BACKBONE["type"] = "UniFormerV2"
+BACKBONE: dict[str, Any] = {
+    "type": "UniFormerV2",
+    **{key.split(".")[-1]: value for key, value in SMALL.items() if key.startswith("model.backbone.")},
+}
 LMHRA = {"model.backbone.no_lmhra": False, "model.backbone.double_lmhra": True}
 
 

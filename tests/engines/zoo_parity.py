@@ -70,7 +70,7 @@ def our_model(path: Path, overrides: Mapping[str, Any], checkpoint: Path) -> nn.
     return model
 
 
-def reference_scores(ref: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def reference_scores(ref: Any, x: torch.Tensor) -> torch.Tensor:
     """MMAction2's scores of a preprocessed batch ``(N, V, ...)``: head output folded by its ``average_clips``."""
     views = x.shape[1]
     with torch.no_grad():
