@@ -11,11 +11,15 @@ import numpy as np
 import pytest
 
 from pipelines.clip_buffer import Clip, ClipBuffer
+from pipelines.recognition import RecognitionParams, RecognitionStage
 from pipelines.recognizer import Recognizer, open_recognizer
 from stream.long_video import main as long_video_main
-from stream.packet import FramePacket
+from stream.packet import FramePacket, Prediction
+from stream.runner import Pipeline
+from stream.stage import Outputs, Stage
 from tests.engines.engine_helpers import make_checkpoint, write_tiny_tsn_config
 from tests.media import make_video
+from tests.stream.helpers import CountingSource, frame
 
 VIEWS = 4
 
@@ -168,3 +172,35 @@ def test_long_video_stride_half_same_labels_half_the_backbone_frames(
     assert [f["labels"] for f in reused] == [f["labels"] for f in full]
     for a, b in zip(reused, full, strict=True):
         np.testing.assert_allclose(a["scores"], b["scores"], atol=2e-5, rtol=0)
+
+
+class _Predictions(Stage):
+    def __init__(self) -> None:
+        super().__init__("predictions")
+        self.found: list[Prediction] = []
+
+    def process(self, packet: FramePacket) -> Outputs:
+        self.found += packet.predictions
+        return packet
+
+
+def test_live_mode_reuses_frames_and_keeps_the_full_engines_scores(
+    recognizers: tuple[Recognizer, Recognizer],
+) -> None:
+    reusing, full = recognizers
+    before = reusing.backbone_frames, reusing.reused_frames
+    stage = RecognitionStage(reusing, RecognitionParams(predict_stepsize=1, live=True, batch_size=1, top_k=6))
+    sink = _Predictions()
+    report = Pipeline([CountingSource(30, interval_s=0.005, live=True)], [stage, sink], metrics_interval_s=0).run()
+    metrics = report.stages["recognizer"]
+    computed, reused = reusing.backbone_frames - before[0], reusing.reused_frames - before[1]
+    assert metrics["frame_reuse"] is True and metrics["clips"] >= 2
+    assert computed + reused == metrics["clips"] * VIEWS
+    assert 0 < computed < metrics["clips"] * VIEWS  # consecutive clips share frames
+    assert sink.found
+    for prediction in sink.found:  # each label's score is the full engine's on the same window
+        end = round(prediction.end_s * 25)
+        images = tuple(frame(i, "gen").image for i in range(end - VIEWS + 1, end + 1))
+        clip = Clip("gen", images, reusing.spec.sample(VIEWS), 0.0, 0.0, 0, end, resized=False)
+        want = full.scores([clip])[0]
+        np.testing.assert_allclose(prediction.scores, want[prediction.label_ids], atol=1e-5, rtol=0)
