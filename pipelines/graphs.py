@@ -61,6 +61,7 @@ class ModelParams:
     cfg_options: dict[str, Any] = field(default_factory=dict)
     trust_checkpoint: bool = False
     trust_engine: bool = False
+    reuse: bool = True
 
     def paths(self, *, positional: bool = False) -> dict[str, str | Path | None]:
         """The model's input files, by flag (or positional name), for :func:`~stream.cli.check_output_paths`."""
@@ -86,6 +87,7 @@ class ModelParams:
             frame_size=frame_size,
             trust_checkpoint=self.trust_checkpoint,
             trust_engine=self.trust_engine,
+            reuse=self.reuse,
         )
 
 
