@@ -18,6 +18,7 @@ _MODULES = (
     "resnet_tsm",
     "resnet3d",
     "resnet3d_slowfast",
+    "resnet3d_csn",
     "x3d",
     "c3d",
     "cspnext",
