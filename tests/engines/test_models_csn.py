@@ -12,10 +12,10 @@ from engines.checkpoint import load_checkpoint
 from engines.errors import CheckpointError, ModelConfigError
 from engines.models import build
 from tests.engines.zoo_parity import (
+    assert_matches_zoo_config,
     backend_errors,
     check_scores,
     mmaction_config,
-    mmaction_config_root,
     mmaction_scores,
     save_zoo_checkpoint,
     zoo_twins,
@@ -107,21 +107,4 @@ def test_bad_config_is_reported(cfg: dict[str, Any], match: str) -> None:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_config_matches_mmaction_model_zoo(path: Path) -> None:
-    """Same model section (bar ImageNet ``pretrained`` URLs) and test pipeline (bar decoding)."""
-    from mmengine import Config
-
-    ours = Config.fromfile(str(path))
-    theirs = Config.fromfile(str(mmaction_config_root() / "csn" / path.name))
-
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k != "pretrained"}
-        return list(map(strip, node)) if isinstance(node, list | tuple) else node
-
-    assert strip(ours.model.to_dict()) == strip(theirs.model.to_dict())
-    their_steps = [
-        {k: v for k, v in step.items() if k != "io_backend"}
-        for step in theirs.test_pipeline
-        if step["type"] not in ("DecordInit", "DecordDecode")
-    ]
-    assert [dict(step) for step in ours.test_pipeline] == their_steps
+    assert_matches_zoo_config(path)

@@ -126,3 +126,27 @@ def backend_errors(
         assert got.shape == expected.shape, name
         errors[name] = float(np.max(np.abs(got - expected)))
     return errors
+
+
+def _without_pretrained(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_pretrained(v) for k, v in node.items() if k != "pretrained"}
+    return list(map(_without_pretrained, node)) if isinstance(node, list | tuple) else node
+
+
+def assert_matches_zoo_config(path: Path) -> None:
+    """A shipped config has MMAction2's model section (bar ``pretrained`` URLs) and test pipeline (bar decoding).
+
+    The MMAction2 config is the one with the same file name in the same family folder.
+    """
+    from mmengine import Config
+
+    ours = Config.fromfile(str(path))
+    theirs = Config.fromfile(str(mmaction_config_root() / path.parent.name / path.name))
+    assert _without_pretrained(ours.model.to_dict()) == _without_pretrained(theirs.model.to_dict())
+    their_steps = [
+        {k: v for k, v in step.items() if k != "io_backend"}
+        for step in theirs.test_pipeline
+        if step["type"] not in ("DecordInit", "DecordDecode")
+    ]
+    assert [dict(step) for step in ours.test_pipeline] == their_steps
