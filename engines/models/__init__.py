@@ -19,6 +19,7 @@ _MODULES = (
     "resnet3d",
     "resnet3d_slowfast",
     "resnet3d_csn",
+    "trn",
     "x3d",
     "c3d",
     "cspnext",
