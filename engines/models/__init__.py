@@ -20,6 +20,7 @@ _MODULES = (
     "resnet3d_slowfast",
     "resnet3d_csn",
     "trn",
+    "tanet",
     "x3d",
     "c3d",
     "cspnext",
