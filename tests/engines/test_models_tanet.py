@@ -12,7 +12,7 @@ from engines.checkpoint import load_checkpoint
 from engines.errors import CheckpointError, InputShapeError, ModelConfigError
 from engines.models import build
 from engines.models.tanet import TAM
-from tests.engines.mmaction_ref import import_reference
+from tests.engines.mmaction_ref import import_reference, mmaction_registry
 from tests.engines.zoo_parity import (
     assert_matches_zoo_config,
     backend_errors,
@@ -74,6 +74,7 @@ def test_zoo_config_scores_match_mmaction(name: str, views: int, tmp_path: Path)
     ids=["default", "alpha1-beta2-conv5", "kernel5", "kernel1"],
 )
 def test_tam_matches_mmaction(tam_cfg: dict[str, Any]) -> None:
+    mmaction_registry()  # imports MMAction2 with its packaging fix before the module below
     theirs = import_reference("mmaction.models.common").TAM(16, 6, **tam_cfg).eval()
     randomize(theirs)
     ours = TAM(16, 6, **tam_cfg).eval()
