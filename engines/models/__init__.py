@@ -21,6 +21,7 @@ _MODULES = (
     "resnet3d_csn",
     "trn",
     "tanet",
+    "omni",
     "x3d",
     "c3d",
     "cspnext",

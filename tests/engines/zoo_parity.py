@@ -97,8 +97,13 @@ def mmaction_scores(ref: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """
     from mmaction.structures import ActionDataSample
 
+    def predict(sample: torch.Tensor) -> Any:
+        if type(ref).__name__ == "RecognizerOmni":  # takes one {'inputs', 'data_samples'} per data source
+            return ref.predict([{"inputs": sample[None], "data_samples": [ActionDataSample()]}])[0]  # type: ignore[operator]
+        return ref.predict(sample[None], [ActionDataSample()])[0]  # type: ignore[operator]
+
     with torch.no_grad():
-        predictions = [ref.predict(sample[None], [ActionDataSample()])[0] for sample in inputs]  # type: ignore[operator]
+        predictions = [predict(sample) for sample in inputs]
     return torch.stack([p.pred_score for p in predictions])
 
 
