@@ -16,6 +16,7 @@ _MODULES = (
     "recognizers",
     "resnet",
     "resnet_tsm",
+    "resnet_tin",
     "resnet3d",
     "resnet3d_slowfast",
     "resnet3d_csn",
