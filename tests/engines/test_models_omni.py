@@ -16,8 +16,8 @@ from engines.errors import CheckpointError, InputShapeError, ModelConfigError
 from engines.models import build
 from tests.engines.zoo_parity import (
     assert_matches_zoo_config,
+    assert_scores_match,
     backend_errors,
-    check_scores,
     mmaction_config,
     mmaction_config_root,
     mmaction_scores,
@@ -52,7 +52,7 @@ def test_zoo_config_scores_match_mmaction(extra: dict[str, Any], views: int, tmp
     x = torch.randn(2, views, *CLIP, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         got = ours(x)
-    error = check_scores(got, mmaction_scores(ref, x))
+    error = assert_scores_match(got, mmaction_scores(ref, x))
     print(f"parity omnisource {extra} views={views}: relative {error:.2e}")
 
 

@@ -15,8 +15,8 @@ from engines.models.tanet import TAM
 from tests.engines.mmaction_ref import import_reference, mmaction_registry
 from tests.engines.zoo_parity import (
     assert_matches_zoo_config,
+    assert_scores_match,
     backend_errors,
-    check_scores,
     mmaction_config,
     mmaction_scores,
     randomize,
@@ -59,7 +59,7 @@ def test_zoo_config_scores_match_mmaction(name: str, views: int, tmp_path: Path)
     x = torch.randn(2, views, *FRAME, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         got = ours(x)
-    error = check_scores(got, mmaction_scores(ref, x))
+    error = assert_scores_match(got, mmaction_scores(ref, x))
     print(f"parity {Path(name).stem} views={views}: relative {error:.2e}")
 
 

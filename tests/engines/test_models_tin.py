@@ -22,8 +22,8 @@ from engines.models import build
 from engines.models.resnet_tin import tin_shift
 from tests.engines.zoo_parity import (
     assert_matches_zoo_config,
+    assert_scores_match,
     backend_errors,
-    check_scores,
     mmaction_config,
     mmaction_scores,
     save_zoo_checkpoint,
@@ -108,7 +108,7 @@ def test_zoo_config_scores_match_mmaction(name: str, extra: dict[str, Any], view
     x = torch.randn(2, views, *FRAME, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         got = ours(x)
-    error = check_scores(got, mmaction_scores(ref, x))
+    error = assert_scores_match(got, mmaction_scores(ref, x))
     print(f"parity {Path(name).stem} {extra} views={views}: relative {error:.2e}")
 
 

@@ -16,8 +16,8 @@ from engines.models.trn import RelationModuleMultiScale
 from tests.engines.mmaction_ref import import_reference
 from tests.engines.zoo_parity import (
     assert_matches_zoo_config,
+    assert_scores_match,
     backend_errors,
-    check_scores,
     mmaction_config,
     save_zoo_checkpoint,
     zoo_twins,
@@ -77,7 +77,7 @@ def test_zoo_config_scores_match_mmaction_on_the_same_draw(
             consensus.fix_relations(_mmaction_draws(consensus, seed))
         with torch.no_grad():
             got = ours(x)
-        error = check_scores(got, _mmaction_scores_seeded(ref, x, seed))
+        error = assert_scores_match(got, _mmaction_scores_seeded(ref, x, seed))
         print(f"parity {Path(name).stem} {extra} views={views} seed={seed}: relative {error:.2e}")
 
 
@@ -116,7 +116,7 @@ def test_default_is_the_expected_value_of_mmaction_draw(monkeypatch: pytest.Monk
         expected += (mm_scores({i: every}) - base) * mm.subsample_scales[i] / len(every)
     with torch.no_grad():
         got = ours.cls_head(ours.backbone(x.flatten(0, 1)))
-    error = check_scores(got, expected)
+    error = assert_scores_match(got, expected)
     print(f"parity trn expected-value default: relative {error:.2e}")
 
 
