@@ -31,15 +31,15 @@ ZOO = [
     "tanet/tanet_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py",
     "tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py",
 ]
-#: TA-blocks need bottlenecks: the real R50 widths, one stage less, at 32x32. MMAction2's TANet
+#: TA-blocks need bottlenecks: the real R50 widths, two stages, at 32x32. MMAction2's TANet
 #: loads its ImageNet ``pretrained`` weights in ``__init__`` (a download): off.
 SHRINK = {
     "model.backbone.pretrained": None,
-    "model.backbone.num_stages": 3,
-    "model.backbone.strides": (1, 2, 2),
-    "model.backbone.dilations": (1, 1, 1),
-    "model.backbone.out_indices": (2,),
-    "model.cls_head.in_channels": 1024,
+    "model.backbone.num_stages": 2,
+    "model.backbone.strides": (1, 2),
+    "model.backbone.dilations": (1, 1),
+    "model.backbone.out_indices": (1,),
+    "model.cls_head.in_channels": 512,
     "model.cls_head.num_classes": 7,
 }
 FRAME = (3, 32, 32)
