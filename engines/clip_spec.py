@@ -37,6 +37,10 @@ CROP_VIEWS: dict[str, int] = {"none": 1, "CenterCrop": 1, "ThreeCrop": 3, "TenCr
 #: ``Resize.interpolation`` names (mmcv's, for its cv2 backend).
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 INPUT_FORMATS: tuple[str, ...] = ("NCHW", "NCTHW")
+#: MMAction2's ``format_shape='MIX2d3d'`` (OmniSource models, trained on images and videos): the
+#: layout follows the input, ``NCHW`` for 4-D image batches, ``NCTHW`` otherwise. Clips here are
+#: videos, so it takes the pipeline's ``FormatShape`` (``NCTHW`` in every such MMAction2 config).
+MIXED_FORMAT = "MIX2d3d"
 SAMPLERS: tuple[str, ...] = ("SampleFrames", "DenseSampleFrames", "UniformSample")
 #: ``UniformSample`` spreads ``clip_len`` frames over a whole video, which a stream does not
 #: have: its window is ``clip_len`` segments of this many frames (8 frames = 0.27 s at 30 fps,
@@ -656,6 +660,8 @@ def _read_preprocessor(pre: Mapping[str, Any] | None, fmt: str | None, name: str
     if kind != "ActionDataPreprocessor":
         raise ConfigError(f"{where}.type: expected 'ActionDataPreprocessor', got {kind!r}")
     pre_fmt = pre.get("format_shape")
+    if pre_fmt == MIXED_FORMAT:
+        pre_fmt = None  # the input decides, as in MMAction2: the pipeline's FormatShape
     if pre_fmt is not None and pre_fmt not in INPUT_FORMATS:
         raise ConfigError(f"{where}.format_shape: expected one of {INPUT_FORMATS}, got {pre_fmt!r}")
     if fmt is not None and pre_fmt is not None and fmt != pre_fmt:

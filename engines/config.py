@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from engines.clip_spec import INPUT_FORMATS, ClipSpec, find_pipeline
+from engines.clip_spec import INPUT_FORMATS, MIXED_FORMAT, ClipSpec, find_pipeline
 from engines.errors import ModelConfigError
 
 __all__ = ["INPUT_FORMATS", "ClipSpec", "ModelConfig", "load_config", "model_input_format", "read_config", "to_plain"]
@@ -64,10 +64,12 @@ def model_input_format(model: Mapping[str, Any], clip: ClipSpec | None, where: s
     """
     pre = model.get("data_preprocessor") or {}
     fmt = pre.get("format_shape") if isinstance(pre, Mapping) else None
+    if fmt == MIXED_FORMAT:  # the input decides (MMAction2's OmniSource models): a video clip here
+        fmt = None
     if fmt is None and clip is not None:
         fmt = clip.input_format
     if fmt is None:
-        fmt = {"Recognizer2D": "NCHW", "Recognizer3D": "NCTHW"}.get(str(model.get("type")))
+        fmt = {"Recognizer2D": "NCHW", "Recognizer3D": "NCTHW", "RecognizerOmni": "NCTHW"}.get(str(model.get("type")))
     if fmt not in INPUT_FORMATS:
         raise ModelConfigError(
             f"{where}: model.data_preprocessor.format_shape: expected one of {INPUT_FORMATS}, got {fmt!r}"

@@ -233,3 +233,49 @@ class ResNet(nn.Module):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
         return self
+
+
+def _frames_to_images(x: Tensor) -> Tensor:
+    """``(N, C, T, H, W)`` -> ``(N*T, C, H, W)``, frames of a sample adjacent."""
+    x = x.permute(0, 2, 1, 3, 4)
+    return x.reshape(-1, x.shape[2], x.shape[3], x.shape[4])
+
+
+def _images_to_frames(x: Tensor, batches: int) -> Tensor:
+    """``(N*T, C, H, W)`` -> ``(N, C, T, H, W)``, the inverse of :func:`_frames_to_images`."""
+    return x.reshape(batches, -1, x.shape[1], x.shape[2], x.shape[3]).permute(0, 2, 1, 3, 4)
+
+
+@register()
+class C2D(ResNet):
+    """MMAction2's C2D: a 2D :class:`ResNet` run on every frame of a clip, with two temporal-aware pools.
+
+    As in the video-nonlocal-net baseline MMAction2 follows: the stem's 3×3 max pool is a
+    ``(1, 3, 3)`` 3D pool with stride ``(1, 2, 2)`` and *no* padding (``maxpool3d_1``), and a
+    ``(2, 1, 1)`` pool halves time after the first stage (``maxpool3d_2``). Input
+    ``(N, C, T, H, W)``; outputs ``(N, C', T', H', W')`` per stage in ``out_indices``.
+    Keyword arguments are those of :class:`ResNet`; parameter names are the same (no pool has any).
+    Unlike MMAction2's, an ``out_indices`` entry before the last stage works (MMAction2 passes the
+    5-D output on to the next 2D stage and fails).
+    """
+
+    def __init__(self, depth: int, **kwargs: Any) -> None:
+        super().__init__(depth, **kwargs)
+        del self.maxpool  # the 2D stem pool is replaced by the 3D one below, as in MMAction2
+        self.maxpool3d_1 = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 0, 0))
+        self.maxpool3d_2 = nn.MaxPool3d(kernel_size=(2, 1, 1), stride=(2, 1, 1), padding=(0, 0, 0))
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        """Features of the stages in ``out_indices`` for clips ``(N, C, T, H, W)``."""
+        batches = x.shape[0]
+        x = self.maxpool3d_1(_images_to_frames(self.conv1(_frames_to_images(x)), batches))
+        x = _frames_to_images(x)
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i == 0:
+                x = _frames_to_images(self.maxpool3d_2(_images_to_frames(x, batches)))
+            if i in self.out_indices:
+                # MMAction2 reshapes x itself here, so an output before the last stage breaks the next one
+                outs.append(_images_to_frames(x, batches))
+        return outs[0] if len(outs) == 1 else tuple(outs)

@@ -273,7 +273,8 @@ class ResNet3d(nn.Module):
         ModelConfigError: For an unknown depth, inconsistent per-stage settings or bad layer configs.
     """
 
-    arch_settings = _ARCH
+    #: depth -> (block class, blocks per stage); subclasses with other blocks (CSN) replace it.
+    arch_settings: dict[int, tuple[Any, tuple[int, ...]]] = _ARCH
 
     def __init__(
         self,
@@ -310,8 +311,8 @@ class ResNet3d(nn.Module):
         init_cfg: Any = None,
     ) -> None:
         super().__init__()
-        if depth not in _ARCH:
-            raise ModelConfigError(f"depth: expected one of {sorted(_ARCH)}, got {depth!r}")
+        if depth not in self.arch_settings:
+            raise ModelConfigError(f"depth: expected one of {sorted(self.arch_settings)}, got {depth!r}")
         if not 1 <= num_stages <= 4:
             raise ModelConfigError(f"num_stages: expected 1 to 4, got {num_stages!r}")
         out_indices = tuple(out_indices)
@@ -324,7 +325,7 @@ class ResNet3d(nn.Module):
         ):
             if len(seq) != num_stages:
                 raise ModelConfigError(f"{name}: expected {num_stages} entries (num_stages), got {seq!r}")
-        block, standard_blocks = _ARCH[depth]
+        block, standard_blocks = self.arch_settings[depth]
         if stage_blocks is None:
             stage_blocks = standard_blocks[:num_stages]
         elif len(stage_blocks) != num_stages:

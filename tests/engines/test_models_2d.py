@@ -213,7 +213,7 @@ BAD_CONFIGS = [
         _with(tsn_cfg(), "backbone.widht", 2), ModelConfigError, r"unknown key\(s\) 'widht'", id="unknown-key"
     ),
     pytest.param(_with(tsn_cfg(), "backbone.depth", 42), ModelConfigError, r"depth 42; valid depths", id="bad-depth"),
-    pytest.param(_with(tsn_cfg(), "cls_head.type", "TRNHead"), UnknownTypeError, r"'TRNHead'", id="unknown-head"),
+    pytest.param(_with(tsn_cfg(), "cls_head.type", "TPNHead"), UnknownTypeError, r"'TPNHead'", id="unknown-head"),
     pytest.param(
         _with(tsn_cfg(), "neck", dict(type="TPN")), ModelConfigError, r"necks are not supported yet", id="neck"
     ),

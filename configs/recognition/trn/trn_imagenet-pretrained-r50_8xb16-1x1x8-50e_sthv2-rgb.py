@@ -1,0 +1,19 @@
+# MMAction2 1.x model zoo: TRN R50 (ImageNet-pretrained), 1x1x8, Something-Something V2 (174 classes).
+# twice_sample doubles the clips: 8 frames x 2 x 3 crops (48 views, 6 clips of num_segments=8).
+_base_ = ["../../_base_/models/trn_r50.py"]
+
+model = dict(cls_head=dict(num_classes=174))
+
+load_from = (
+    "https://download.openmmlab.com/mmaction/v1.0/recognition/trn/trn_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb/"
+    "trn_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb_20220815-e01617db.pth"
+)
+
+# MMAction2's test pipeline without DecordInit/DecordDecode (RawFrameDecode): frames arrive decoded.
+test_pipeline = [
+    dict(type="SampleFrames", clip_len=1, frame_interval=1, num_clips=8, twice_sample=True, test_mode=True),
+    dict(type="Resize", scale=(-1, 256)),
+    dict(type="ThreeCrop", crop_size=256),
+    dict(type="FormatShape", input_format="NCHW"),
+    dict(type="PackActionInputs"),
+]
