@@ -343,7 +343,7 @@ def run(
     clip = work / f"cam_{size[0]}x{size[1]}_{CAMERA_FPS}.mp4"
     if not clip.exists():
         make_video(clip, frames=10 * CAMERA_FPS, fps=CAMERA_FPS, size=size, gop=CAMERA_FPS)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n in counts:
         try:
             row = measure(n, clip, model, work, seconds=seconds, warmup=warmup, health_interval=health_interval)
