@@ -17,9 +17,11 @@ Once every camera delivers frames it runs ``--warmup`` seconds more, then is mea
 * fps per camera: from the health records (one per camera per ``--health-interval``) inside
   the measured span, ``Δframes / Δwall_time`` between the first and last record; the table
   gives the slowest camera and the mean.
-* capture-to-label latency p50 / p95: every health record carries the capture-to-health-stage
-  latency of the newest label of its camera (``label_latency_ms``); the percentiles are over
-  those samples, all cameras pooled (per camera in the JSON).
+* capture-to-label latency p50 / p95: every health record carries the latency of the newest
+  label of its camera (``label_latency_ms``: from the capture of the clip's newest frame to the
+  label reaching the health stage on the next frame of that camera); the percentiles are over
+  those samples, each label counted once, all cameras pooled (per camera in the JSON). The
+  recognizer's own capture-to-inference-done p50 / p95 over the whole run is in the JSON too.
 * dropped: frames that never reached the health stage (its ``dropped`` counter, frame-index
   gaps: dropped anywhere upstream), summed over cameras, within the measured span.
 * CPU %: the monitor process's user + system time over the span (``/proc/PID/stat``; 100 % is
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -150,13 +153,19 @@ def cameras(clip: Path, n: int) -> Iterator[list[str]]:
         yield urls
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored and children inherit that; the monitor
+    # is stopped with SIGINT (its clean stop: metrics written), so it must not ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def monitor(cmd: Sequence[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run the monitor command; on leaving, SIGINT it (then SIGKILL) if it still runs."""
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
             list(cmd), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True, preexec_fn=_default_sigint,
         )  # fmt: skip
         try:
             yield proc
@@ -256,7 +265,10 @@ def camera_figures(records: list[dict[str, Any]], url: str, t0: float, t1: float
     if len(mine) < 2:
         raise RuntimeError(f"{url}: {len(mine)} health records in the measured span; expected a few")
     first, last = mine[0], mine[-1]
-    samples = [r["label_latency_ms"] for r in mine[1:] if r["label_latency_ms"] is not None]
+    # A record repeats its camera's newest label latency until a newer label comes: a repeated
+    # value is the same label, counted once (a camera whose labels stall gets few samples).
+    values = [r["label_latency_ms"] for r in mine]
+    samples = [v for prev, v in itertools.pairwise(values) if v is not None and v != prev]
     return {
         "source": url,
         "fps": (last["frames"] - first["frames"]) / (last["wall_time"] - first["wall_time"]),
@@ -375,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="results/streams.json", help="where to write the results ('' for none)")
     parser.add_argument("--plot", default="results/streams.png", help="where to write the PNG ('' for none)")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers and the monitor are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     if args.max_cameras < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--max-cameras >= 1, --seconds > 0 and --warmup >= 0 expected")
     with tempfile.TemporaryDirectory(prefix="streams_") as tmp:
