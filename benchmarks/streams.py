@@ -387,10 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="results/streams.json", help="where to write the results ('' for none)")
     parser.add_argument("--plot", default="results/streams.png", help="where to write the PNG ('' for none)")
     args = parser.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so the servers and the monitor are stopped on the way out.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     if args.max_cameras < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--max-cameras >= 1, --seconds > 0 and --warmup >= 0 expected")
+    # SIGTERM unwinds like Ctrl-C, so the servers and the monitor are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     with tempfile.TemporaryDirectory(prefix="streams_") as tmp:
         checkpoint, label_file = args.checkpoint, args.label_file
         if args.random_weights:
