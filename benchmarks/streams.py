@@ -321,7 +321,7 @@ def plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     right.set_ylabel("ms")
     right.set_ylim(bottom=0)
     handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    left.legend(handles=handles, fontsize=7, loc="lower left")
+    left.legend(handles=handles, fontsize=7, loc="center left")
     left.set_title(title, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
