@@ -16,6 +16,8 @@ _MODULES = (
     "recognizers",
     "resnet",
     "resnet_tsm",
+    "mobilenet_v2",
+    "mobileone",
     "resnet3d",
     "resnet3d_slowfast",
     "x3d",
