@@ -21,6 +21,7 @@ _MODULES = (
     "resnet3d",
     "resnet3d_slowfast",
     "x3d",
+    "tpn",
     "c3d",
     "cspnext",
     "rtmpose",

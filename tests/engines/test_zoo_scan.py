@@ -86,9 +86,9 @@ EXPECTED: dict[str, str] = {
     "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py": "unknown model type 'ResNetTIN'",
     "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv2-rgb.py": "unknown model type 'ResNetTIN'",
     "tin/tin_kinetics400-pretrained-tsm-r50_1x1x8-50e_kinetics400-rgb.py": "unknown model type 'ResNetTIN'",
-    "tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py": "necks are not supported yet",
-    "tpn/tpn-slowonly_r50_8xb8-8x8x1-150e_kinetics400-rgb.py": "necks are not supported yet",
-    "tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py": "necks are not supported yet",
+    "tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py": RUNS,
+    "tpn/tpn-slowonly_r50_8xb8-8x8x1-150e_kinetics400-rgb.py": RUNS,
+    "tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py": RUNS,
     "trn/trn_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv1-rgb.py": "unknown model type 'TRNHead'",
     "trn/trn_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.py": "unknown model type 'TRNHead'",
     "tsm/tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb.py": RUNS,
@@ -200,4 +200,4 @@ def test_config_runs_or_is_refused_with_its_reason(name: str, caplog: pytest.Log
 
 def test_runnable_count() -> None:
     runnable = sum(1 for verdict in EXPECTED.values() if verdict == RUNS)
-    assert runnable == 48
+    assert runnable == 51
