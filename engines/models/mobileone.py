@@ -241,6 +241,7 @@ class MobileOneBlock(nn.Module):
         self.deploy = True
 
 
+@register("mmpretrain.MobileOne")
 class MobileOne(nn.Module):
     """mmpretrain's MobileOne backbone (arch ``'s0'``..``'s4'`` or a dict).
 

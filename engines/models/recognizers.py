@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 _PREPROCESSOR_KEYS = frozenset({"type", "mean", "std", "to_rgb", "to_float32", "blending", "format_shape"})
 _TEST_CFG_KEYS = frozenset({"fcn_test", "max_testing_views", "num_segs"})
+# Backbone type prefixes MMAction2's recognizers build from other libraries (here: plain-torch
+# modules with those libraries' keys, registered under the prefixed names).
+_EXTERNAL_BACKBONES = ("mmcls", "mmpretrain", "torchvision", "timm")
+_FEATURE_SHAPES = ("NCHW", "NHWC", "NLC")
 
 
 def _as_floats(value: Sequence[float] | None, where: str) -> tuple[float, ...] | None:
@@ -110,6 +114,18 @@ class BaseRecognizer(nn.Module):
         if cls_head is None:
             raise ModelConfigError("model.cls_head: a recognizer needs a classification head")
         self._read_preprocessor(data_preprocessor)
+        backbone = dict(backbone)
+        type_name = str(backbone.get("type", ""))
+        prefix = type_name.split(".", 1)[0] if "." in type_name else ""
+        #: Where MMAction2 would take the backbone from: 'mmaction2', 'mmcls', 'mmpretrain', 'torchvision', 'timm'.
+        self.backbone_from = prefix if prefix in _EXTERNAL_BACKBONES else "mmaction2"
+        self.feature_shape: str | None = None
+        if self.backbone_from in ("torchvision", "timm"):
+            self.feature_shape = backbone.pop("feature_shape", None)
+            if self.feature_shape not in (None, *_FEATURE_SHAPES):
+                raise ModelConfigError(
+                    f"model.backbone.feature_shape: expected one of {_FEATURE_SHAPES}, got {self.feature_shape!r}"
+                )
         self.backbone = build(backbone, where="model.backbone")
         self.neck: nn.Module | None = build(neck, where="model.neck") if neck is not None else None
         head = build(cls_head, where="model.cls_head")
@@ -191,8 +207,44 @@ class Recognizer2D(BaseRecognizer):
             return self._forward_neck(inputs, num_views)
         clips = self.cls_head.clips_per_sample(num_views)  # checks V before the backbone sees it
         frames = inputs.reshape((-1, *inputs.shape[2:]))
-        scores = self.cls_head(self.backbone(frames), num_segs=num_views)
+        scores = self.cls_head(self._features(frames), num_segs=num_views)
         return self._fold_clips(scores, clips)
+
+    def _features(self, frames: Tensor) -> Tensor:
+        """The backbone's features as MMAction2's ``Recognizer2D.extract_feat`` takes them.
+
+        mmcls / mmpretrain backbones return a tuple of one map; torchvision backbones run
+        their ``features`` (when they have one) and timm backbones ``forward_features``, then
+        are average-pooled to ``(B, C, 1, 1)`` following ``feature_shape`` (guessed from the
+        rank when unset: 4-D ``'NCHW'``, 3-D ``'NLC'``).
+
+        Raises:
+            InputShapeError: If an mmcls / mmpretrain backbone returns more than one map.
+        """
+        backbone: Any = self.backbone
+        if self.backbone_from == "torchvision" and hasattr(backbone, "features"):
+            x = backbone.features(frames)
+        elif self.backbone_from == "timm":
+            x = backbone.forward_features(frames)
+        else:
+            x = backbone(frames)
+        if self.backbone_from in ("mmcls", "mmpretrain") and isinstance(x, tuple):
+            if len(x) != 1:
+                raise InputShapeError(
+                    f"model.backbone: a {self.backbone_from} backbone must return one feature map, got {len(x)}; "
+                    "set its out_indices to one stage"
+                )
+            x = x[0]
+        if self.backbone_from in ("torchvision", "timm"):
+            shape = self.feature_shape or ("NLC" if x.dim() == 3 else "NCHW" if x.dim() == 4 else None)
+            if shape == "NHWC":
+                x = x.mean(dim=(1, 2))
+            elif shape == "NCHW":
+                x = x.mean(dim=(2, 3))
+            elif shape == "NLC":
+                x = x.mean(dim=1)
+            x = x.reshape(x.shape[0], -1, 1, 1)
+        return x
 
     def _forward_neck(self, inputs: Tensor, num_views: int) -> Tensor:
         """Backbone levels folded into clips of ``num_segs`` frames, neck, head (MMAction2's test path)."""
