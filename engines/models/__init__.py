@@ -18,6 +18,7 @@ _MODULES = (
     "resnet_tsm",
     "mobilenet_v2",
     "mobileone",
+    "resnext",
     "resnet3d",
     "resnet3d_slowfast",
     "x3d",
