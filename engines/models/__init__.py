@@ -19,6 +19,7 @@ _MODULES = (
     "mobilenet_v2",
     "mobileone",
     "resnext",
+    "densenet",
     "resnet3d",
     "resnet3d_slowfast",
     "x3d",

@@ -1,4 +1,4 @@
-"""TSN with MMAction2's custom (external-library) backbones: ``mmpretrain.MobileOne``, ``mmcls.ResNeXt``.
+"""TSN with MMAction2's custom (external-library) backbones: MobileOne, ResNeXt, DenseNet-161.
 
 MMAction2 builds these backbones from mmpretrain / mmcls / torchvision / timm, none of which
 is installed (or a dependency); MMAction2 itself refuses to build these configs here (tested
@@ -9,7 +9,8 @@ scores them as TSN does, model-zoo-layout checkpoints load strictly, the deploy 
 the re-parameterized train form with the same scores, and the engines match torch.
 MobileOne's own layout and arithmetic are tested in ``test_models_mobile.py``; ResNeXt's
 layout against mmcls's source (keys, shapes, MMAction2's metafile parameter count) and its
-arithmetic against MMAction2's own ResNet-50 (a ResNeXt with one group is a ResNet).
+arithmetic against MMAction2's own ResNet-50 (a ResNeXt with one group is a ResNet);
+DenseNet's layout against torchvision's source and its documented parameter counts.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ TINY_RESNEXT = {  # two stages of ResNeXt-101 32x4d
     "model.cls_head.in_channels": 512,
     "model.cls_head.num_classes": 5,
 }
+DENSENET = "tsn_imagenet-pretrained-dense161_8xb32-1x1x3-100e_kinetics400-rgb.py"
+TINY_DENSENET = {  # DenseNet-121 (the smallest torchvision DenseNet) with a 5-class head
+    "model.backbone.type": "torchvision.densenet121",
+    "model.cls_head.in_channels": 1024,
+    "model.cls_head.num_classes": 5,
+}
 TINY_MOBILEONE = {
     "model.backbone.arch": {"_delete_": True, **TINY_ARCH},
     "model.cls_head.in_channels": 256,
@@ -61,7 +68,7 @@ def mmaction_config(name: str) -> Any:
     return mmaction_config_file(root / name)
 
 
-@pytest.mark.parametrize("name", [MOBILEONE, MOBILEONE_DEPLOY, RESNEXT])
+@pytest.mark.parametrize("name", [MOBILEONE, MOBILEONE_DEPLOY, RESNEXT, DENSENET])
 def test_shipped_config_is_mmaction2s(name: str) -> None:
     ours = load_config(CUSTOM / name)
     ref = mmaction_config(name)
@@ -73,7 +80,9 @@ def test_shipped_config_is_mmaction2s(name: str) -> None:
     assert _plain([dict(s) for s in ours_val]) == _plain([dict(s) for s in ref_val])
 
 
-@pytest.mark.parametrize(("name", "package"), [(MOBILEONE, "mmpretrain"), (RESNEXT, "mmcls")])
+@pytest.mark.parametrize(
+    ("name", "package"), [(MOBILEONE, "mmpretrain"), (RESNEXT, "mmcls"), (DENSENET, "torchvision")]
+)
 def test_mmaction2_cannot_build_it_here(name: str, package: str) -> None:
     """Why there is no reference: MMAction2 needs mmpretrain / mmcls for these backbones."""
     with pytest.raises(ImportError, match=f"install {package}"):
@@ -114,8 +123,13 @@ def test_deploy_config_takes_the_fused_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "options"),
-    [(MOBILEONE, TINY_MOBILEONE), (MOBILEONE_DEPLOY, TINY_MOBILEONE), (RESNEXT, TINY_RESNEXT)],
-    ids=["mobileone", "mobileone-deploy", "resnext"],
+    [
+        (MOBILEONE, TINY_MOBILEONE),
+        (MOBILEONE_DEPLOY, TINY_MOBILEONE),
+        (RESNEXT, TINY_RESNEXT),
+        (DENSENET, TINY_DENSENET),
+    ],
+    ids=["mobileone", "mobileone-deploy", "resnext", "densenet"],
 )
 def test_engines_match_torch(tmp_path: Path, name: str, options: dict[str, Any]) -> None:
     config = CUSTOM / name
@@ -208,3 +222,52 @@ def test_resnext_bad_configs() -> None:
         build({"type": "mmcls.ResNeXt", "depth": 50, "deep_stem": True})
     with pytest.raises(ModelConfigError, match=r"out_indices: expected stages below 4"):
         build({"type": "mmcls.ResNeXt", "depth": 50, "out_indices": (4,)})
+
+
+# --------------------------------------------------------------------------- DenseNet
+
+
+@pytest.mark.parametrize(
+    ("arch", "params"),  # torchvision's documented sizes, less the 1000-class classifier MMAction2 drops
+    [(121, 7_978_856 - 1_025_000), (161, 28_681_000 - 2_209_000), (169, 14_149_480 - 1_665_000)],
+)
+def test_densenet_sizes_are_torchvisions(arch: int, params: int) -> None:
+    model = build({"type": f"torchvision.densenet{arch}", "pretrained": True})
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+def test_densenet161_layout() -> None:
+    model: Any = build(load_config(CUSTOM / DENSENET).model)
+    assert model.backbone_from == "torchvision"
+    state = model.backbone.state_dict()
+    shapes = {
+        "features.conv0.weight": (96, 3, 7, 7),
+        "features.denseblock1.denselayer1.norm1.weight": (96,),
+        "features.denseblock1.denselayer1.conv1.weight": (192, 96, 1, 1),  # bn_size 4 x growth 48
+        "features.denseblock1.denselayer6.conv2.weight": (48, 192, 3, 3),
+        "features.transition1.conv.weight": (192, 384, 1, 1),  # 96 + 6 x 48 = 384 halved
+        "features.denseblock4.denselayer24.norm1.running_var": (1056 + 23 * 48,),
+        "features.norm5.weight": (2208,),
+    }
+    for key, shape in shapes.items():
+        assert tuple(state[key].shape) == shape, key
+    assert not any(k.startswith(("classifier", "fc")) for k in state)  # MMAction2 sets both to nn.Identity
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 27.36  # MMAction2's metafile
+
+
+def test_densenet_tsn_pools_the_features_before_the_final_relu(tmp_path: Path) -> None:
+    model: Any = randomize(build(load_config(CUSTOM / DENSENET, TINY_DENSENET).model), seed=11)
+    save_checkpoint(model, tmp_path / "zoo.pth")
+    again: Any = build(load_config(CUSTOM / DENSENET, TINY_DENSENET).model)
+    load_checkpoint(again, tmp_path / "zoo.pth")
+    x = torch.randn(1, 3, 3, 32, 32, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        scores = again(x)
+        features = model.backbone.features(x.flatten(0, 1))  # ends at norm5: can be negative
+        expected = model.cls_head.fc_cls(features.mean((2, 3)).mean(0, keepdim=True)).softmax(-1)
+        after_relu = model.cls_head.fc_cls(model.backbone(x.flatten(0, 1)).mean(0, keepdim=True)).softmax(-1)
+    assert (features < 0).any()
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(scores, after_relu)  # torchvision's own forward (with ReLU) is not what MMAction2 uses
+    with pytest.raises(ModelConfigError, match=r"growth_rate is fixed by the architecture"):
+        build({"type": "torchvision.densenet161", "growth_rate": 12})
