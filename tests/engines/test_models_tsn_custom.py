@@ -271,3 +271,26 @@ def test_densenet_tsn_pools_the_features_before_the_final_relu(tmp_path: Path) -
     assert not torch.allclose(scores, after_relu)  # torchvision's own forward (with ReLU) is not what MMAction2 uses
     with pytest.raises(ModelConfigError, match=r"growth_rate is fixed by the architecture"):
         build({"type": "torchvision.densenet161", "growth_rate": 12})
+
+
+def test_feature_shape_of_torchvision_backbones() -> None:
+    """``feature_shape`` (popped from the backbone config, as MMAction2 does) picks the pooled axes."""
+    x = torch.randn(1, 2, 3, 32, 32, generator=torch.Generator().manual_seed(13))
+    scores = {}
+    for shape in (None, "NCHW", "NHWC"):
+        cfg = load_config(CUSTOM / DENSENET, TINY_DENSENET).model
+        if shape is not None:
+            cfg["backbone"]["feature_shape"] = shape
+        model: Any = randomize(build(cfg), seed=14)
+        assert model.feature_shape == shape
+        if shape == "NHWC":  # pools H and C of an NCHW map: W values, not 1024 channels, reach the head
+            with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+                model(x)
+            continue
+        with torch.no_grad():
+            scores[shape] = model(x)
+    torch.testing.assert_close(scores["NCHW"], scores[None], rtol=0, atol=0)
+    bad = load_config(CUSTOM / DENSENET, TINY_DENSENET).model
+    bad["backbone"]["feature_shape"] = "NTHWC"
+    with pytest.raises(ModelConfigError, match=r"feature_shape: expected one of \('NCHW', 'NHWC', 'NLC'\)"):
+        build(bad)
