@@ -47,8 +47,10 @@ class TemporalShift(nn.Module):
     def shift(x: Tensor, num_segments: int, shift_div: int = 3) -> Tensor:
         """Temporal shift of ``x`` (``(clips * num_segments, C, H, W)``), zero-filled at the clip ends."""
         _, c, h, w = x.shape
-        x5 = x.reshape(-1, num_segments, c, h, w)
         fold = c // shift_div
+        if fold == 0:  # fewer channels than shift_div (e.g. a shift before an RGB stem): nothing moves
+            return x
+        x5 = x.reshape(-1, num_segments, c, h, w)
         left = x5[:, 1:, :fold]  # channels [0, fold) take the next frame's values
         mid = x5[:, :-1, fold : 2 * fold]  # channels [fold, 2 fold) take the previous frame's values
         blank = torch.zeros_like(x5[:, :1, :fold])

@@ -213,9 +213,12 @@ BAD_CONFIGS = [
         _with(tsn_cfg(), "backbone.widht", 2), ModelConfigError, r"unknown key\(s\) 'widht'", id="unknown-key"
     ),
     pytest.param(_with(tsn_cfg(), "backbone.depth", 42), ModelConfigError, r"depth 42; valid depths", id="bad-depth"),
-    pytest.param(_with(tsn_cfg(), "cls_head.type", "TPNHead"), UnknownTypeError, r"'TPNHead'", id="unknown-head"),
+    pytest.param(_with(tsn_cfg(), "cls_head.type", "NoSuchHead"), UnknownTypeError, r"'NoSuchHead'", id="unknown-head"),
     pytest.param(
-        _with(tsn_cfg(), "neck", dict(type="TPN")), ModelConfigError, r"necks are not supported yet", id="neck"
+        _with(tsn_cfg(), "neck", dict(type="TPN")),
+        ModelConfigError,
+        r"model.neck: cannot build TPN: .*in_channels",
+        id="neck",
     ),
     pytest.param(_with(tsn_cfg(), "test_cfg", dict(fcn_test=True)), ModelConfigError, r"fcn_test", id="fcn-test"),
     pytest.param(

@@ -86,14 +86,14 @@ EXPECTED: dict[str, str] = {
     "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py": RUNS,
     "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv2-rgb.py": RUNS,
     "tin/tin_kinetics400-pretrained-tsm-r50_1x1x8-50e_kinetics400-rgb.py": RUNS,
-    "tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py": "necks are not supported yet",
-    "tpn/tpn-slowonly_r50_8xb8-8x8x1-150e_kinetics400-rgb.py": "necks are not supported yet",
-    "tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py": "necks are not supported yet",
+    "tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py": RUNS,
+    "tpn/tpn-slowonly_r50_8xb8-8x8x1-150e_kinetics400-rgb.py": RUNS,
+    "tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py": RUNS,
     "trn/trn_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv1-rgb.py": RUNS,
     "trn/trn_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.py": RUNS,
-    "tsm/tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb.py": "unknown model type 'MobileNetV2TSM'",
-    "tsm/tsm_imagenet-pretrained-mobileone-s4_8xb16-1x1x16-50e_kinetics400-rgb.py": "unknown model type 'MobileOneTSM'",
-    "tsm/tsm_imagenet-pretrained-mobileone-s4_deploy_8xb16-1x1x16-50e_kinetics400-rgb.py": "unknown model type 'MobileOneTSM'",
+    "tsm/tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb.py": RUNS,
+    "tsm/tsm_imagenet-pretrained-mobileone-s4_8xb16-1x1x16-50e_kinetics400-rgb.py": RUNS,
+    "tsm/tsm_imagenet-pretrained-mobileone-s4_deploy_8xb16-1x1x16-50e_kinetics400-rgb.py": RUNS,
     "tsm/tsm_imagenet-pretrained-r101_8xb16-1x1x8-50e_sthv2-rgb.py": RUNS,
     "tsm/tsm_imagenet-pretrained-r50-nl-dot-product_8xb16-1x1x8-50e_kinetics400-rgb.py": RUNS,
     "tsm/tsm_imagenet-pretrained-r50-nl-embedded-gaussian_8xb16-1x1x8-50e_kinetics400-rgb.py": RUNS,
@@ -104,10 +104,10 @@ EXPECTED: dict[str, str] = {
     "tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb.py": RUNS,
     "tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.py": RUNS,
     "tsm/tsm_imagenet-pretrained-r50_8xb16-dense-1x1x8-50e_kinetics400-rgb.py": RUNS,
-    "tsn/custom_backbones/tsn_imagenet-pretrained-dense161_8xb32-1x1x3-100e_kinetics400-rgb.py": "unknown model type 'torchvision.densenet161'",
-    "tsn/custom_backbones/tsn_imagenet-pretrained-mobileone-s4_8xb32-1x1x8-100e_kinetics400-rgb.py": "unknown model type 'mmpretrain.MobileOne'",
-    "tsn/custom_backbones/tsn_imagenet-pretrained-mobileone-s4_deploy_8xb32-1x1x8-100e_kinetics400-rgb.py": "unknown model type 'mmpretrain.MobileOne'",
-    "tsn/custom_backbones/tsn_imagenet-pretrained-rn101-32x4d_8xb32-1x1x3-100e_kinetics400-rgb.py": "unknown model type 'mmcls.ResNeXt'",
+    "tsn/custom_backbones/tsn_imagenet-pretrained-dense161_8xb32-1x1x3-100e_kinetics400-rgb.py": RUNS,
+    "tsn/custom_backbones/tsn_imagenet-pretrained-mobileone-s4_8xb32-1x1x8-100e_kinetics400-rgb.py": RUNS,
+    "tsn/custom_backbones/tsn_imagenet-pretrained-mobileone-s4_deploy_8xb32-1x1x8-100e_kinetics400-rgb.py": RUNS,
+    "tsn/custom_backbones/tsn_imagenet-pretrained-rn101-32x4d_8xb32-1x1x3-100e_kinetics400-rgb.py": RUNS,
     "tsn/custom_backbones/tsn_imagenet-pretrained-swin-transformer_32xb8-1x1x8-50e_kinetics400-rgb.py": "unknown model type 'timm.swin_base_patch4_window7_224'",
     "tsn/custom_backbones/tsn_imagenet-pretrained-swin-transformer_8xb32-1x1x3-100e_kinetics400-rgb.py": "unknown model type 'timm.swin_base_patch4_window7_224'",
     "tsn/tsn_imagenet-pretrained-r101_8xb32-1x1x8-100e_kinetics400-rgb.py": RUNS,
@@ -200,4 +200,4 @@ def test_config_runs_or_is_refused_with_its_reason(name: str, caplog: pytest.Log
 
 def test_runnable_count() -> None:
     runnable = sum(1 for verdict in EXPECTED.values() if verdict == RUNS)
-    assert runnable == 95
+    assert runnable == 105
