@@ -19,6 +19,7 @@ _MODULES = (
     "resnet3d",
     "resnet3d_slowfast",
     "x3d",
+    "swin",
     "c3d",
     "cspnext",
     "rtmpose",

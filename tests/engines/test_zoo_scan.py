@@ -71,12 +71,12 @@ EXPECTED: dict[str, str] = {
     "slowonly/slowonly_r50_8xb16-16x4x1-256e_kinetics400-flow.py": "an optical-flow model",
     "slowonly/slowonly_r50_8xb16-4x16x1-256e_kinetics400-rgb.py": RUNS,
     "slowonly/slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb.py": RUNS,
-    "swin/swin-base-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py": "unknown model type 'SwinTransformer3D'",
-    "swin/swin-large-p244-w877_in22k-pre_16xb8-amp-32x2x1-30e_kinetics700-rgb.py": "unknown model type 'SwinTransformer3D'",
-    "swin/swin-large-p244-w877_in22k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py": "unknown model type 'SwinTransformer3D'",
-    "swin/swin-small-p244-w877_in1k-pre_32xb4-amp-32x2x1-30e_kinetics710-rgb.py": "unknown model type 'SwinTransformer3D'",
-    "swin/swin-small-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py": "unknown model type 'SwinTransformer3D'",
-    "swin/swin-tiny-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py": "unknown model type 'SwinTransformer3D'",
+    "swin/swin-base-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py": RUNS,
+    "swin/swin-large-p244-w877_in22k-pre_16xb8-amp-32x2x1-30e_kinetics700-rgb.py": RUNS,
+    "swin/swin-large-p244-w877_in22k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py": RUNS,
+    "swin/swin-small-p244-w877_in1k-pre_32xb4-amp-32x2x1-30e_kinetics710-rgb.py": RUNS,
+    "swin/swin-small-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py": RUNS,
+    "swin/swin-tiny-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py": RUNS,
     "tanet/tanet_imagenet-pretrained-r50_8xb6-1x1x16-50e_sthv1-rgb.py": "unknown model type 'TANet'",
     "tanet/tanet_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py": "unknown model type 'TANet'",
     "tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py": "unknown model type 'TANet'",
@@ -200,4 +200,4 @@ def test_config_runs_or_is_refused_with_its_reason(name: str, caplog: pytest.Log
 
 def test_runnable_count() -> None:
     runnable = sum(1 for verdict in EXPECTED.values() if verdict == RUNS)
-    assert runnable == 45
+    assert runnable == 51
