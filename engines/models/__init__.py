@@ -20,6 +20,7 @@ _MODULES = (
     "resnet3d_slowfast",
     "x3d",
     "swin",
+    "mvit",
     "c3d",
     "cspnext",
     "rtmpose",

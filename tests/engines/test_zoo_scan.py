@@ -45,12 +45,12 @@ EXPECTED: dict[str, str] = {
     "i3d/i3d_imagenet-pretrained-r50-nl-gaussian_8xb8-32x2x1-100e_kinetics400-rgb.py": RUNS,
     "i3d/i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb.py": RUNS,
     "i3d/i3d_imagenet-pretrained-r50_8xb8-dense-32x2x1-100e_kinetics400-rgb.py": RUNS,
-    "mvit/mvit-base-p244_32x3x1_kinetics400-rgb.py": "unknown model type 'MViT'",
+    "mvit/mvit-base-p244_32x3x1_kinetics400-rgb.py": RUNS,
     "mvit/mvit-base-p244_u32_sthv2-rgb.py": "unsupported transform 'UniformSample'",
-    "mvit/mvit-large-p244_40x3x1_kinetics400-rgb.py": "unknown model type 'MViT'",
+    "mvit/mvit-large-p244_40x3x1_kinetics400-rgb.py": RUNS,
     "mvit/mvit-large-p244_u40_sthv2-rgb.py": "unsupported transform 'UniformSample'",
-    "mvit/mvit-small-p244_32xb16-16x4x1-200e_kinetics400-rgb.py": "unknown model type 'MViT'",
-    "mvit/mvit-small-p244_k400-maskfeat-pre_8xb32-16x4x1-100e_kinetics400-rgb.py": "unknown model type 'MViT'",
+    "mvit/mvit-small-p244_32xb16-16x4x1-200e_kinetics400-rgb.py": RUNS,
+    "mvit/mvit-small-p244_k400-maskfeat-pre_8xb32-16x4x1-100e_kinetics400-rgb.py": RUNS,
     "mvit/mvit-small-p244_k400-pre_16xb16-u16-100e_sthv2-rgb.py": "unsupported transform 'UniformSample'",
     "omnisource/slowonly_r50_8xb16-8x8x1-256e_imagenet-kinetics400-rgb.py": "model.data_preprocessor.format_shape: expected one of ('NCHW', 'NCTHW'), got 'MI",
     "r2plus1d/r2plus1d_r34_8xb8-32x2x1-180e_kinetics400-rgb.py": RUNS,
@@ -200,4 +200,4 @@ def test_config_runs_or_is_refused_with_its_reason(name: str, caplog: pytest.Log
 
 def test_runnable_count() -> None:
     runnable = sum(1 for verdict in EXPECTED.values() if verdict == RUNS)
-    assert runnable == 51
+    assert runnable == 55
