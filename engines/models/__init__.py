@@ -21,6 +21,7 @@ _MODULES = (
     "x3d",
     "swin",
     "mvit",
+    "uniformer",
     "c3d",
     "cspnext",
     "rtmpose",

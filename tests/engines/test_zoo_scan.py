@@ -118,9 +118,9 @@ EXPECTED: dict[str, str] = {
     "tsn/tsn_imagenet-pretrained-r50_8xb32-1x1x8-50e_sthv2-rgb.py": RUNS,
     "tsn/tsn_imagenet-pretrained-r50_8xb32-dense-1x1x5-100e_kinetics400-rgb.py": RUNS,
     "tsn/tsn_imagenet-pretrained-r50_8xb32_5x1x3-110e_kinetics400-flow.py": "an optical-flow model",
-    "uniformer/uniformer-base_imagenet1k-pre_16x4x1_kinetics400-rgb.py": "unknown model type 'UniFormer'",
-    "uniformer/uniformer-base_imagenet1k-pre_32x4x1_kinetics400-rgb.py": "unknown model type 'UniFormer'",
-    "uniformer/uniformer-small_imagenet1k-pre_16x4x1_kinetics400-rgb.py": "unknown model type 'UniFormer'",
+    "uniformer/uniformer-base_imagenet1k-pre_16x4x1_kinetics400-rgb.py": RUNS,
+    "uniformer/uniformer-base_imagenet1k-pre_32x4x1_kinetics400-rgb.py": RUNS,
+    "uniformer/uniformer-small_imagenet1k-pre_16x4x1_kinetics400-rgb.py": RUNS,
     "uniformerv2/uniformerv2-base-p16-res224_clip-kinetics710-kinetics-k400-pre_16xb32-u8_mitv1-rgb.py": "unsupported transform 'UniformSample'",
     "uniformerv2/uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb.py": "unsupported transform 'UniformSample'",
     "uniformerv2/uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics600-rgb.py": "unsupported transform 'UniformSample'",
@@ -200,4 +200,4 @@ def test_config_runs_or_is_refused_with_its_reason(name: str, caplog: pytest.Log
 
 def test_runnable_count() -> None:
     runnable = sum(1 for verdict in EXPECTED.values() if verdict == RUNS)
-    assert runnable == 55
+    assert runnable == 58
