@@ -2,7 +2,7 @@
 
 :class:`ClipSpec` is everything the stream side needs to turn frames into a model
 input exactly as MMAction2's test pipeline would: which frames (``SampleFrames`` /
-``DenseSampleFrames``), how they are resized (``Resize``), cropped (``CenterCrop``,
+``DenseSampleFrames`` / ``UniformSample``), how they are resized (``Resize``), cropped (``CenterCrop``,
 ``ThreeCrop``, ``TenCrop``), laid out (``FormatShape``) and normalised
 (``ActionDataPreprocessor``). Decoding steps (``DecordInit``, ``PyAVDecode``, …) and
 ``PackActionInputs`` are skipped, because frames arrive decoded; any other transform is
@@ -26,9 +26,9 @@ from typing import Any, Literal
 import numpy as np
 
 from core.errors import ConfigError
-from engines.sampling import OUT_OF_BOUND_OPTS, dense_sample_frames, sample_frames
+from engines.sampling import OUT_OF_BOUND_OPTS, dense_sample_frames, sample_frames, uniform_sample
 
-SamplerKind = Literal["SampleFrames", "DenseSampleFrames"]
+SamplerKind = Literal["SampleFrames", "DenseSampleFrames", "UniformSample"]
 CropKind = Literal["none", "CenterCrop", "ThreeCrop", "TenCrop"]
 InputFormat = Literal["NCHW", "NCTHW"]
 
@@ -37,7 +37,12 @@ CROP_VIEWS: dict[str, int] = {"none": 1, "CenterCrop": 1, "ThreeCrop": 3, "TenCr
 #: ``Resize.interpolation`` names (mmcv's, for its cv2 backend).
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 INPUT_FORMATS: tuple[str, ...] = ("NCHW", "NCTHW")
-SAMPLERS: tuple[str, ...] = ("SampleFrames", "DenseSampleFrames")
+SAMPLERS: tuple[str, ...] = ("SampleFrames", "DenseSampleFrames", "UniformSample")
+#: ``UniformSample`` spreads ``clip_len`` frames over a whole video, which a stream does not
+#: have: its window is ``clip_len`` segments of this many frames (8 frames = 0.27 s at 30 fps,
+#: so an 8-frame model sees about 2 s). ``ClipBuffer(window_frames=...)`` sets another span;
+#: the indices within any window are MMAction2's.
+UNIFORM_SEGMENT_FRAMES = 8
 #: Transforms that load or pack data; frames arrive decoded, so they are skipped.
 IGNORED_TRANSFORMS: frozenset[str] = frozenset(
     {
@@ -86,6 +91,7 @@ _DENSE_KEYS = frozenset(
 _KEYS: dict[str, frozenset[str]] = {
     "SampleFrames": _SAMPLE_KEYS,
     "DenseSampleFrames": _DENSE_KEYS,
+    "UniformSample": frozenset({"type", "clip_len", "num_clips", "test_mode"}),
     "Resize": frozenset({"type", "scale", "keep_ratio", "interpolation", "lazy"}),
     "CenterCrop": frozenset({"type", "crop_size", "lazy"}),
     "ThreeCrop": frozenset({"type", "crop_size"}),
@@ -175,7 +181,7 @@ class ClipSpec:
         clip_len: Frames per clip.
         frame_interval: Step between the sampled frames of one clip.
         num_clips: Clips per sample (per start position for dense sampling).
-        sampler: ``'SampleFrames'`` or ``'DenseSampleFrames'``.
+        sampler: ``'SampleFrames'``, ``'DenseSampleFrames'`` or ``'UniformSample'``.
         twice_sample: ``SampleFrames.twice_sample`` (TSM's test protocol).
         out_of_bound_opt: ``'loop'`` or ``'repeat_last'``.
         target_fps: ``SampleFrames.target_fps`` (X3D configs), or None.
@@ -272,7 +278,10 @@ class ClipSpec:
 
     @property
     def clip_span(self) -> int:
-        """Frames one clip naturally covers: ``clip_len * frame_interval`` (``sample_range`` when dense)."""
+        """Frames one clip naturally covers: ``clip_len * frame_interval`` (``sample_range`` when dense,
+        ``clip_len * UNIFORM_SEGMENT_FRAMES`` for ``UniformSample``, whose clips share the window)."""
+        if self.sampler == "UniformSample":
+            return self.clip_len * UNIFORM_SEGMENT_FRAMES
         if self.sampler == "DenseSampleFrames":
             return max(self.sample_range, self.clip_len * self.frame_interval)
         return self.clip_len * self.frame_interval
@@ -289,6 +298,8 @@ class ClipSpec:
         """
         if self.sampler == "DenseSampleFrames":
             return self.clip_span * self.num_sample_positions
+        if self.sampler == "UniformSample":
+            return self.clip_span  # the clips are offsets inside the same segments
         return self.clip_span * self.num_clips
 
     def window_frames_at(self, fps: float | None) -> int:
@@ -355,6 +366,8 @@ class ClipSpec:
         Raises:
             ValueError: If ``num_frames`` is not positive.
         """
+        if self.sampler == "UniformSample":
+            return uniform_sample(num_frames, self.clip_len, self.num_clips, start_index=start_index)
         if self.sampler == "DenseSampleFrames":
             return dense_sample_frames(
                 num_frames,
@@ -553,7 +566,9 @@ class ClipSpec:
                 if step.get("collapse", False):
                     raise ConfigError(f"{at}: FormatShape(collapse=True) is not supported")
         if "sampler" not in seen:
-            raise ConfigError(f"{name}: no frame sampler; add SampleFrames (or DenseSampleFrames) with clip_len")
+            raise ConfigError(
+                f"{name}: no frame sampler; add SampleFrames (or DenseSampleFrames, UniformSample) with clip_len"
+            )
         kwargs.update(_read_preprocessor(data_preprocessor, fmt, name))
         try:
             return cls(**kwargs)
@@ -613,6 +628,8 @@ def _read_sampler(step: Mapping[str, Any], kind: str, at: str) -> dict[str, Any]
         raise ConfigError(f"{at}: {kind}(temporal_jitter=True) is random; use False for inference")
     if "clip_len" not in step:
         raise ConfigError(f"{at}: {kind} needs clip_len")
+    if kind == "UniformSample":
+        return {"sampler": kind, "clip_len": step["clip_len"], "num_clips": step.get("num_clips", 1)}
     out: dict[str, Any] = {
         "sampler": kind,
         "clip_len": step["clip_len"],

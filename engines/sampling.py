@@ -27,6 +27,11 @@ check that against MMAction2 itself.
 ``linspace(0, max(1, 1 + num_frames - sample_range) - 1)`` (as ints), each followed by
 ``N`` clips ``sample_range // N`` frames apart, wrapped modulo ``num_frames``.
 
+``UniformSample`` (test mode): the window is cut into ``L`` segments of
+``seg = (num_frames - 1) / L`` frames; clip ``k`` of ``N`` takes from segment ``i`` the
+frame ``round(seg * i) + int(seg / (N + 1) * (k + 1))`` (numpy's round-half-to-even, then
+Python's truncation), so every index lies inside the window.
+
 Out-of-bound indices (``>= num_frames``) are wrapped (``'loop'``: ``i % num_frames``) or
 replaced by the last in-bound index of their clip (``'repeat_last'``), then
 ``start_index`` is added.
@@ -181,3 +186,29 @@ def dense_sample_frames(
     offsets = ((starts[:, None] + base_offsets[None, :]) % num_frames).ravel()
     inds = offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval
     return _finish(inds, num_frames, out_of_bound_opt, start_index)
+
+
+def uniform_sample(num_frames: int, clip_len: int, num_clips: int = 1, *, start_index: int = 0) -> np.ndarray:
+    """Indices MMAction2's ``UniformSample(test_mode=True)`` picks from ``num_frames`` frames.
+
+    Args:
+        num_frames: Frames in the window (MMAction2's ``total_frames``).
+        clip_len: Frames per clip (the number of segments).
+        num_clips: Clips per sample; clip ``k`` takes the frame ``(k + 1) / (num_clips + 1)`` of the
+            way into each segment (rounded down).
+        start_index: Added to every index.
+
+    Returns:
+        int64 array ``(num_clips, clip_len)``; ``.ravel()`` equals MMAction2's ``frame_inds``.
+
+    Raises:
+        ValueError: For a non-positive count.
+    """
+    _check_positive("num_frames", num_frames)
+    _check_positive("clip_len", clip_len)
+    _check_positive("num_clips", num_clips)
+    seg_size = float(num_frames - 1) / clip_len
+    duration = seg_size / (num_clips + 1)
+    starts = [int(np.round(seg_size * i)) for i in range(clip_len)]
+    inds = [[start + int(duration * (k + 1)) for start in starts] for k in range(num_clips)]
+    return np.asarray(inds, dtype=np.int64).reshape(num_clips, clip_len) + start_index

@@ -86,6 +86,13 @@ def add_model_args(
     )
     parser.add_argument("--batch-size", type=integer(maximum=256), default=4, help="clips per engine call")
     parser.add_argument(
+        "--no-reuse",
+        dest="reuse",
+        action="store_false",
+        help="TSN-style models on fp32 CPU engines: do not reuse the backbone features of frames shared by "
+        "overlapping clips (same scores either way; reuse computes each frame once)",
+    )
+    parser.add_argument(
         "--cfg-options",
         nargs="+",
         action=CfgOptionsAction,
@@ -183,6 +190,7 @@ def model_params(args: argparse.Namespace, config: Path | None = None, checkpoin
         cfg_options=dict(args.cfg_options or {}),
         trust_checkpoint=args.trust_checkpoint,
         trust_engine=getattr(args, "trust_engine", False),
+        reuse=getattr(args, "reuse", True),
     )
 
 

@@ -90,6 +90,9 @@ class Clip:
         filled_slots: Window slots with no frame of their own (dropped frames), filled
             by the frame before them.
         track_id: The person the clip follows (buffers keyed ``(source_id, track_id)``), or None.
+        frame_ids: ``frame_idx`` of each of ``frames`` (a filled slot repeats its frame's), so
+            frames shared by overlapping clips can be told apart (:mod:`pipelines.frame_reuse`);
+            empty when unknown.
     """
 
     source_id: str
@@ -102,6 +105,7 @@ class Clip:
     resized: bool
     filled_slots: int = 0
     track_id: int | None = None
+    frame_ids: tuple[int, ...] = ()
 
     def to_input(self, spec: ClipSpec, *, normalize: bool = True) -> np.ndarray:
         """The model input of this clip: :func:`~engines.transforms.preprocess` of its frames.
@@ -401,6 +405,7 @@ class ClipBuffer:
             frame_idx=newest.frame_idx,
             resized=self.resize_on_push,
             filled_slots=filled,
+            frame_ids=tuple(frames[i].frame_idx for i in chosen),
         )
 
     def final_clip(self) -> Clip | None:

@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -61,6 +61,7 @@ class ModelParams:
     cfg_options: dict[str, Any] = field(default_factory=dict)
     trust_checkpoint: bool = False
     trust_engine: bool = False
+    reuse: bool = True
 
     def paths(self, *, positional: bool = False) -> dict[str, str | Path | None]:
         """The model's input files, by flag (or positional name), for :func:`~stream.cli.check_output_paths`."""
@@ -86,6 +87,7 @@ class ModelParams:
             frame_size=frame_size,
             trust_checkpoint=self.trust_checkpoint,
             trust_engine=self.trust_engine,
+            reuse=self.reuse,
         )
 
 
@@ -526,6 +528,48 @@ class DemoParams:
     out: OutputParams = field(default_factory=OutputParams)
 
 
+def video_input(video: Path, use_frames: bool, fps: float | None = None) -> Callable[[], Source]:
+    """The frames of MMAction2's ``VIDEO`` argument: a video file, or with ``--use-frames`` a folder of frames.
+
+    Args:
+        video: The path.
+        use_frames: It is a folder of frames, read at ``fps`` (default 30, as the demos write them).
+        fps: Frame rate of a frame folder.
+
+    Returns:
+        A callable giving a fresh (not set up) source of the frames each time.
+
+    Raises:
+        SourceNotFound: If the file or folder is not there (one line, with a hint for a folder
+            given without ``--use-frames``).
+    """
+    if use_frames and not video.is_dir():
+        raise SourceNotFound(f"--use-frames: frame folder not found: {video}")
+    if not use_frames and not video.is_file():
+        hint = " (a frame folder needs --use-frames)" if video.is_dir() else ""
+        raise SourceNotFound(f"video not found: {video}{hint}")
+
+    def open_input() -> Source:
+        if use_frames:
+            return open_source(video, kind="images", fps=fps or DEMO_FRAMES_FPS)
+        return FileSource(video)
+
+    return open_input
+
+
+def probe_video(open_input: Callable[[], Source]) -> tuple[int, int] | None:
+    """Open the input once (a broken file or an empty folder fails here, before any model work).
+
+    Returns:
+        ``(width, height)`` of a video file, None for a frame folder.
+    """
+    probe = open_input()
+    probe.setup()
+    info = getattr(probe, "info", None)
+    probe.close()
+    return (info.width, info.height) if info is not None else None
+
+
 def demo_graph(p: DemoParams) -> tuple[VideoLabels, Graph | None]:
     """Classify the whole video; with ``out_filename`` also the graph that writes it annotated.
 
@@ -545,25 +589,11 @@ def demo_graph(p: DemoParams) -> tuple[VideoLabels, Graph | None]:
             f"--resize-algorithm: expected one of {', '.join(RESIZE_ALGORITHMS)}, got {p.resize_algorithm!r}"
         )
     target_size(p.target_resolution, 2, 2)  # checks the values
-    if p.use_frames and not p.video.is_dir():
-        raise SourceNotFound(f"--use-frames: frame folder not found: {p.video}")
-    if not p.use_frames and not p.video.is_file():
-        hint = " (a frame folder needs --use-frames)" if p.video.is_dir() else ""
-        raise SourceNotFound(f"video not found: {p.video}{hint}")
+    open_input = video_input(p.video, p.use_frames, p.fps)
     check_output_paths(
         {"--out-filename": out, "--metrics": p.out.metrics}, {"VIDEO": p.video, **p.model.paths(positional=True)}
     )
-
-    def open_input() -> Source:
-        if p.use_frames:
-            return open_source(p.video, kind="images", fps=p.fps or DEMO_FRAMES_FPS)
-        return FileSource(p.video)
-
-    probe = open_input()
-    probe.setup()  # a broken file or an empty folder fails here, before any model work
-    info = getattr(probe, "info", None)
-    probe.close()
-    frame_size = (info.width, info.height) if info is not None else None
+    frame_size = probe_video(open_input)
     recognizer = p.model.open(frame_size=frame_size)
     try:
         labels = classify_video(recognizer, open_input, top_k=p.top_k)

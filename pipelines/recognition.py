@@ -190,6 +190,8 @@ class RecognitionStage(Stage):
         if self._scheduler is not None:
             self._pending += self._scheduler.final_clips()
         self._infer_pending()
+        if self._recognizer is not None and self._recognizer.reuse is not None:
+            self._recognizer.reuse.clear()  # the sources ended: their frames' features are not needed
         self._placement.finish(self._held, self._to_prediction)
         released, self._held = self._held, []
         return released
@@ -201,9 +203,14 @@ class RecognitionStage(Stage):
     def metrics(self) -> dict[str, Any]:
         lat = np.fromiter(self.latency_ms, np.float64) if self.latency_ms else None
         inf = np.fromiter(self.infer_ms, np.float64) if self.infer_ms else None
+        recognizer = self._recognizer
         return {
             "clips": self.clips,
             "dropped_clips": self.dropped_clips,
+            # frame views (frames × crops) through the backbone, and those whose features were reused
+            "backbone_frames": 0 if recognizer is None else recognizer.backbone_frames,
+            "reused_frames": 0 if recognizer is None else recognizer.reused_frames,
+            "frame_reuse": recognizer is not None and recognizer.reuse is not None,
             "latency_p50_ms": None if lat is None else round(float(np.percentile(lat, 50)), 1),
             "latency_p95_ms": None if lat is None else round(float(np.percentile(lat, 95)), 1),
             "infer_p50_ms": None if inf is None else round(float(np.percentile(inf, 50)), 1),

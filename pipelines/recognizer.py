@@ -23,6 +23,7 @@ from engines.clip_spec import ClipSpec
 from engines.config import ModelConfig, load_config
 from engines.engine import Engine, load_engine
 from pipelines.clip_buffer import Clip
+from pipelines.frame_reuse import FrameReuse
 from stream.errors import SourceNotFound
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ class Recognizer:
             Otherwise they are the head's raw scores (``'score'``: their mean over the clips;
             ``None`` with one clip per sample: that clip's), reported and thresholded as they
             are, as MMAction2's demos do.
+        reuse: Scores clips from cached per-frame features (TSN-style models, see
+            :mod:`pipelines.frame_reuse`), or None: every clip runs the full engine.
+        backbone_frames: Frame views (frames × crops) the backbone ran on so far.
+        reused_frames: Frame views whose features came from the cache instead.
     """
 
     engine: Engine
@@ -72,6 +77,9 @@ class Recognizer:
     class_names: list[str]
     normalize: bool = True
     probabilities: bool = True
+    reuse: FrameReuse | None = None
+    backbone_frames: int = 0
+    reused_frames: int = 0
 
     @property
     def max_batch(self) -> int:
@@ -92,12 +100,29 @@ class Recognizer:
                 with a config whose input size depends on it).
         """
         out = []
+        reuse = self.reuse
         for start in range(0, len(clips), self.max_batch):
-            out.append(self.engine.infer(self.inputs(clips[start : start + self.max_batch])))
+            chunk = clips[start : start + self.max_batch]
+            if reuse is None:
+                out.append(self.engine.infer(self.inputs(chunk)))
+                self.backbone_frames += len(chunk) * self.spec.num_crops * self.spec.frames_per_sample
+            else:
+                computed, reused = reuse.computed, reuse.reused
+                out.append(reuse.scores(chunk))
+                self.backbone_frames += reuse.computed - computed
+                self.reused_frames += reuse.reused - reused
         return np.concatenate(out).astype(np.float32, copy=False)
+
+    def forget(self, source_id: str) -> None:
+        """The source ended: free what is cached for it."""
+        if self.reuse is not None:
+            self.reuse.forget(source_id)
 
     def close(self) -> None:
         self.engine.close()
+        if self.reuse is not None:
+            self.reuse.engines.close()
+            self.reuse.clear()
 
 
 def open_recognizer(
@@ -116,6 +141,7 @@ def open_recognizer(
     frame_size: tuple[int, int] | None = None,
     num_threads: int | None = None,
     trust_checkpoint: bool = False,
+    reuse: bool = True,
 ) -> Recognizer:
     """Build (or reuse from the cache) the engine for a config and checkpoint.
 
@@ -138,6 +164,10 @@ def open_recognizer(
         frame_size: ``(width, height)`` of the frames, for configs whose input size depends on it.
         num_threads: CPU threads for the backend.
         trust_checkpoint: Allow full unpickling of old checkpoints (see :mod:`engines.checkpoint`).
+        reuse: For TSN-style models (:func:`engines.frame_reuse.reuse_refusal`) on an fp32 CPU
+            engine, also open the frame and head engines, so that frames shared by overlapping
+            clips go through the backbone once (same scores; ``--no-reuse`` turns it off).
+            Other models, precisions and backends, and ``engine_dir``, run the full engine.
 
     Raises:
         ConfigError / SourceNotFound: Bad config, missing checkpoint or label file, label file
@@ -147,6 +177,7 @@ def open_recognizer(
     cfg = load_config(config, cfg_options)
     name, dev = resolve_device(backend, device)
     config_dir = Path(config).resolve().parent
+    frame_reuse: FrameReuse | None = None
     if num_clips is not None and num_clips < 1:
         raise ConfigError(f"--num-clips: expected >= 1, got {num_clips}")
     if engine_dir is not None:
@@ -166,26 +197,74 @@ def open_recognizer(
         checkpoint = checkpoint or cfg.get("load_from")
         if not checkpoint:
             raise ConfigError(f"{config}: no checkpoint given (--checkpoint) and the config has no load_from")
+        checkpoint_path = _local_path(str(checkpoint), config_dir, what="checkpoint")
+        input_shape = _input_shape(spec, frame_size)
         engine = cached_engine(
             cfg,
-            _local_path(str(checkpoint), config_dir, what="checkpoint"),
+            checkpoint_path,
             backend=name,
             device=dev,
             precision=precision,
-            input_shape=_input_shape(spec, frame_size),
+            input_shape=input_shape,
             max_batch=max_batch,
             num_threads=num_threads,
             trusted=trust_checkpoint,
         )
+        if reuse:
+            frame_reuse = _open_reuse(cfg, checkpoint_path, engine, spec, input_shape, num_threads, trust_checkpoint)
     manifest = engine.manifest
     try:
         check_average_clips(manifest.average_clips, manifest.output_shape, config)
+        names = _class_names(cfg, config_dir, label_file, manifest.class_names, manifest.num_classes)
     except ConfigError:
         engine.close()
+        if frame_reuse is not None:
+            frame_reuse.engines.close()
         raise
-    names = _class_names(cfg, config_dir, label_file, manifest.class_names, manifest.num_classes)
     probabilities = manifest.average_clips == "prob"
-    return Recognizer(engine, spec, names, normalize=not manifest.normalize_folded, probabilities=probabilities)
+    return Recognizer(
+        engine,
+        spec,
+        names,
+        normalize=not manifest.normalize_folded,
+        probabilities=probabilities,
+        reuse=frame_reuse,
+    )
+
+
+def _open_reuse(
+    cfg: ModelConfig,
+    checkpoint: Path,
+    engine: Engine,
+    spec: ClipSpec,
+    input_shape: Sequence[int],
+    num_threads: int | None,
+    trusted: bool,
+) -> FrameReuse | None:
+    """The frame-reuse scorer for a TSN-style model on an fp32 CPU engine; None (logged why) otherwise."""
+    from engines.errors import EngineError
+    from engines.frame_reuse import REUSE_BACKENDS, build_reuse_engines, reuse_refusal
+
+    manifest = engine.manifest
+    reason = reuse_refusal(cfg.model)
+    if reason is None and manifest.backend not in REUSE_BACKENDS:
+        reason = f"backend {manifest.backend} (reuse runs on {', '.join(REUSE_BACKENDS)})"
+    if reason is None and manifest.precision != "fp32":
+        reason = f"the engine is {manifest.precision} (reuse keeps fp32 scores: pass --precision fp32)"
+    if reason is None and manifest.normalize_folded:
+        reason = "the engine folds normalisation in"
+    if reason is not None:
+        log.info("frame reuse off: %s", reason)
+        return None
+    try:
+        engines = build_reuse_engines(
+            cfg.model, checkpoint, input_shape, backend=manifest.backend, num_threads=num_threads, trusted=trusted
+        )
+    except EngineError as exc:  # the full engine works: run it as without reuse
+        log.warning("frame reuse off: the frame/head engines could not be built (%s)", exc)
+        return None
+    log.info("frame reuse on: each frame goes through the backbone once (%s)", cfg.path.name)
+    return FrameReuse(engines, spec)
 
 
 def check_average_clips(average_clips: str | None, output_shape: Sequence[int], config: str | Path) -> None:

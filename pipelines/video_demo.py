@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from core.errors import ConfigError
+from engines.clip_spec import ClipSpec
 from engines.transforms import resize_frame, short_side_size
 from pipelines.clip_buffer import Clip
 from pipelines.recognizer import Recognizer
@@ -62,21 +63,27 @@ class VideoLabels:
         return Prediction(ids, np.asarray(self.scores, np.float32), self.names, 0.0, 0.0, 0)
 
 
-def classify_video(recognizer: Recognizer, open_input: Callable[[], Source], top_k: int = 5) -> VideoLabels:
-    """Score a whole video with the test pipeline's sampling over all of its frames.
+def sample_video(spec: ClipSpec, open_input: Callable[[], Source]) -> Clip:
+    """The test pipeline's one sample of a whole video, as ``inference_recognizer`` takes it.
+
+    One decoding pass counts the frames, a second keeps only the sampled ones (resized on
+    arrival by ``spec.resize``), so memory does not grow with the video's length.
 
     Args:
-        recognizer: the engine and its clip settings.
-        open_input: a callable returning a fresh (not set up) source of the video's frames.
-        top_k: labels kept, best first (ties: lower class index first, as ``sorted`` keeps them).
+        spec: The clip settings of the config's test pipeline.
+        open_input: A callable returning a fresh (not set up) source of the video's frames.
+
+    Returns:
+        The sample: its frames resized (``resized=True``), ``slots`` the sampled indices
+        ``(clips, clip_len)``, ``frame_idx`` the video's last frame (so ``frame_idx + 1``
+        frames were sampled from).
 
     Raises:
         SourceNotFound: If the input holds no frame.
     """
-    make = open_input
     total = 0
     fps: float | None = None
-    source = make()
+    source = open_input()
     source.setup()
     try:
         for item in source:
@@ -88,11 +95,10 @@ def classify_video(recognizer: Recognizer, open_input: Callable[[], Source], top
         source.close()
     if total == 0:
         raise SourceNotFound("the video holds no decodable frame")
-    spec = recognizer.spec
     inds = spec.sample(total, fps=fps).ravel()
     wanted = {int(i) % total for i in inds}
     kept: dict[int, np.ndarray] = {}
-    source = make()
+    source = open_input()
     source.setup()
     try:
         k = 0
@@ -108,12 +114,34 @@ def classify_video(recognizer: Recognizer, open_input: Callable[[], Source], top
         last = kept[max(kept)]
         kept.update({i: last for i in wanted - set(kept)})
     frames = tuple(kept[int(i) % total] for i in inds)
-    clip = Clip("video", frames, inds.reshape(-1, spec.clip_len), 0.0, 0.0, 0, total - 1, resized=True)
-    scores = recognizer.scores([clip])[0]
+    return Clip("video", frames, inds.reshape(-1, spec.clip_len), 0.0, 0.0, 0, total - 1, resized=True)
+
+
+def top_labels(recognizer: Recognizer, scores: np.ndarray, total_frames: int, top_k: int = 5) -> VideoLabels:
+    """The ``top_k`` labels of one score row, best first (ties: lower class index first)."""
     order = np.argsort(-scores, kind="stable")[:top_k]
     names = tuple(recognizer.class_names[i] for i in order)
-    log.info("%d frames, sampled %d: top-1 %s (%.4f)", total, len(inds), names[0], float(scores[order[0]]))
-    return VideoLabels(names, tuple(float(scores[i]) for i in order), total)
+    return VideoLabels(names, tuple(float(scores[i]) for i in order), total_frames)
+
+
+def classify_video(recognizer: Recognizer, open_input: Callable[[], Source], top_k: int = 5) -> VideoLabels:
+    """Score a whole video with the test pipeline's sampling over all of its frames.
+
+    Args:
+        recognizer: the engine and its clip settings.
+        open_input: a callable returning a fresh (not set up) source of the video's frames.
+        top_k: labels kept, best first (ties: lower class index first, as ``sorted`` keeps them).
+
+    Raises:
+        SourceNotFound: If the input holds no frame.
+    """
+    clip = sample_video(recognizer.spec, open_input)
+    labels = top_labels(recognizer, recognizer.scores([clip])[0], clip.frame_idx + 1, top_k)
+    log.info(
+        "%d frames, sampled %d: top-1 %s (%.4f)", labels.total_frames, len(clip.frames), labels.names[0],
+        labels.scores[0],
+    )  # fmt: skip
+    return labels
 
 
 class AttachPrediction(Stage):

@@ -8,8 +8,8 @@ It builds mmdet's RTMDet from configs/detection/rtmdet/rtmdet_tiny_8xb32-300e_co
 ``widen_factor`` 0.125 (channels a third of tiny's, so the checkpoint stays ~1 MB; every
 other setting is tiny's), fills every parameter and batch-norm statistic with seeded random
 values, saves it in the model-zoo layout (``{'meta': {...}, 'state_dict': {...}}``), and runs
-``mmdet.apis.inference_detector`` on two stills with people (from Debian's opencv-doc, saved
-here as PNG so that no JPEG decoder differs). It records, per image, the network input (as
+``mmdet.apis.inference_detector`` on two stills with people and on frames 0 and 100 of
+``vtest.avi`` (all from Debian's opencv-doc, saved here as PNG so that no decoder differs). It records, per image, the network input (as
 the resized and padded uint8 image it was normalised from), the head's raw outputs (per-level
 class logits — all 80 classes on the stride-32 level, the first 8 on the others, to keep the
 file small — and box distances, via hooks) and the final
@@ -34,6 +34,8 @@ CONFIG = ROOT / "configs/detection/rtmdet/rtmdet_tiny_8xb32-300e_coco.py"
 OUT = ROOT / "tests/fixtures/mm/rtmdet"
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 IMAGES = {"messi5": DATA / "messi5.jpg", "basketball1": DATA / "basketball1.png"}
+#: Frames of vtest.avi (pedestrians, 768x576), by index.
+FRAMES = {"vtest_0": 0, "vtest_100": 100}
 WIDEN = 0.125
 KEEP_CLASSES = 8
 TEST_CFG = {"nms_pre": 1000, "min_bbox_size": 0, "score_thr": 0.05, "nms": {"type": "nms", "iou_threshold": 0.65},
@@ -87,6 +89,21 @@ def _ops_note() -> str:
     return ""
 
 
+def read_images() -> dict[str, np.ndarray]:
+    """The stills and the vtest.avi frames, BGR, keyed by fixture name."""
+    images = {name: cv2.imread(str(path), cv2.IMREAD_COLOR) for name, path in IMAGES.items()}
+    video = cv2.VideoCapture(str(DATA / "vtest.avi"))
+    wanted = {index: name for name, index in FRAMES.items()}
+    for index in range(max(wanted) + 1):  # decoded in order: no seeking
+        ok, frame = video.read()
+        if not ok:
+            raise SystemExit(f"cannot read frame {index} of {DATA / 'vtest.avi'}")
+        if index in wanted:
+            images[wanted[index]] = frame
+    video.release()
+    return images
+
+
 def main() -> int:
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import MODELS
@@ -117,8 +134,7 @@ def main() -> int:
     detector.backbone.register_forward_pre_hook(lambda m, args: captured.__setitem__("inputs", args[0].clone()))
     detector.bbox_head.register_forward_hook(lambda m, args, out: captured.__setitem__("head", out))
     arrays: dict[str, np.ndarray] = {}
-    for name, path in IMAGES.items():
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    for name, image in read_images().items():
         cv2.imwrite(str(OUT / f"{name}.png"), image)
         image = cv2.imread(str(OUT / f"{name}.png"), cv2.IMREAD_COLOR)
         result = inference_detector(detector, image)
@@ -152,7 +168,8 @@ def main() -> int:
         f"mmcv {mmcv.__version__}, torch {torch.__version__}: RTMDet-tiny's config with widen_factor {WIDEN} "
         "and seeded random weights (`rtmdet_small_random.pth`, model-zoo layout; its config "
         "`rtmdet_small_random.py`), "
-        "`mmdet.apis.inference_detector` on `messi5.png` / `basketball1.png` (opencv-doc's stills, as PNG). "
+        "`mmdet.apis.inference_detector` on `messi5.png` / `basketball1.png` (opencv-doc's stills) and "
+        "`vtest_0.png` / `vtest_100.png` (frames 0 and 100 of opencv-doc's vtest.avi), all as PNG. "
         "`mmdet_outputs.npz` holds per image the network input (resized + padded uint8), the head's raw "
         "per-level outputs "
         "(class logits: all classes at stride 32, classes 0-7 at strides 8 and 16) and the "

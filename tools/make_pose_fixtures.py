@@ -9,7 +9,8 @@ seed whose SimCC maxima all clear the runner-up by ``MIN_GAP`` is kept, so float
 cannot flip an argmax), saves it in mmpose's
 model-zoo layout (``{'state_dict', 'meta'}``), reloads it through ``mmpose.apis.init_model``,
 and runs ``mmpose.apis.inference_topdown`` on fixed person boxes of two stills from Debian's
-opencv-doc (messi5.jpg, basketball1.png; one box reaches past the frame). It records per image:
+opencv-doc (messi5.jpg, basketball1.png; one box reaches past the frame) and on five pedestrians of
+frame 100 of its vtest.avi (saved as ``vtest_100.png`` beside the fixtures). It records per image:
 the boxes, mmpose's crops (its test pipeline's output), the SimCC outputs its head decodes
 (flip test averaged) and the final keypoints and scores. Nothing here imports this project.
 """
@@ -32,7 +33,12 @@ DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 BOXES = {
     "messi5.jpg": [[184.3, 61.4, 346.2, 342.0], [59.6, 142.6, 134.1, 291.7], [343.3, 181.4, 457.9, 342.0]],
     "basketball1.png": [[132.7, 239.1, 335.3, 480.0], [0.0, 77.3, 168.2, 439.9], [600.0, 380.0, 700.5, 500.0]],
-}
+    # frame 100 of vtest.avi (saved in the fixture folder): four pedestrians as the HOG detector boxes
+    # them (loose) and a small far-away one
+    "vtest_100.png": [[328.9, 164.1, 396.1, 298.4], [364.8, 161.7, 422.7, 276.6], [479.7, 132.8, 532.8, 239.1],
+                      [570.3, 123.4, 635.9, 254.7], [218.0, 58.0, 240.0, 97.0]],
+}  # fmt: skip
+VIDEO_FRAME = ("vtest_100.png", DATA / "vtest.avi", 100)
 SEED = 20240517
 MIN_GAP = 1e-3
 
@@ -103,6 +109,19 @@ def min_gap(simcc: np.ndarray) -> float:
     return float((top[..., -1] - top[..., -2]).min())
 
 
+def read_images() -> dict[str, np.ndarray]:
+    """The stills, and the vtest.avi frame (decoded in order, written to the fixture folder as PNG)."""
+    name, video_path, index = VIDEO_FRAME
+    video = cv2.VideoCapture(str(video_path))
+    for _ in range(index + 1):
+        ok, frame = video.read()
+        if not ok:
+            raise SystemExit(f"cannot read frame {index} of {video_path}")
+    video.release()
+    cv2.imwrite(str(OUT / name), frame)
+    return {n: cv2.imread(str(OUT / n if n == name else DATA / n)) for n in BOXES}
+
+
 def main() -> None:
     import mmcv
     import mmdet
@@ -114,7 +133,7 @@ def main() -> None:
     cfg = Config.fromfile(str(CONFIG))
     model = init_model(cfg, None, device="cpu")
     pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
-    images = {name: cv2.imread(str(DATA / name)) for name in BOXES}
+    images = read_images()
     crops = {}
     for name, image in images.items():
         crops[name] = np.stack(

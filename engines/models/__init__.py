@@ -30,6 +30,10 @@ _MODULES = (
     "roi_align",
     "stdet",
     "gcn",
+    "transformer_blocks",
+    "vit_mae",
+    "uniformerv2",
+    "timesformer",
 )
 
 for _name in _MODULES:

@@ -387,3 +387,58 @@ class X3DHead(BaseHead):
         if self.dropout is not None:
             x = self.dropout(x)
         return self.fc2(x)
+
+
+@register()
+class TimeSformerHead(BaseHead):
+    """Head of the transformer backbones (TimeSformer, VideoMAE ViT): dropout, ``fc_cls``.
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Width of the backbone's feature vector.
+        init_std: Ignored (training only).
+        dropout_ratio: Dropout before ``fc_cls`` (identity in eval).
+        **kwargs: :class:`BaseHead` arguments.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        init_std: float = 0.02,
+        dropout_ratio: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_classes, in_channels, **kwargs)
+        self.dropout_ratio = dropout_ratio
+        self.dropout = _make_dropout(dropout_ratio)
+        self.fc_cls = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: Tensor, num_segs: int = 1) -> Tensor:
+        """Scores ``(N, num_classes)`` from features ``(N, in_channels)``."""
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.fc_cls(x)
+
+
+@register()
+class UniFormerHead(TimeSformerHead):
+    """UniFormer / UniFormerV2 head: dropout, ``fc_cls`` (as :class:`TimeSformerHead`).
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Width of the backbone's feature vector.
+        dropout_ratio: Dropout before ``fc_cls`` (identity in eval).
+        channel_map: Ignored (MMAction2 uses it to pick classes from a pretrained head while fine-tuning).
+        **kwargs: :class:`BaseHead` arguments.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        dropout_ratio: float = 0.0,
+        channel_map: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_classes, in_channels, dropout_ratio=dropout_ratio, **kwargs)

@@ -33,7 +33,13 @@ from engines.errors import ModelConfigError
 from engines.models.heads import BaseHead, _make_dropout
 from engines.models.layers import triple
 from engines.models.registry import register
-from engines.models.transformer_blocks import Mlp, build_layer_norm, drop_path_or_identity, static_shape
+from engines.models.transformer_blocks import (
+    Mlp,
+    build_layer_norm,
+    drop_path_or_identity,
+    drop_path_rates,
+    static_shape,
+)
 
 Size3 = tuple[int, int, int]
 
@@ -488,9 +494,7 @@ class MViT(nn.Module):
             num_patches = int(np.prod(self.patch_resolution))
             self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_extra_tokens, self.embed_dims))
 
-        rates = [
-            drop_path_rate * i / (self.num_layers - 1) if self.num_layers > 1 else 0.0 for i in range(self.num_layers)
-        ]
+        rates = drop_path_rates(drop_path_rate, self.num_layers)
         kernel = triple(list(pool_kernel), "MViT.pool_kernel")
         self.blocks = nn.ModuleList()
         dims = [self.embed_dims]

@@ -35,6 +35,7 @@ from engines.models.transformer_blocks import (
     Mlp,
     build_layer_norm,
     drop_path_or_identity,
+    drop_path_rates,
     relative_position_index,
     static_shape,
 )
@@ -442,9 +443,7 @@ class SwinTransformer3D(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
 
         total = sum(self.depths)
-        # Stochastic depth grows linearly over the blocks (torch.linspace; computed in Python so the
-        # model also builds on the meta device).
-        rates = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        rates = drop_path_rates(drop_path_rate, total)
         self.layers = nn.ModuleList()
         dims = [self.embed_dims]
         for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads, strict=True)):

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from engines.errors import ModelConfigError
 from engines.models.registry import register
-from engines.models.transformer_blocks import Mlp, drop_path_or_identity, static_shape
+from engines.models.transformer_blocks import Mlp, drop_path_or_identity, drop_path_rates, static_shape
 
 
 def _conv(inp: int, oup: int, kernel: tuple[int, int, int], stride: int = 1, groups: int = 1) -> nn.Conv3d:
@@ -234,7 +234,7 @@ class UniFormer(nn.Module):
         self.patch_embed4 = PatchEmbed(2, dims[2], dims[3])
         self.pos_drop = nn.Dropout(p=drop_rate)
         total = sum(depth)
-        rates = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        rates = drop_path_rates(drop_path_rate, total)
         starts = [sum(depth[:i]) for i in range(4)]
         self.blocks1 = nn.ModuleList(
             CBlock(dims[0], mlp_ratio, drop_rate, rates[starts[0] + i]) for i in range(depth[0])

@@ -28,7 +28,7 @@ FIX = ROOT / "tests/fixtures/mm/rtmdet"
 TINY = ROOT / "configs/detection/rtmdet/rtmdet_tiny_8xb32-300e_coco.py"
 SMALL = FIX / "rtmdet_small_random.py"
 CKPT = FIX / "rtmdet_small_random.pth"
-NAMES = ("messi5", "basketball1")
+NAMES = ("messi5", "basketball1", "vtest_0", "vtest_100")
 
 
 @pytest.fixture(scope="module")

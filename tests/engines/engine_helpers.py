@@ -92,3 +92,53 @@ def make_checkpoint(config: Path, path: Path, *, seed: int = 0, classes: list[st
     if classes is not None:
         meta["dataset_meta"] = {"classes": classes}
     return save_checkpoint(model, path, meta=meta)
+
+
+#: A one-stage ResNet-18 TSN (64 channels): cheap to export, for the frame-reuse tests.
+TINY_TSN = """
+model = dict(
+    type='Recognizer2D',
+    backbone=dict(type='ResNet', depth=18, pretrained=None, num_stages=1, out_indices=(0,), strides=(1,),
+        dilations=(1,), norm_eval=False),
+    cls_head=dict(
+        type='TSNHead', num_classes={num_classes}, in_channels=64, spatial_type='avg',
+        consensus=dict(type='AvgConsensus', dim=1), dropout_ratio=0.4, init_std=0.01,
+        average_clips={average_clips!r}),
+    data_preprocessor=dict(
+        type='ActionDataPreprocessor', mean={mean}, std={std}, format_shape='NCHW'))
+test_pipeline = [
+    dict(type='DecordInit'),
+    dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips={views}, test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='Resize', scale=(-1, {resize})),
+    dict(type={crop!r}, crop_size={size}),
+    dict(type='FormatShape', input_format='NCHW'),
+    dict(type='PackActionInputs'),
+]
+"""
+
+
+def write_tiny_tsn_config(
+    path: Path,
+    *,
+    num_classes: int = 6,
+    views: int = 4,
+    size: int = 32,
+    average_clips: str | None = "prob",
+    crop: str = "CenterCrop",
+    resize: int | None = None,
+) -> Path:
+    """Write :data:`TINY_TSN` to ``path`` and return it (``resize``: the short side, default ``size + size // 8``)."""
+    path.write_text(
+        TINY_TSN.format(
+            num_classes=num_classes,
+            views=views,
+            size=size,
+            resize=resize or size + size // 8,
+            average_clips=average_clips,
+            crop=crop,
+            mean=MEAN,
+            std=STD,
+        )
+    )
+    return path

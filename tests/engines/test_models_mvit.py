@@ -25,7 +25,7 @@ SHIPPED = sorted((ROOT / "configs/recognition/mvit").glob("*.py"))
 SMALL = ROOT / "configs/recognition/mvit/mvit-small-p244_32xb16-16x4x1-200e_kinetics400-rgb.py"
 #: 4 layers, downscaling after the first and third: 3 scales of 16 / 32 / 64 channels.
 TINY_ARCH = {"embed_dims": 16, "num_layers": 4, "num_heads": 1, "downscale_indices": [1, 3]}
-#: MMAction2's configs whose test pipeline samples with UniformSample (not supported here yet).
+#: MMAction2's configs whose test pipeline samples with UniformSample.
 UNIFORM_SAMPLE = {
     "mvit-base-p244_u32_sthv2-rgb.py",
     "mvit-large-p244_u40_sthv2-rgb.py",
@@ -145,7 +145,7 @@ def test_state_dict_layout_of_small() -> None:
         ({"with_cls_token": False}, r"output_cls_token=True needs with_cls_token=True"),
         ({"patch_cfg": {"padding": "same"}}, r"only explicit \(t, h, w\) padding works, got 'same'"),
         ({"patch_cfg": {"kernel": 3}}, r"patch_cfg: unknown key\(s\) 'kernel'"),
-        ({"norm_cfg": {"type": "BN"}}, r"only 'LN' \(LayerNorm\) is supported here"),
+        ({"norm_cfg": {"type": "BN"}}, r"take a layer norm \('LN'\), got 'BN'"),
     ],
 )
 def test_bad_configs(cfg: dict[str, Any], match: str) -> None:
@@ -189,11 +189,12 @@ def test_mmaction_config_scores_match(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(UNIFORM_SAMPLE))
-def test_uniform_sample_configs_are_refused_for_their_sampling_only(name: str) -> None:
-    with pytest.raises(ModelConfigError, match="unsupported transform 'UniformSample'"):
-        load_config(mmaction_config_path(name))
+def test_uniform_sample_configs_load_and_build(name: str) -> None:
+    """The Something-Something configs sample with UniformSample; their whole config loads."""
+    cfg = load_config(mmaction_config_path(name))
+    assert cfg.model["backbone"]["type"] == "MViT"
     with torch.device("meta"):
-        model = build(to_plain(mmaction_config(name).model))
+        model = build(cfg.model)
     assert model.backbone.__class__.__name__ == "MViT"
 
 

@@ -165,7 +165,7 @@ def test_state_dict_layout_of_tiny() -> None:
         ({"arch": {"embed_dims": 8, "depths": [1, 1], "num_heads": [1]}}, r"differ in length"),
         ({"arch": "tiny", "out_indices": (4,)}, r"out_indices: expected stage indices in \[0, 4\)"),
         ({"arch": "tiny", "window_size": (8, 7)}, r"window_size: expected an int or 3 ints"),
-        ({"arch": "tiny", "norm_cfg": {"type": "BN"}}, r"only 'LN' \(LayerNorm\) is supported here, got 'BN'"),
+        ({"arch": "tiny", "norm_cfg": {"type": "BN"}}, r"take a layer norm \('LN'\), got 'BN'"),
         ({"arch": "tiny", "act_cfg": {"type": "Mish"}}, r"unknown activation type 'Mish'"),
     ],
 )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engines.sampling import dense_sample_frames, sample_frames
+from engines.sampling import dense_sample_frames, sample_frames, uniform_sample
 from tests.engines.mmaction_ref import import_reference
 
 
@@ -101,6 +101,8 @@ def test_dense_window_tiles_start_positions() -> None:
         (lambda: sample_frames(10, 8, target_fps=0), "target_fps"),
         (lambda: sample_frames(10, 8, 1, 1, twice_sample=True), "twice_sample"),
         (lambda: dense_sample_frames(10, 8, sample_range=0), "sample_range"),
+        (lambda: uniform_sample(0, 8), "num_frames"),
+        (lambda: uniform_sample(10, 8, 0), "num_clips"),
     ],
 )
 def test_invalid_arguments(call: Any, match: str) -> None:
@@ -183,3 +185,31 @@ def test_dense_sample_frames_matches_mmaction(
                 out_of_bound_opt=oob,  # type: ignore[arg-type]
             )
             assert ours.ravel().tolist() == _mm_inds(ref, num_frames).tolist(), (oob, num_frames)
+
+
+# UniformSample, by hand: 8 segments of (100 - 1) / 8 = 12.375 frames; one clip takes
+# round(12.375 i) + int(12.375 / 2); three clips add int(12.375 / 4 * (k + 1)) = 3, 6, 9.
+UNIFORM_STARTS = [0, 12, 25, 37, 50, 62, 74, 87]  # round(12.375 * i), 37.125 -> 37, 61.875 -> 62
+
+
+@pytest.mark.parametrize(
+    ("num_clips", "num_frames", "expected"),
+    [
+        (1, 100, [s + 6 for s in UNIFORM_STARTS]),
+        (3, 100, [s + d for d in (3, 6, 9) for s in UNIFORM_STARTS]),
+        (1, 1, [0] * 8),  # a one-frame window repeats it
+        (1, 5, [0, 0, 1, 2, 2, 2, 3, 4]),  # segments of 0.5 frames: round-half-to-even starts
+    ],
+)
+def test_uniform_sample_index_tables(num_clips: int, num_frames: int, expected: list[int]) -> None:
+    assert uniform_sample(num_frames, 8, num_clips).ravel().tolist() == expected
+
+
+@pytest.mark.parametrize(("clip_len", "num_clips"), list(itertools.product((1, 2, 8, 16, 32), (1, 2, 3, 4, 10))))
+def test_uniform_sample_matches_mmaction(clip_len: int, num_clips: int) -> None:
+    transforms = _mmaction_transforms()
+    ref = transforms.UniformSample(clip_len=clip_len, num_clips=num_clips, test_mode=True)
+    for num_frames, start in itertools.product((*GRID_FRAMES, 2, 8, 9, 33, 257, 1000), (0, 1)):
+        ours = uniform_sample(num_frames, clip_len, num_clips, start_index=start)
+        assert ours.shape == (num_clips, clip_len)
+        assert ours.ravel().tolist() == _mm_inds(ref, num_frames, start).tolist(), (num_frames, start)

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engines.clip_spec import ClipSpec, ResizeSpec
+from engines.clip_spec import UNIFORM_SEGMENT_FRAMES, ClipSpec, ResizeSpec
+from engines.sampling import uniform_sample
 from engines.transforms import crop_boxes, output_shape, preprocess, resize_frame
 from stream.errors import ConfigError
 from tests.engines.mmaction_ref import import_reference
@@ -274,10 +275,16 @@ BASE = [
             [*BASE[:1], dict(type="RandomResizedCrop"), *BASE[1:]],
             None,
             r"unsupported transform 'RandomResizedCrop'.*"
-            r"supported: SampleFrames, DenseSampleFrames, Resize, CenterCrop, ThreeCrop, TenCrop, FormatShape",
+            r"supported: SampleFrames, DenseSampleFrames, UniformSample, Resize, CenterCrop, ThreeCrop, TenCrop, "
+            r"FormatShape",
         ),
         (BASE[1:], None, "no frame sampler"),
-        ([dict(type="UniformSample", clip_len=8, test_mode=True), *BASE[1:]], None, "unsupported transform"),
+        ([dict(type="UniformSample", clip_len=8), *BASE[1:]], None, "UniformSample needs test_mode=True"),
+        (
+            [dict(type="UniformSample", clip_len=8, frame_interval=2, test_mode=True), *BASE[1:]],
+            None,
+            r"UniformSample has unknown keys \['frame_interval'\]",
+        ),
         ([dict(BASE[0], test_mode=False), *BASE[1:]], None, "test_mode=True"),
         ([dict(BASE[0], temporal_jitter=True), *BASE[1:]], None, "temporal_jitter"),
         ([dict(BASE[0], clip_len=0), *BASE[1:]], None, "clip_len: expected a positive int"),
@@ -345,6 +352,15 @@ def test_window_frames() -> None:
     assert dense.window_frames == 640 and dense.clips_per_sample == 10
     x3d = ClipSpec(clip_len=13, frame_interval=6, num_clips=1, target_fps=30)
     assert x3d.window_frames == 78 and x3d.window_frames_at(30) == 78 and x3d.window_frames_at(15) == 39
+    uniform = ClipSpec.from_pipeline(
+        [
+            dict(type="UniformSample", clip_len=8, num_clips=3, test_mode=True),
+            dict(type="FormatShape", input_format="NCTHW"),
+        ]
+    )
+    assert uniform.sampler == "UniformSample" and uniform.num_views == 3
+    assert uniform.window_frames == 8 * UNIFORM_SEGMENT_FRAMES == uniform.window_frames_at(15)
+    np.testing.assert_array_equal(uniform.sample(64), uniform_sample(64, 8, 3))
 
 
 ROUND_TRIP = [

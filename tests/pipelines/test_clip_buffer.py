@@ -90,6 +90,24 @@ def test_tsn_window_is_consecutive_segment_middles() -> None:
     assert clips[0].to_input(TSN).shape == (8, 3, 4, 6)
 
 
+def test_uniform_sample_window_spreads_clips_over_it() -> None:
+    # UniFormerV2's test sampler: 8 segments of UNIFORM_SEGMENT_FRAMES (8) frames, 2 clips.
+    spec = ClipSpec.from_pipeline(
+        [
+            dict(type="UniformSample", clip_len=8, num_clips=2, test_mode=True),
+            dict(type="FormatShape", input_format="NCTHW"),
+        ]
+    )
+    buffer = ClipBuffer(spec)
+    assert buffer.window_frames == 64
+    clips = push_all(buffer, [packet(i) for i in range(64)])
+    assert len(clips) == 1
+    # seg = 63 / 8 = 7.875: starts round(7.875 i); the clips add int(2.625) = 2 and int(5.25) = 5.
+    starts = [0, 8, 16, 24, 32, 39, 47, 55]
+    assert frame_ids(clips[0].frames) == [s + 2 for s in starts] + [s + 5 for s in starts]
+    assert clips[0].to_input(spec).shape == (2, 3, 8, 4, 6)
+
+
 @pytest.mark.parametrize(
     ("spec", "options", "expected_idx"),
     [
