@@ -13,7 +13,9 @@ The layout follows ``mmaction.models.backbones.SwinTransformer3D`` so that the
 
 Shapes are fixed once a clip size is chosen: the window partition, the cyclic shift
 (``torch.roll``) and the attention mask of the shifted windows depend only on ``T×H×W``,
-so an exported graph keeps only the batch axis dynamic.
+so an exported graph keeps only the batch axis dynamic. The shifted-window masks and the
+gathered relative position biases are then constants of the graph: Swin-T at 32×224×224
+exports to about 310 MB of ONNX (about 110 MB of it weights).
 """
 
 from __future__ import annotations
