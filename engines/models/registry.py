@@ -57,6 +57,12 @@ def build(cfg: Mapping[str, Any], *, where: str = "model", **defaults: Any) -> n
     type_name, rest = split_cfg(cfg, where)
     kwargs = {**defaults, **rest}
     cls = MODELS.get(type_name)
+    if cls is None and type_name.startswith("timm."):
+        raise UnknownTypeError(
+            f"{where}.type: timm backbone {type_name!r} is not supported (timm is not a dependency, and its "
+            "checkpoints' key layout changed between timm versions); use an MMAction2-native model instead, "
+            "e.g. configs/recognition/swin/ for Video Swin"
+        )
     if cls is None:
         valid = ", ".join(sorted(MODELS))
         raise UnknownTypeError(f"{where}.type: unknown model type {type_name!r}; valid types: {valid}")

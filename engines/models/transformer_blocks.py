@@ -11,6 +11,11 @@ checkpoints load as they are:
 * :class:`DropPath`: stochastic depth; the identity in eval mode (the only mode inference
   uses), like mmcv's ``DropPath``.
 * :class:`QuickGELU`: CLIP's ``x * sigmoid(1.702 x)``.
+* :class:`Mlp`: ``fc1`` → activation → dropout → ``fc2`` → dropout (the ``Mlp`` of MMAction2's
+  Swin and UniFormer, and MViT's ``MLP``, which has no dropout).
+* :func:`relative_position_index`: the pair-wise relative position index of the tokens of a
+  window (Swin's ``relative_position_index`` buffer, any number of axes).
+* :func:`static_shape`: a tensor's sizes as Python ints, also while tracing for ONNX export.
 
 Attention over ``nn.MultiheadAttention`` (TimeSformer, UniFormerV2) uses torch's module
 directly: its ``in_proj_weight`` / ``in_proj_bias`` / ``out_proj`` names are the ones
@@ -19,7 +24,9 @@ MMAction2 stores.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -248,3 +255,70 @@ def sinusoid_encoding(n_position: int, embed_dims: int) -> Tensor:
     table[:, 0::2].sin_()
     table[:, 1::2].cos_()
     return table.to(torch.float32).unsqueeze(0)
+
+
+class Mlp(nn.Module):
+    """Two linear layers with an activation between: ``fc1`` → act → drop → ``fc2`` → drop.
+
+    Args:
+        in_features: Input width.
+        hidden_features: Hidden width (default: ``in_features``).
+        out_features: Output width (default: ``in_features``).
+        act_cfg: mmcv activation config (default GELU, exact erf form).
+        drop: Dropout rate after each layer (identity in eval).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int | None = None,
+        out_features: int | None = None,
+        act_cfg: Mapping[str, Any] | None = None,
+        drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        hidden_features = hidden_features or in_features
+        out_features = out_features or in_features
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = build_activation(act_cfg if act_cfg is not None else {"type": "GELU"})
+        self.fc2 = nn.Linear(hidden_features, out_features)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+def relative_position_index(window: Sequence[int]) -> Tensor:
+    """Index into a relative position bias table for every pair of tokens of a window.
+
+    The table has ``prod(2 * w - 1)`` rows, one per relative offset; tokens are numbered
+    in row-major order over the window's axes (e.g. ``(d, h, w)``). Offsets are shifted to
+    start at 0 and flattened row-major, exactly as Swin (2D and 3D) builds its
+    ``relative_position_index`` buffer, so checkpoints' buffers compare equal.
+
+    Args:
+        window: The window size per axis.
+
+    Returns:
+        An int64 tensor of shape ``(prod(window), prod(window))``.
+    """
+    sizes = [int(w) for w in window]
+    grids = torch.meshgrid(*[torch.arange(w) for w in sizes], indexing="ij")
+    coords = torch.stack(grids).flatten(1)  # axes, tokens
+    offsets = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)  # tokens, tokens, axes
+    offsets = offsets + torch.tensor([w - 1 for w in sizes])
+    strides = [math.prod(2 * w - 1 for w in sizes[i + 1 :]) for i in range(len(sizes))]
+    return (offsets * torch.tensor(strides)).sum(-1)
+
+
+def static_shape(x: Tensor) -> tuple[int, ...]:
+    """``x.shape`` as Python ints, which an ONNX trace records as constants.
+
+    The video transformers' window sizes, token grids and reshapes depend only on the clip
+    size, which an exported graph fixes; reading them as constants keeps the graph free of
+    shape arithmetic (thousands of ``Shape``/``Gather`` nodes otherwise). Only the batch axis
+    stays dynamic, so callers never use ``shape[0]`` (they reshape with ``-1`` there).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return tuple(int(d) for d in x.shape)
