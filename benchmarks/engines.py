@@ -59,7 +59,25 @@ FAMILIES: dict[str, str] = {
     "slowonly": "slowonly/slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb.py",
     "slowfast": "slowfast/slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb.py",
     "x3d": "x3d/x3d_s_13x6x1_facebook-kinetics400-rgb.py",
+    "c3d": "c3d/c3d_sports1m-pretrained_8xb30-16x1x1-45e_ucf101-rgb.py",
+    "r2plus1d": "r2plus1d/r2plus1d_r34_8xb8-8x8x1-180e_kinetics400-rgb.py",
+    "c2d": "c2d/c2d_r50-in1k-pre_8xb32-8x8x1-100e_kinetics400-rgb.py",
+    "csn": "csn/ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py",
+    "tsm-mobilenetv2": "tsm/tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb.py",
+    "tanet": "tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py",
+    "tin": "tin/tin_kinetics400-pretrained-tsm-r50_1x1x8-50e_kinetics400-rgb.py",
+    "trn": "trn/trn_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.py",
+    "tpn": "tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py",
+    "omnisource": "omnisource/slowonly_r50_8xb16-8x8x1-256e_imagenet-kinetics400-rgb.py",
+    "timesformer": "timesformer/timesformer_divST_8xb8-8x32x1-15e_kinetics400-rgb.py",
+    "videomae": "videomae/vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400.py",
+    "uniformerv2": "uniformerv2/uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb.py",
+    "swin": "swin/swin-tiny-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb.py",
+    "mvit": "mvit/mvit-small-p244_32xb16-16x4x1-200e_kinetics400-rgb.py",
+    "uniformer": "uniformer/uniformer-small_imagenet1k-pre_16x4x1_kinetics400-rgb.py",
 }
+#: The default --families: the original six (every family takes minutes on a 2-core CPU).
+DEFAULT_FAMILIES = ("tsn", "tsm", "i3d", "slowonly", "slowfast", "x3d")
 #: (backend, precision) pairs tried, in table order; unavailable ones are skipped.
 RUNS = [
     ("torch", "fp32"),
@@ -269,7 +287,9 @@ def auto_speedups(
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma list from {', '.join(FAMILIES)}")
+    parser.add_argument(
+        "--families", default=",".join(DEFAULT_FAMILIES), help=f"comma list from {', '.join(FAMILIES)}, or all"
+    )
     parser.add_argument("--batch", default="1,4", help="comma list of batch sizes (default 1,4)")
     parser.add_argument("--iters", type=int, default=10, help="timed iterations per batch size")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
@@ -287,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         args.size = args.size or 112
     args.batch = [int(b) for b in str(args.batch).split(",") if b]
     args.backends = [b for b in args.backends.split(",") if b]
-    families = [f for f in args.families.split(",") if f]
+    families = list(FAMILIES) if args.families == "all" else [f for f in args.families.split(",") if f]
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         parser.error(f"unknown families {unknown}; valid: {', '.join(FAMILIES)}")
