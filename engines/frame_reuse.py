@@ -288,6 +288,8 @@ def build_reuse_engines(
             for engine in (pair.frames, pair.head):
                 engine.manifest.validation["auto_precision"] = check
                 engine.manifest.save(engine.engine_dir)
+        else:
+            log.info("frame reuse: %s checked before (%s): %s", tried, pair.frames.engine_dir.name, check)
     except BaseException:
         pair.close()
         raise
