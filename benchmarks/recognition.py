@@ -12,10 +12,12 @@ On the same video and model it measures frames/s of
 (iii) this project's long-video labelling: the threaded ``Pipeline`` (decode, recognition
       with clips batched across windows, annotate, encode, each in its own thread), every
       clip on the full engine (``--no-reuse``);
-(iv)  (iii) with frame reuse (TSN-style models on an fp32 CPU engine, see
-      :mod:`pipelines.frame_reuse`): frames shared by overlapping windows go through the
-      backbone once; its labels must equal (iii)'s (``same_as_iii``); ``backbone_frames``
-      counts the frame views the backbone ran on;
+(iv)  (iii) with frame reuse (TSN-style models on ONNX Runtime / OpenVINO, at the precision
+      ``--precision`` picks for the frame + head engines, see :mod:`pipelines.frame_reuse`):
+      frames shared by overlapping windows go through the backbone once; in fp32 its labels
+      must equal (iii)'s (``same_as_iii``; in bf16 they may differ by rounding, and
+      ``max_score_diff_vs_iii`` says by how much); ``backbone_frames`` counts the frame
+      views the backbone ran on;
 (v)   when MMAction2 is installed (``--no-mmaction`` skips it): MMAction2's own model through
       its own API, in ``long_video_demo.py``'s loop: ``mmaction.apis.init_recognizer`` with the
       same config and checkpoint, OpenCV decoding, a deque of ``clip_len × num_clips`` RGB frames,
@@ -326,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             reuse_row["max_score_diff_vs_iii"] = float(np.max(np.abs(np.subtract(full.scores, reused.scores))))
     print(f"video {video.name}: {frames} frames; backend {recognizer.engine.backend.name}; stride {args.stride}")
     precision = recognizer.engine.manifest.precision
-    print(f"engine precision {precision} (torch eager in (i) is fp32: reduced precision may flip near-tied labels)")
+    reuse_precision = reusing.reuse.engines.precision if reusing.reuse is not None else None
+    print(f"engine precision {precision}, frame reuse engines {reuse_precision} "
+          "(torch eager in (i) is fp32: reduced precision may flip near-tied labels)")  # fmt: skip
     columns = [
         "run", "seconds", "fps", "clips", "backbone_frames", "speedup_vs_i", "speedup_vs_ii", "speedup_vs_mmaction",
         "labels_identical", "label_agreement", "same_as_iii",
@@ -348,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": str(args.config),
             "backend": recognizer.engine.backend.name,
             "precision": precision,
+            "reuse_precision": reuse_precision,
             "rows": rows,
         },
     )

@@ -174,6 +174,7 @@ def cached_graph_engine(
     backend: str,
     num_threads: int | None = None,
     cache_dir: str | Path | None = None,
+    precision: str = "fp32",
 ) -> Engine:
     """Open a cached graph engine (a detector, a pose model), or build it and cache it whole.
 
@@ -184,16 +185,19 @@ def cached_graph_engine(
         backend: a concrete backend name.
         num_threads: CPU threads for the backend.
         cache_dir: the cache's root (default :func:`cache_root`).
+        precision: the precision ``build`` builds at (part of the key and the folder name).
 
     The engine is built in a hidden folder beside its cache entry and swapped in only once
     complete (:class:`core.files.AtomicDir`), so a failed or interrupted build leaves no
     entry, and a broken entry is rebuilt.
     """
     digest = hashlib.sha256()
-    for part in (*key_parts, backend, str(ENGINE_FORMAT)):
+    # fp32 keys stay as they were, so existing fp32 cache entries are still found
+    parts = (*key_parts, backend, str(ENGINE_FORMAT)) + (() if precision == "fp32" else (precision,))
+    for part in parts:
         digest.update(part.encode() + b"\0")
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    out = root / f"{name}-{backend}-fp32-{digest.hexdigest()[:16]}"
+    out = root / f"{name}-{backend}-{precision}-{digest.hexdigest()[:16]}"
     engine = _open_cached(out, backend, Device("cpu"), num_threads)
     if engine is not None:
         return engine

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.files import write_text
 from engines.clip_spec import INPUT_FORMATS, ClipSpec
 from engines.errors import EngineError
 from engines.integrity import REBUILD, confined_path
@@ -229,10 +230,8 @@ class Manifest:
             raise ManifestError(f"{where}: {exc}") from exc
 
     def save(self, engine_dir: str | Path) -> Path:
-        """Write ``manifest.json`` into ``engine_dir``."""
-        path = Path(engine_dir) / MANIFEST_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        """Write ``manifest.json`` into ``engine_dir`` (whole or not at all: it may be rewritten in place)."""
+        return write_text(Path(engine_dir) / MANIFEST_NAME, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, engine_dir: str | Path) -> Manifest:

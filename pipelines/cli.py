@@ -89,8 +89,8 @@ def add_model_args(
         "--no-reuse",
         dest="reuse",
         action="store_false",
-        help="TSN-style models on fp32 CPU engines: do not reuse the backbone features of frames shared by "
-        "overlapping clips (same scores either way; reuse computes each frame once)",
+        help="TSN-style models on ONNX Runtime / OpenVINO: do not reuse the backbone features of frames shared by "
+        "overlapping clips (same scores in fp32, within bf16 rounding in bf16; reuse computes each frame once)",
     )
     parser.add_argument(
         "--cfg-options",

@@ -164,10 +164,12 @@ def open_recognizer(
         frame_size: ``(width, height)`` of the frames, for configs whose input size depends on it.
         num_threads: CPU threads for the backend.
         trust_checkpoint: Allow full unpickling of old checkpoints (see :mod:`engines.checkpoint`).
-        reuse: For TSN-style models (:func:`engines.frame_reuse.reuse_refusal`) on an fp32 CPU
-            engine, also open the frame and head engines, so that frames shared by overlapping
-            clips go through the backbone once (same scores; ``--no-reuse`` turns it off).
-            Other models, precisions and backends, and ``engine_dir``, run the full engine.
+        reuse: For TSN-style models (:func:`engines.frame_reuse.reuse_refusal`) on an ONNX
+            Runtime / OpenVINO engine, also open the frame and head engines (at ``precision``,
+            ``auto`` checked on the pair as on the full engine), so that frames shared by
+            overlapping clips go through the backbone once (in fp32 the full engine's scores;
+            in bf16 within bf16 rounding of them; ``--no-reuse`` turns it off). Other models
+            and backends, and ``engine_dir``, run the full engine.
 
     Raises:
         ConfigError / SourceNotFound: Bad config, missing checkpoint or label file, label file
@@ -211,7 +213,9 @@ def open_recognizer(
             trusted=trust_checkpoint,
         )
         if reuse:
-            frame_reuse = _open_reuse(cfg, checkpoint_path, engine, spec, input_shape, num_threads, trust_checkpoint)
+            frame_reuse = _open_reuse(
+                cfg, checkpoint_path, engine, spec, input_shape, num_threads, trust_checkpoint, precision
+            )
     manifest = engine.manifest
     try:
         check_average_clips(manifest.average_clips, manifest.output_shape, config)
@@ -240,8 +244,14 @@ def _open_reuse(
     input_shape: Sequence[int],
     num_threads: int | None,
     trusted: bool,
+    precision: str,
 ) -> FrameReuse | None:
-    """The frame-reuse scorer for a TSN-style model on an fp32 CPU engine; None (logged why) otherwise."""
+    """The frame-reuse scorer for a TSN-style model on a CPU graph backend; None (logged why) otherwise.
+
+    The frame and head engines are built at the precision asked for: ``auto`` runs the
+    full engine's top-1 check on the pair itself (both parts fall back to fp32 together),
+    an explicit precision is the full engine's.
+    """
     from engines.errors import EngineError
     from engines.frame_reuse import REUSE_BACKENDS, build_reuse_engines, reuse_refusal
 
@@ -249,8 +259,6 @@ def _open_reuse(
     reason = reuse_refusal(cfg.model)
     if reason is None and manifest.backend not in REUSE_BACKENDS:
         reason = f"backend {manifest.backend} (reuse runs on {', '.join(REUSE_BACKENDS)})"
-    if reason is None and manifest.precision != "fp32":
-        reason = f"the engine is {manifest.precision} (reuse keeps fp32 scores: pass --precision fp32)"
     if reason is None and manifest.normalize_folded:
         reason = "the engine folds normalisation in"
     if reason is not None:
@@ -258,12 +266,13 @@ def _open_reuse(
         return None
     try:
         engines = build_reuse_engines(
-            cfg.model, checkpoint, input_shape, backend=manifest.backend, num_threads=num_threads, trusted=trusted
-        )
+            cfg.model, checkpoint, input_shape, backend=manifest.backend,
+            precision="auto" if precision == "auto" else manifest.precision, num_threads=num_threads, trusted=trusted,
+        )  # fmt: skip
     except EngineError as exc:  # the full engine works: run it as without reuse
         log.warning("frame reuse off: the frame/head engines could not be built (%s)", exc)
         return None
-    log.info("frame reuse on: each frame goes through the backbone once (%s)", cfg.path.name)
+    log.info("frame reuse on: each frame goes through the backbone once (%s, %s)", cfg.path.name, engines.precision)
     return FrameReuse(engines, spec)
 
 

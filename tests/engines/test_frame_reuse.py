@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,81 @@ def test_reuse_engines_match_torch_and_the_full_engine(
         np.testing.assert_array_equal(again.scores(feats), got)
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("min_top1", [0.0, 1.01])
+def test_auto_precision_checks_the_pair_and_falls_back_to_fp32_for_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, min_top1: float
+) -> None:
+    """``precision='auto'``: the backend's bf16 for both engines if the pair keeps top-1 labels, else fp32."""
+    import engines.engine as engine_module
+    from engines.backends.ov import OpenVinoBackend
+
+    monkeypatch.setattr(OpenVinoBackend, "auto_precision", classmethod(lambda cls: "bf16"))
+    monkeypatch.setattr(engine_module, "AUTO_MIN_TOP1", min_top1)
+    monkeypatch.setattr(engine_module, "AUTO_CHECK_SAMPLES", 4)
+    config = write_tiny_tsn_config(tmp_path / "tsn.py", views=2, average_clips="prob")
+    checkpoint = make_checkpoint(config, tmp_path / "tsn.pth", seed=1)
+    cfg = load_config(config)
+    shape = (2, 3, 32, 32)
+    cache = tmp_path / "c"
+    with caplog.at_level("WARNING", logger="engines.frame_reuse"):
+        engines = build_reuse_engines(
+            cfg.model, checkpoint, shape, backend="openvino", precision="auto", cache_dir=cache
+        )
+    check = engines.auto_precision
+    assert check is not None and check["tried"] == "bf16" and check["samples"] == 4
+    assert check["kept"] == (check["top1_agreement"] >= min_top1), check  # the recorded check decided
+    tried = sorted(p.name for p in cache.iterdir() if "-bf16-" in p.name)
+    assert [name.split("-")[1] for name in tried] == ["frames", "head"]
+    for name in tried:  # the check is recorded in the tried engines' manifests
+        assert json.loads((cache / name / "manifest.json").read_text())["validation"]["auto_precision"] == check
+    x = np.random.default_rng(5).standard_normal((2, *shape)).astype(np.float32)
+    with torch.no_grad():
+        want = random_model(config, seed=1)(torch.from_numpy(x)).numpy()
+    got = engines.scores(engines.features(x.reshape(4, 3, 32, 32)).reshape(2, 2, -1))
+    engines.close()
+    if min_top1 > 1:  # nothing passes: fp32 for both parts, with fp32's accuracy, and the warning
+        assert engines.precision == engines.head.manifest.precision == "fp32"
+        assert "using fp32" in caplog.text
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    else:
+        assert engines.precision == engines.head.manifest.precision == "bf16"
+        assert "using fp32" not in caplog.text
+        assert np.max(np.abs(got - want)) < 0.1  # bf16: about 3 significant digits
+        # a second start reads the recorded decision instead of checking again
+        monkeypatch.setattr("engines.frame_reuse._check_pair", lambda *a: pytest.fail("checked again"))
+        again = build_reuse_engines(cfg.model, checkpoint, shape, backend="openvino", precision="auto", cache_dir=cache)
+        again.close()
+        assert again.precision == "bf16" and again.auto_precision == check
+
+
+@pytest.mark.parametrize(("backend", "precision"), [("openvino", "fp32"), ("onnxruntime", "auto")])
+def test_fp32_pairs_are_not_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, precision: str
+) -> None:
+    """Explicit fp32, and ``auto`` where the backend has nothing faster: fp32 engines, no auto check."""
+    from engines.backends.ov import OpenVinoBackend
+
+    monkeypatch.setattr(OpenVinoBackend, "auto_precision", classmethod(lambda cls: "bf16"))
+    config = write_tiny_tsn_config(tmp_path / "tsn.py", views=2, average_clips="prob")
+    checkpoint = make_checkpoint(config, tmp_path / "tsn.pth", seed=1)
+    engines = build_reuse_engines(
+        load_config(config).model, checkpoint, (2, 3, 32, 32), backend=backend, precision=precision,
+        cache_dir=tmp_path / "c",
+    )  # fmt: skip
+    engines.close()
+    assert engines.precision == engines.head.manifest.precision == "fp32"
+    assert engines.auto_precision is None
+    assert "auto_precision" not in engines.frames.manifest.validation
+    assert [p.name.split("-")[3] for p in sorted((tmp_path / "c").iterdir())] == ["fp32", "fp32"]
+
+
+def test_a_precision_the_backend_lacks_is_refused(tmp_path: Path) -> None:
+    from engines.backends import BackendOptionError
+
+    config = write_tiny_tsn_config(tmp_path / "tsn.py", views=2)
+    checkpoint = make_checkpoint(config, tmp_path / "tsn.pth", seed=1)
+    with pytest.raises(BackendOptionError, match="supports precision"):
+        build_reuse_engines(load_config(config).model, checkpoint, (2, 3, 32, 32), backend="onnxruntime",
+                            precision="bf16", cache_dir=tmp_path / "c")  # fmt: skip

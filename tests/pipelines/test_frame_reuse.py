@@ -108,6 +108,32 @@ def test_filled_slots_and_three_crops_keep_the_full_engines_scores(engine_cache:
         full.close()
 
 
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_bf16_reuse_under_auto_and_explicit_precision(
+    engine_cache: Path, tiny_tsn: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, precision: str
+) -> None:
+    """Where OpenVINO offers bf16, reuse runs bf16 engines too, within bf16 rounding of the full bf16 engine."""
+    from engines.backends.ov import OpenVinoBackend
+
+    monkeypatch.setattr(OpenVinoBackend, "auto_precision", classmethod(lambda cls: "bf16"))
+    config, checkpoint = tiny_tsn
+    reusing = open_recognizer(config, checkpoint, backend="openvino", precision=precision, max_batch=4)
+    try:
+        assert reusing.engine.manifest.precision == "bf16"
+        assert reusing.reuse is not None and reusing.reuse.engines.precision == "bf16"
+        check = reusing.reuse.engines.auto_precision
+        assert (check is not None and check["tried"] == "bf16") if precision == "auto" else check is None
+        clips = clips_of(
+            ClipBuffer(reusing.spec, source_id="cam", stride=0.5), [packet(f, i) for i, f in enumerate(frames(12))]
+        )
+        full = reusing.engine.infer(reusing.inputs(clips))
+        got = reusing.scores(clips)
+        assert reusing.reused_frames > 0
+        np.testing.assert_allclose(got, full, atol=0.02, rtol=0)  # probabilities; bf16 keeps ~3 digits
+    finally:
+        reusing.close()
+
+
 def test_a_frame_index_that_comes_back_with_other_pixels_is_computed_again(
     recognizers: tuple[Recognizer, Recognizer],
 ) -> None:
