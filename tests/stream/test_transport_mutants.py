@@ -281,6 +281,59 @@ def test_recv_returns_a_packet_as_soon_as_it_arrives(ctx: zmq.Context, mode: str
     receiver.close()
 
 
+def test_a_drop_link_idle_for_a_while_still_delivers(ctx: zmq.Context) -> None:
+    receiver = Receiver(ctx, "inproc://idle", QueuePolicy("drop_oldest", 2))
+    sender = Sender(ctx, "inproc://idle", QueuePolicy("drop_oldest", 2))
+    assert receiver.recv(350) is None  # several polls of the drain thread with nothing to read
+    sender.send(frame(1))
+    p = receiver.recv(2000)
+    assert isinstance(p, FramePacket) and p.frame_idx == 1
+    sender.close()
+    receiver.close()
+
+
+def test_a_buffered_frame_is_returned_without_waiting(ctx: zmq.Context) -> None:
+    stats = LinkStats()
+    receiver = Receiver(ctx, "inproc://ready", QueuePolicy("drop_oldest", 4), stats)
+    sender = Sender(ctx, "inproc://ready", QueuePolicy("drop_oldest", 4), stats)
+    for i in range(3):
+        sender.send(frame(i))
+    wait_until(lambda: stats.received == 3, 5, "the drain thread taking 3 frames")
+    start = time.monotonic()
+    assert [receiver.recv(3000).frame_idx for _ in range(3)] == [0, 1, 2]  # type: ignore[union-attr]
+    assert time.monotonic() - start < 1.0
+    sender.close()
+    receiver.close()
+
+
+@pytest.mark.parametrize("mode", ["latest", "drop_oldest"])
+def test_closing_a_drop_link_receiver_is_quick_even_after_traffic(ctx: zmq.Context, mode: str) -> None:
+    receiver = Receiver(ctx, "tcp://127.0.0.1:*", QueuePolicy(mode, 2))  # type: ignore[arg-type]
+    sender = Sender(ctx, receiver.address, QueuePolicy(mode, 2))  # type: ignore[arg-type]
+    sender.send(frame(0))
+    assert isinstance(receiver.recv(3000), FramePacket)
+    sender.close()
+    start = time.monotonic()
+    receiver.close()
+    assert time.monotonic() - start < 0.6  # the drain thread notices within a poll interval
+
+
+def test_the_configure_hook_gets_each_socket_before_it_is_used(ctx: zmq.Context) -> None:
+    # e.g. CurveZMQ keys; here a larger sender high-water mark, which shows in how much the link holds
+    seen: list[zmq.Socket] = []
+
+    def configure(sock: zmq.Socket) -> None:
+        seen.append(sock)
+        sock.setsockopt(zmq.SNDHWM, 5)
+
+    receiver = Receiver(ctx, "inproc://conf", QueuePolicy("block", 1), configure=seen.append)
+    sender = Sender(ctx, "inproc://conf", QueuePolicy("block", 1), configure=configure)
+    assert seen == [receiver._sock, sender._sock]
+    assert _fill(sender) == 5 + 1
+    sender.close()
+    receiver.close()
+
+
 # -- malformed messages --------------------------------------------------------------------------
 
 
