@@ -238,6 +238,21 @@ def test_latest_counts_each_replaced_frame_as_dropped_not_received(ctx: zmq.Cont
     receiver.close()
 
 
+def test_latest_keeps_one_frame_whatever_its_capacity(ctx: zmq.Context) -> None:
+    stats = LinkStats()
+    receiver = Receiver(ctx, "inproc://latest4", QueuePolicy("latest", 4), stats)
+    sender = Sender(ctx, "inproc://latest4", QueuePolicy("latest", 4), stats)
+    for i in range(6):
+        while not sender.send(frame(i)):
+            stats.add(dropped=-1)
+    wait_until(lambda: stats.received + stats.dropped == 6, 10, "the drain thread taking all 6 frames")
+    p = receiver.recv(1000)
+    assert isinstance(p, FramePacket) and p.frame_idx == 5
+    assert receiver.recv(50) is None and stats.dropped == 5
+    sender.close()
+    receiver.close()
+
+
 def test_a_drop_link_absorbs_a_burst_larger_than_its_capacity(ctx: zmq.Context) -> None:
     # The drain thread's socket holds at least 16 messages, so a burst sent while the consumer
     # is busy keeps its end-of-stream even when the sender's side is full.
