@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -634,14 +635,14 @@ def test_stage_metrics_fps_counts_frames_over_time_and_over_the_last_window() ->
 def test_metrics_are_logged_every_interval(caplog: pytest.LogCaptureFixture) -> None:
     class Counted(Collect):
         def metrics(self) -> dict[str, Any]:
-            return {"clips": 7, "latency_ms": None}
+            return {"clips": 7, "latency_ms": None, "tracks": 2}
 
-    pipeline = Pipeline([CountingSource(30, interval_s=0.01)], [Counted()], metrics_interval_s=0.05)
+    pipeline = Pipeline([CountingSource(30, interval_s=0.01)], [Counted(delay_s=0.001)], metrics_interval_s=0.05)
     with caplog.at_level(logging.INFO, logger="stream.runner"):
         pipeline.run()  # 0.3 s: several intervals
     lines = [m for m in caplog.messages if m.startswith("collect:")]
-    assert lines[0].endswith(", errors 0, queue 0, dropped 0, clips 7"), lines[0]
-    assert " fps, p50 " in lines[0] and " ms, p95 " in lines[0]
+    assert lines[-1].endswith(", errors 0, queue 0, dropped 0, clips 7, tracks 2"), lines[-1]
+    assert re.fullmatch(r"collect: \d+\.\d fps, p50 \d+\.\d ms, p95 \d+\.\d ms, .*", lines[-1]), lines[-1]
     gen = next(m for m in caplog.messages if m.startswith("gen:"))
     assert gen.endswith(" fps, p50 - ms, p95 - ms, errors 0"), gen
 
