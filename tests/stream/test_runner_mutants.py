@@ -464,6 +464,7 @@ def test_a_stage_stuck_outside_its_outputs_is_abandoned_after_a_stop(caplog: pyt
     assert 0.3 + 0.2 + 3.0 - 0.1 <= took < 0.3 + 0.2 + 3.0 + 2.0  # 2 x stop timeout + 3 s, then given up
     assert report.status == "ok"
     assert "threads still running after stop, leaving them: stage-blocker" in caplog.messages
+    assert "stage 'collect': upstream did not finish in time, closing" in caplog.messages
 
 
 @pytest.mark.timeout(15)
