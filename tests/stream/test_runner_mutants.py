@@ -454,7 +454,8 @@ def test_an_ignored_ctrl_c_stays_ignored_during_a_run() -> None:
 @pytest.mark.timeout(15)
 def test_a_stage_stuck_outside_its_outputs_is_abandoned_after_a_stop(caplog: pytest.LogCaptureFixture) -> None:
     blocker = Blocker(at=0)
-    pipeline = Pipeline([CountingSource(3)], [blocker, Collect()], metrics_interval_s=0, stop_timeout_s=0.1)
+    sink = Collect()
+    pipeline = Pipeline([CountingSource(3)], [blocker, sink], metrics_interval_s=0, stop_timeout_s=0.1)
     threading.Timer(0.3, pipeline.stop).start()
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="stream.runner"):
@@ -465,6 +466,7 @@ def test_a_stage_stuck_outside_its_outputs_is_abandoned_after_a_stop(caplog: pyt
     assert report.status == "ok"
     assert "threads still running after stop, leaving them: stage-blocker" in caplog.messages
     assert "stage 'collect': upstream did not finish in time, closing" in caplog.messages
+    assert sink.finished.is_set() and sink.closed  # the sink still finalised what it had
 
 
 @pytest.mark.timeout(15)
