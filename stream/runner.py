@@ -7,7 +7,8 @@ first stage; each stage feeds the next. The runner, not the stages, owns
 * end-of-stream: every thread sends :class:`EndOfStream` downstream in ``finally``,
   so a crashed stage never leaves the others waiting;
 * errors: an exception in a stage stops the pipeline and ``run()`` raises
-  :class:`StageError` naming the stage (after downstream stages flushed what they had);
+  :class:`StageError` naming the stage (after downstream stages flushed what they had;
+  the stages before it drop what they hold at once, since nothing would read it);
 * shutdown: :meth:`Pipeline.stop` (or Ctrl-C / SIGTERM) stops the sources at once; the
   other stages get ``stop_timeout_s`` to drain, then drop what is left and finish. A
   second Ctrl-C drops what is queued at once, but the sinks still finalise their files
@@ -24,6 +25,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import signal
 import threading
 import time
@@ -48,6 +50,11 @@ _ids = itertools.count()
 _TIMING_WINDOW = 2048  # processing times kept per stage for percentiles
 #: Seconds the runner waits for a stage's worker to finish its current job after the stage finished.
 WORKER_JOIN_S = 10.0
+
+
+def _remote(address: str) -> bool:
+    """Whether a link leaves the process's memory (ipc/tcp), where a disconnect loses queued messages."""
+    return not address.startswith("inproc://")
 
 
 @dataclass
@@ -123,7 +130,8 @@ class Pipeline:
         policies: queue policy per link (link ``i`` feeds ``stages[i]``), or one policy for
             all links. Default: lossless for file sources, each stage's ``live_policy`` when any
             source is live.
-        addresses: ZeroMQ address per link; default ``inproc://`` addresses.
+        addresses: ZeroMQ address per link; default ``inproc://`` addresses. A tcp address with a
+            wildcard port (``tcp://127.0.0.1:*``) gets a free port when the run starts.
         metrics_interval_s: how often per-stage metrics are logged (0 disables the log).
         metrics_path: where to write the final metrics JSON, if anywhere (checked now,
             written atomically at the end, also after a failure, but not when the run failed
@@ -195,6 +203,8 @@ class Pipeline:
         self._hurry = threading.Event()  # second interrupt: drop what is queued at once
         self._lock = threading.RLock()  # RLock: a signal handler may run while the main thread holds it
         self._failure: tuple[str, BaseException] | None = None
+        self._stage_index = {stage.name: i for i, stage in enumerate(self.stages)}
+        self._failed_stage: int | None = None  # the first stage, in chain order, that failed
         self._interrupted = False
         self._interrupts = 0
         self._finishing: set[str] = set()  # threads finalising their outputs (never abandoned)
@@ -238,6 +248,9 @@ class Pipeline:
         with self._lock:
             if self._failure is None:
                 self._failure = (name, exc)
+            index = self._stage_index.get(name)  # None for a source
+            if index is not None and (self._failed_stage is None or index < self._failed_stage):
+                self._failed_stage = index
         log.error("stage %r failed: %s: %s", name, type(exc).__name__, exc)
         self.stop()
 
@@ -246,7 +259,7 @@ class Pipeline:
     def _run_source(self, source: Source) -> None:
         metrics = self.metrics[source.name]
         self._bound[0].wait()
-        sender = Sender(self._ctx, self.addresses[0], self.policies[0], self.links[0], stop=self._stop)
+        sender = self._sender(0)
         error: str | None = None
         try:
             source.setup()
@@ -266,18 +279,20 @@ class Pipeline:
                 source.close()
             except Exception as exc:
                 log.warning("closing source %r failed: %s", source.name, exc)
-            sender.send(EndOfStream(source.source_id, error=error))
-            sender.close()
+            self._end(sender, 0, EndOfStream(source.source_id, error=error))
 
     def _run_stage(self, index: int, stage: Stage) -> None:
         metrics = self.metrics[stage.name]
-        receiver = Receiver(self._ctx, self.addresses[index], self.policies[index], self.links[index], bind=True)
+        address = self.addresses[index]
+        receiver = Receiver(
+            self._ctx, address, self.policies[index], self.links[index], bind=True, acknowledging=_remote(address)
+        )
+        self.addresses[index] = receiver.address  # the port bound for a wildcard (tcp://127.0.0.1:*)
         self._bound[index].set()
         sender: Sender | None = None
         if index + 1 < len(self.stages):
             self._bound[index + 1].wait()
-            nxt = index + 1
-            sender = Sender(self._ctx, self.addresses[nxt], self.policies[nxt], self.links[nxt], stop=self._stop)
+            sender = self._sender(index + 1)
         expected_eos = len(self.sources) if index == 0 else 1
         upstream_error: str | None = None
         error: str | None = None
@@ -307,19 +322,14 @@ class Pipeline:
                     continue
                 if isinstance(packet, SourceEvent):
                     outputs = as_outputs(stage.on_event(packet))
-                elif self._draining_over():
+                elif self._draining_over() or self._feeds_failed_stage(index):
                     self.links[index].add(dropped=1)
                     continue
                 else:
                     outputs = self._process(stage, metrics, packet)
-                if sender is not None:
-                    for out in outputs:
-                        sender.send(out)
+                self._send_outputs(index, sender, outputs)
             self._finishing.add(threading.current_thread().name)
-            outputs = as_outputs(stage.finish())
-            if sender is not None:
-                for out in outputs:
-                    sender.send(out)
+            self._send_outputs(index, sender, as_outputs(stage.finish()))
         except Exception as exc:
             failed = True
             error = f"{type(exc).__name__}: {exc}"
@@ -337,9 +347,27 @@ class Pipeline:
                     error = f"{type(exc).__name__}: {exc}"
                     self._fail(stage.name, exc)
             if sender is not None:
-                sender.send(EndOfStream(stage.name, error=error or upstream_error))
-                sender.close()
+                self._end(sender, index + 1, EndOfStream(stage.name, error=error or upstream_error))
             receiver.close()
+
+    def _sender(self, link: int) -> Sender:
+        """A sender into ``link``; over ipc/tcp it learns when its end-of-stream was read (:meth:`_end`)."""
+        address = self.addresses[link]
+        return Sender(
+            self._ctx, address, self.policies[link], self.links[link], stop=self._stop, acknowledged=_remote(address)
+        )
+
+    def _end(self, sender: Sender, link: int, eos: EndOfStream) -> None:
+        """Send end-of-stream into ``link`` and close the sender.
+
+        Over ipc/tcp, libzmq discards what a receiver still holds from a sender that disconnects,
+        so the sender first waits until the receiving stage has read its end-of-stream (or the
+        pipeline stops); otherwise the tail of the stream and its end could be lost, and the
+        receiving stage would wait for that end forever.
+        """
+        if sender.send(eos) and _remote(self.addresses[link]):
+            sender.wait_acknowledged(math.inf)
+        sender.close()
 
     def _run_worker(self, stage: Stage, worker: LatestPerKey[Any, Any], stop: threading.Event) -> None:
         try:
@@ -376,6 +404,21 @@ class Pipeline:
         metrics.times_ms.append((time.perf_counter() - start) * 1e3)
         metrics.frames += 1
         return outputs
+
+    def _feeds_failed_stage(self, index: int) -> bool:
+        """Whether a stage after ``index`` failed: what ``index`` makes can no longer be used."""
+        failed = self._failed_stage
+        return failed is not None and index < failed
+
+    def _send_outputs(self, index: int, sender: Sender | None, outputs: list[Any]) -> None:
+        """Pass a stage's outputs on, unless it has no next stage or a stage after it failed.
+
+        A failed stage reads nothing more: each send to it would wait until it gives up.
+        """
+        if sender is None or self._feeds_failed_stage(index):
+            return
+        for out in outputs:
+            sender.send(out)
 
     def _draining_over(self) -> bool:
         if self._hurry.is_set():

@@ -80,6 +80,12 @@ MODULE_TESTS: dict[str, list[str]] = {
     "pipelines/stdet.py": ["tests/pipelines/test_stdet_stage.py", "tests/pipelines/test_stdet_mutants.py"],
     "stream/sinks/jsonl.py": ["tests/stream/test_sinks.py", "tests/stream/test_jsonl_mutants.py"],
     "engines/manifest.py": ["tests/engines/test_graph_engines.py", "tests/engines/test_manifest_mutants.py"],
+    "stream/transport.py": ["tests/stream/test_transport.py", "tests/stream/test_transport_mutants.py"],
+    "stream/runner.py": [
+        "tests/stream/test_runner.py",
+        "tests/stream/test_runner_behaviour.py",
+        "tests/stream/test_runner_mutants.py",
+    ],
 }
 
 #: What is copied into each module's working folder (tracked and new, not ignored, files).
