@@ -76,6 +76,19 @@ def _build_consensus(consensus: Mapping[str, Any] | None, where: str) -> AvgCons
     return AvgConsensus(dim=int(consensus.get("dim", 1)))
 
 
+def clips_of_segments(num_views: int, num_segments: int, family: str) -> int:
+    """Clips in a sample of ``num_views`` frames for a head that folds ``num_segments`` per clip.
+
+    Raises:
+        InputShapeError: If ``num_views`` is not a multiple of ``num_segments``.
+    """
+    if num_views % num_segments:
+        raise InputShapeError(
+            f"{family} expects the views per sample to be a multiple of num_segments={num_segments}, got {num_views}"
+        )
+    return num_views // num_segments
+
+
 class BaseHead(nn.Module):
     """Shared arguments and clip averaging of every head.
 
@@ -228,12 +241,7 @@ class TSMHead(BaseHead):
         self.avg_pool = nn.AdaptiveAvgPool2d(1) if spatial_type == "avg" else None
 
     def clips_per_sample(self, num_views: int) -> int:
-        if num_views % self.num_segments:
-            raise InputShapeError(
-                f"TSM expects the views per sample to be a multiple of num_segments={self.num_segments}, "
-                f"got {num_views}"
-            )
-        return num_views // self.num_segments
+        return clips_of_segments(num_views, self.num_segments, "TSM")
 
     def forward(self, x: Tensor, num_segs: int = 1) -> Tensor:
         """Scores ``(N * clips, num_classes)``; ``num_segs`` is unused, as in MMAction2."""

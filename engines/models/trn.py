@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from engines.errors import InputShapeError, ModelConfigError
-from engines.models.heads import BaseHead, _make_dropout
+from engines.errors import ModelConfigError
+from engines.models.heads import BaseHead, _make_dropout, clips_of_segments
 from engines.models.registry import register
 
 RELATION_TYPES = ("TRN", "TRNMultiScale")
@@ -208,12 +208,7 @@ class TRNHead(BaseHead):
         self.avg_pool = nn.AdaptiveAvgPool2d(1) if spatial_type == "avg" else None
 
     def clips_per_sample(self, num_views: int) -> int:
-        if num_views % self.num_segments:
-            raise InputShapeError(
-                f"TRN expects the views per sample to be a multiple of num_segments={self.num_segments}, "
-                f"got {num_views}"
-            )
-        return num_views // self.num_segments
+        return clips_of_segments(num_views, self.num_segments, "TRN")
 
     def forward(self, x: Tensor, num_segs: int = 1) -> Tensor:
         """Scores ``(N * clips, num_classes)``; ``num_segs`` is unused, as in MMAction2."""
