@@ -192,6 +192,7 @@ def test_backoff_jitter_scatters_the_capped_delay_both_ways() -> None:
         ("rtsp://admin:secret@[::1]/live", "rtsp://[::1]/live"),
         ("rtsp://cam.local:99999/live", "rtsp://cam.local/live"),  # an impossible port is left out
         ("https://user@cam.local/a/b.m3u8?sig=1", "https://cam.local/a/b.m3u8"),
+        ("rtsp://user:pw@/live", "rtsp:///live"),  # no host: nothing made up
     ],
 )
 def test_redact_url_drops_credentials_and_query(url: str, shown: str) -> None:
@@ -220,6 +221,7 @@ def test_bad_settings_are_one_clear_line(kwargs: dict[str, object], message: str
 def test_settings_at_their_limits_are_accepted() -> None:
     source = NetworkSource("RTSP://u:p@127.0.0.1:9/cam", rtsp_transport="udp", max_reconnects=0, source_id="door")
     assert source.source_id == "door" and source.display_url == "rtsp://127.0.0.1:9/cam"
+    assert source.info is None  # nothing known before the first connection
     assert NetworkSource("rtsps://127.0.0.1/cam", open_timeout_s=0.01, read_timeout_s=0.01).source_id == (
         "rtsps://127.0.0.1/cam"
     )
@@ -417,13 +419,20 @@ def test_a_quick_reconnect_continues_one_frame_on(camera: Camera) -> None:
     assert [f.pts for f in got] == [k * 90_000 for k in range(6)]  # no gap, no overlap at the seam
 
 
-def test_timestamps_that_restart_within_a_connection_still_increase(camera: Camera) -> None:
+def test_timestamps_that_restart_within_a_connection_still_increase(
+    camera: Camera, caplog: pytest.LogCaptureFixture
+) -> None:
     camera.script = ["twice"]
-    items = read(NetworkSource(camera.url(), reconnect_on_eof=False))
+    with caplog.at_level(logging.DEBUG, logger="stream.sources.network"):
+        items = read(NetworkSource(camera.url(), reconnect_on_eof=False))
     pts = [f.pts for f in frames(items)]
     assert len(pts) == 2 * FRAMES
+    last = (FRAMES - 1) * ONE_FRAME
     assert pts[:FRAMES] == [k * ONE_FRAME for k in range(FRAMES)]
-    assert pts[FRAMES:] == [pts[FRAMES - 1] + k for k in range(1, FRAMES + 1)]  # nudged one tick on
+    assert pts[FRAMES:] == [last + k for k in range(1, FRAMES + 1)]  # nudged one tick on
+    nudged = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert nudged[0] == f"{camera.url()}: pts 0 not after {last}; nudged"
+    assert len(nudged) == FRAMES
 
 
 class FakeRtspCamera:
