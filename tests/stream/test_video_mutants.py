@@ -21,6 +21,7 @@ import pytest
 from stream.errors import ConfigError, SinkError
 from stream.packet import FramePacket
 from stream.sinks import VideoWriterSink
+from stream.sinks.video import as_rate
 from tests.stream.test_sinks import frame, probe, run_sink
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,6 +52,7 @@ def hidden_files(folder: Path) -> list[str]:
         ({"fragmented": True}, ["keyint=25", "keyint_min=2"], []),  # a keyframe every second at 25 fps
         ({"fragmented": True, "fps": 10}, ["keyint=10 keyint_min=1"], []),
         ({"fragmented": True, "options": {"g": "7"}}, ["keyint=7"], []),  # the user's options win
+        ({"fragmented": True, "fps": 0.5}, ["keyint=1"], []),  # a time-lapse: every frame a keyframe
     ],
 )
 def test_encoder_settings_reach_the_file(
@@ -102,6 +104,11 @@ def test_output_fps_is_kept_as_an_exact_rate(tmp_path: Path, fps: float, rate: F
 def test_bad_settings_are_one_clear_line(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=f"^{message}$"):
         VideoWriterSink(tmp_path / "out.mp4", **kwargs)  # type: ignore[arg-type]
+
+
+def test_as_rate_names_fps_by_default() -> None:
+    with pytest.raises(ConfigError, match=r"^fps: expected a positive number, got 'x'$"):
+        as_rate("x")  # type: ignore[arg-type]
 
 
 def test_settings_at_their_limits_are_accepted(tmp_path: Path) -> None:
@@ -159,8 +166,17 @@ def test_frames_without_any_rate_are_written_at_25_fps(
 ) -> None:
     path = tmp_path / "out.mp4"
     packets = [frame(i, pts=0, fps=None) for i in range(count)]  # every timestamp the same
+    sink = VideoWriterSink(path)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        run_sink(VideoWriterSink(path), packets)
+        sink.setup()
+        try:
+            for i, packet in enumerate(packets, 1):
+                sink.process(packet)
+                # frames wait for a rate, but at most 8: then the recording starts at 25 fps
+                assert bool(hidden_files(tmp_path)) == (i >= 8), f"after {i} frames: {hidden_files(tmp_path)}"
+            sink.finish()
+        finally:
+            sink.close()
     n, _, times, rate = probe(path)
     assert n == count and rate == pytest.approx(25, rel=0.02)
     assert times == pytest.approx([i / 25 for i in range(count)], abs=1e-3)  # one frame on each time
@@ -219,6 +235,7 @@ def test_a_size_change_is_resized_to_the_first_and_warned_once(
         ("Front/Door", "out-Front_Door.mp4"),
         ("..//..", "out-source.mp4"),
         ("._a_.", "out-a.mp4"),
+        ("X-ray.", "out-X-ray.mp4"),
     ],
 )
 def test_per_source_file_names_are_safe(tmp_path: Path, source_id: str, name: str) -> None:
@@ -343,8 +360,15 @@ def test_timestamps_that_restart_twice_keep_their_spacing(tmp_path: Path) -> Non
 def test_two_frames_without_a_rate_tell_it_by_their_spacing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "two.mp4"
     packets = [frame(i, pts=500 + 100 * i, time_base=Fraction(1, 1000), fps=None) for i in range(2)]
+    sink = VideoWriterSink(path, fragmented=True)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        run_sink(VideoWriterSink(path, fragmented=True), packets)
+        sink.setup()
+        sink.process(packets[0])
+        assert hidden_files(tmp_path) == []  # one timestamp tells no rate yet
+        sink.process(packets[1])
+        assert len(hidden_files(tmp_path)) == 1  # two do: the recording starts
+        sink.finish()
+        sink.close()
     assert probe(path)[2] == pytest.approx([0.0, 0.1], abs=1e-3)
     assert "keyint=10" in x264_options(path).split()  # a keyframe a second at the derived 10 fps
     assert caplog.records == []
