@@ -208,6 +208,7 @@ def test_redact_url_drops_credentials_and_query(url: str, shown: str) -> None:
         ),
         ({"read_timeout_s": 0}, "timeouts: expected > 0 s, got open_timeout_s=5.0, read_timeout_s=0"),
         ({"open_timeout_s": -1}, "timeouts: expected > 0 s, got open_timeout_s=-1, read_timeout_s=5.0"),
+        ({"open_timeout_s": 0}, "timeouts: expected > 0 s, got open_timeout_s=0, read_timeout_s=5.0"),
         ({"rtsp_transport": "sctp"}, "rtsp_transport: expected tcp or udp, got 'sctp'"),
         ({"max_reconnects": -1}, r"max_reconnects: expected >= 0 or None \(forever\), got -1"),
     ],
@@ -320,7 +321,9 @@ def test_reconnect_events_say_attempt_delay_and_connection(camera: Camera, caplo
     camera.script = ["clip", 503, "clip"]
     url = camera.url()
     caplog.set_level(logging.INFO, logger="stream.sources.network")
+    started = time.time()
     items = read(NetworkSource(url, backoff=BACKOFF, max_reconnects=None), until=2)
+    assert all(started <= e.wall_time <= time.time() for e in events(items))
     got = [(e.kind, e.message, e.data) for e in events(items)]
     assert got == [
         ("opened", f"{url}: opened (64x48 h264)", {"url": url, "connections": 1}),
@@ -574,3 +577,13 @@ def test_a_camera_that_also_sends_sound_gives_its_video_frames(camera: Camera) -
     assert all(f.image.shape == (48, 64, 3) for f in got)
     assert [f.pts - got[0].pts for f in got] == [k * ONE_FRAME for k in range(FRAMES)]
     assert got[0].pts > 0  # stream time starts where the camera's clock is, not at 0
+
+
+def test_a_reconnect_to_a_clock_that_starts_elsewhere_still_continues_by_the_gap(camera: Camera) -> None:
+    camera.script = ["clip", 503, "with_sound"]  # the second stream's clock starts at 1/12 s, not 0
+    got = frames(read(NetworkSource(camera.url(), backoff=BACKOFF), until=2))
+    assert len(got) == 2 * FRAMES
+    gap_s = float((got[FRAMES].pts - got[FRAMES - 1].pts) * got[FRAMES].time_base)
+    wall_s = (got[FRAMES].capture_ns - got[FRAMES - 1].capture_ns) / 1e9
+    assert gap_s == pytest.approx(wall_s, abs=0.002)
+    assert [f.pts - got[FRAMES].pts for f in got[FRAMES:]] == [k * ONE_FRAME for k in range(FRAMES)]
