@@ -81,7 +81,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "stream/sinks/jsonl.py": ["tests/stream/test_sinks.py", "tests/stream/test_jsonl_mutants.py"],
     "engines/manifest.py": ["tests/engines/test_graph_engines.py", "tests/engines/test_manifest_mutants.py"],
     # test_sources.py's RTSP tests (about 13 s a mutant) are left out: the HTTP camera of
-    # test_network_mutants.py drives the same paths in about 4 s (docs/mutation.md)
+    # test_network_mutants.py drives the same paths in about 8 s (docs/mutation.md)
     "stream/sources/network.py": ["tests/stream/test_network_mutants.py", "tests/stream/test_sources_behaviour.py"],
     "stream/sinks/video.py": [
         "tests/stream/test_sinks.py",
