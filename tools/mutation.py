@@ -86,6 +86,14 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/stream/test_runner_behaviour.py",
         "tests/stream/test_runner_mutants.py",
     ],
+    # test_sources.py's RTSP tests (about 13 s a mutant) are left out: the HTTP camera of
+    # test_network_mutants.py drives the same paths in about 8 s (docs/mutation.md)
+    "stream/sources/network.py": ["tests/stream/test_network_mutants.py", "tests/stream/test_sources_behaviour.py"],
+    "stream/sinks/video.py": [
+        "tests/stream/test_sinks.py",
+        "tests/stream/test_sinks_behaviour.py",
+        "tests/stream/test_video_mutants.py",
+    ],
 }
 
 #: What is copied into each module's working folder (tracked and new, not ignored, files).
