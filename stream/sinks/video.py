@@ -81,6 +81,9 @@ def _safe(source_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", source_id).strip("._") or "source"
 
 
+#: The lowest ``bitrate`` (bits/s) the encoder takes: libx264 sets its rate in whole kbit/s.
+MIN_BITRATE = 1000
+
 class _Writer:
     """One output file; opened on its first frame."""
 
@@ -335,8 +338,9 @@ class VideoWriterSink(Stage):
         super().__init__(name)
         if not 0 <= crf <= 63:
             raise ConfigError(f"crf: expected 0..63, got {crf}")
-        if bitrate is not None and bitrate <= 0:
-            raise ConfigError(f"bitrate: expected a positive number of bits/s, got {bitrate}")
+        if bitrate is not None and bitrate < MIN_BITRATE:
+            # libx264 counts in kbit/s: under 1000 bits/s its first frame fails with a generic error
+            raise ConfigError(f"bitrate: expected at least {MIN_BITRATE} bits/s (1 kbit/s), got {bitrate}")
         self.path = Path(path)
         self.fps = None if fps is None else as_rate(fps, "fps")
         self.codec = codec

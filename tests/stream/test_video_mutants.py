@@ -98,7 +98,8 @@ def test_output_fps_is_kept_as_an_exact_rate(tmp_path: Path, fps: float, rate: F
         ({"fps": float("inf")}, "fps: expected a positive number, got inf"),
         ({"crf": -1}, r"crf: expected 0\.\.63, got -1"),
         ({"crf": 64}, r"crf: expected 0\.\.63, got 64"),
-        ({"bitrate": 0}, "bitrate: expected a positive number of bits/s, got 0"),
+        ({"bitrate": 0}, r"bitrate: expected at least 1000 bits/s \(1 kbit/s\), got 0"),
+        ({"bitrate": 999}, r"bitrate: expected at least 1000 bits/s \(1 kbit/s\), got 999"),
     ],
 )
 def test_bad_settings_are_one_clear_line(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
@@ -116,7 +117,7 @@ def test_settings_at_their_limits_are_accepted(tmp_path: Path) -> None:
         path = tmp_path / f"crf{crf}.mp4"
         run_sink(VideoWriterSink(path, crf=crf), [frame(i) for i in range(3)])
         assert setting in x264_options(path).split()
-    assert VideoWriterSink(tmp_path / "x.mp4", bitrate=1).bitrate == 1
+    assert VideoWriterSink(tmp_path / "x.mp4", bitrate=1000).bitrate == 1000
     path = tmp_path / "bitrate.mp4"
     run_sink(VideoWriterSink(path, bitrate=1000), [frame(i) for i in range(3)])  # libx264 counts in kbit/s
     assert "bitrate=1" in x264_options(path).split() and probe(path)[0] == 3
