@@ -123,13 +123,15 @@ class PersonTracker:
         ByteTrackTracker = _bytetrack()
         self.coast_s = min(coast_s, lost_timeout_s)
         self._min_hits = min_hits
+        # scores travel as float32 (Detections), where 0.7 is 0.69999999: the thresholds are
+        # compared at the same precision, so a score equal to a threshold passes it
         self._tracker = ByteTrackTracker(
             lost_track_buffer=max(1, round(lost_timeout_s * _REFERENCE_FPS)),
             frame_rate=_REFERENCE_FPS,
-            track_activation_threshold=activation_thr,
+            track_activation_threshold=float(np.float32(activation_thr)),
             minimum_consecutive_frames=min_hits,
             minimum_iou_threshold=iou_thr,
-            high_conf_det_threshold=high_thr,
+            high_conf_det_threshold=float(np.float32(high_thr)),
         )
         self.states: dict[int, TrackState] = {}
         self._last_time: float | None = None
