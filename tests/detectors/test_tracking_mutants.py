@@ -10,12 +10,13 @@ errors for settings out of range.
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
 
 from detectors.base import PERSON_LABEL
-from detectors.errors import DetectorConfigError
+from detectors.errors import DetectorConfigError, LibraryMissing
 from detectors.tracking import PersonTracker, TrackChange
 from stream.packet import Detections
 
@@ -260,7 +261,8 @@ def test_timestamps_that_do_not_move_forward_keep_the_people():
     lost = tracker.end()
     assert kinds(lost) == ["track_lost"]
     data = lost[0].data()
-    assert data["frames_seen"] == 5 and 0.1 < data["last_seen_s"] < 0.1001
+    # each frame is taken 1 us after the one before: the last one at 0.1 s + 3 us
+    assert data["frames_seen"] == 5 and data["last_seen_s"] == 0.100003
 
 
 # --- end of stream and memory -----------------------------------------------------------------
@@ -295,3 +297,29 @@ def test_state_stays_bounded_while_people_come_and_go():
         assert len(tracker.states) <= 2
         assert len(tracker._tracker.tracks) <= 4  # the library's own tracks end too
     assert started == 40 and lost >= 38
+
+
+def test_a_score_equal_to_a_threshold_passes_it():
+    """Bug fixed: scores travel as float32, where 0.7 is 0.69999999, so a person scoring exactly
+    ``activation_thr`` or ``high_thr`` started no track."""
+    tracker = PersonTracker(activation_thr=0.7, high_thr=0.7)
+    tracked, changes = tracker.update(people((A, 0.7)), 0.0)
+    assert ids(tracked) == [0] and kinds(changes) == ["track_started"]
+    tracker = PersonTracker(activation_thr=0.5, high_thr=0.9)
+    tracker.update(people((A, 0.95)), 0.0)
+    for t in (1, 2):  # a newcomer scoring exactly high_thr is confirmed on its second detection
+        tracked, changes = tracker.update(people((A, 0.95), (C, 0.9)), t / 10)
+    assert ids(tracked) == [0, 1] and kinds(changes) == ["track_started"]
+
+
+def test_last_seen_s_keeps_microseconds():
+    tracker = PersonTracker(lost_timeout_s=0.5)
+    tracker.update(people((A, 0.9)), 0.0)
+    tracker.update(people((A, 0.9)), 0.12345678)
+    assert [change.data()["last_seen_s"] for change in tracker.end()] == [0.123457]
+
+
+def test_a_missing_trackers_package_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trackers", None)  # import trackers -> ImportError
+    with pytest.raises(LibraryMissing, match=r"^tracking people needs Roboflow's trackers package: pip install "):
+        PersonTracker()
