@@ -323,3 +323,45 @@ def test_a_missing_trackers_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "trackers", None)  # import trackers -> ImportError
     with pytest.raises(LibraryMissing, match=r"^tracking people needs Roboflow's trackers package: pip install "):
         PersonTracker()
+
+
+def test_a_stream_whose_clock_starts_late_gets_ids_at_once():
+    """Camera clocks start anywhere: the first frame's people are reported at its own time."""
+    tracker = PersonTracker(lost_timeout_s=0.5)
+    tracked, changes = tracker.update(people((A, 0.9)), 37.2)
+    assert ids(tracked) == [0] and kinds(changes) == ["track_started"]
+    tracked, changes = tracker.update(people((A, 0.9)), 37.3)
+    assert ids(tracked) == [0] and changes == []
+    assert [change.data()["last_seen_s"] for change in tracker.end()] == [37.3]
+
+
+@pytest.mark.parametrize(("score", "started"), [(0.75, False), (0.8, True)])
+def test_activation_thr_decides_who_may_start_a_track(score, started):
+    tracker = PersonTracker(activation_thr=0.8, high_thr=0.5)
+    tracked, changes = tracker.update(people((A, score)), 0.0)
+    assert len(tracked) == int(started) and kinds(changes) == ["track_started"] * int(started)
+
+
+def test_below_high_thr_a_newcomer_starts_no_track():
+    tracker = PersonTracker(activation_thr=0.5, high_thr=0.95)
+    tracker.update(people((A, 0.99)), 0.0)
+    for t in range(1, 5):  # scores 0.9: enough to activate, not enough for the first pass
+        tracked, changes = tracker.update(people((A, 0.99), (C, 0.9)), t / 10)
+        assert ids(tracked) == [0] and changes == []
+
+
+@pytest.mark.parametrize(("iou_thr", "same_person"), [(0.1, True), (0.8, False)])
+def test_iou_thr_decides_whether_a_jump_is_the_same_person(iou_thr, same_person):
+    tracker = PersonTracker(iou_thr=iou_thr, coast_s=0.0)
+    tracker.update(people((A, 0.9)), 0.0)
+    tracked, _ = tracker.update(people(((30.0, 10.0, 70.0, 110.0), 0.9)), 0.1)  # IoU 1/3 with A
+    assert (ids(tracked) == [0]) == same_person
+
+
+@pytest.mark.parametrize(("gap", "lost"), [(0.03, False), (0.04, True)])
+def test_a_timeout_under_one_30_fps_frame_lasts_one_frame(gap, lost):
+    """The library counts its budget in 30 fps frames, at least one: 0.01 s acts as 1/30 s."""
+    tracker = PersonTracker(lost_timeout_s=0.01, coast_s=0.0)
+    tracker.update(people((A, 0.9)), 0.0)
+    _, changes = tracker.update(NOBODY, gap)
+    assert kinds(changes) == ["track_lost"] * int(lost)
