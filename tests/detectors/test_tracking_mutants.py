@@ -143,12 +143,13 @@ def test_a_coasting_person_moves_on_at_their_predicted_box():
     assert xs == pytest.approx([60.0, 65.0, 70.0], abs=1.0)
 
 
-def test_coasting_lasts_coast_s_exactly():
-    for gap, reported in [(0.5, 1), (0.51, 0)]:
-        tracker = PersonTracker(lost_timeout_s=1.0, coast_s=0.5)
-        seen_twice(tracker)
-        tracked, changes = tracker.update(NOBODY, 0.1 + gap)
-        assert len(tracked) == reported and changes == [], gap
+@pytest.mark.parametrize(("gap", "reported"), [(0.5, 1), (0.5078125, 0)])
+def test_coasting_lasts_coast_s_exactly(gap, reported):
+    tracker = PersonTracker(lost_timeout_s=1.0, coast_s=0.5)
+    tracker.update(people((A, 0.9)), 0.0)
+    tracker.update(people((A, 0.9)), 0.25)
+    tracked, changes = tracker.update(NOBODY, 0.25 + gap)  # binary fractions: exact differences
+    assert len(tracked) == reported and changes == []
 
 
 def test_coast_zero_reports_detected_people_only():
