@@ -366,3 +366,16 @@ def test_a_timeout_under_one_30_fps_frame_lasts_one_frame(gap, lost):
     tracker.update(people((A, 0.9)), 0.0)
     _, changes = tracker.update(NOBODY, gap)
     assert kinds(changes) == ["track_lost"] * int(lost)
+
+
+def test_by_default_a_missed_person_coasts_1_s_and_is_lost_after_2_s():
+    """The defaults docs/people.md gives (``--lost-timeout`` 2)."""
+    coasting, lost_at = [], []
+    tracker = PersonTracker()
+    tracker.update(people((A, 0.9)), 0.0)
+    tracker.update(people((A, 0.9)), 0.25)
+    for t in (1.25, 1.2578125, 2.25, 2.2578125):  # binary fractions: exact differences
+        tracked, changes = tracker.update(NOBODY, t)
+        coasting.append(len(tracked))
+        lost_at += [t] * len(changes)
+    assert coasting == [1, 0, 0, 0] and lost_at == [2.2578125]
