@@ -85,7 +85,9 @@ class PersonTracker:
         high_thr: detections scoring at least this are matched in ByteTrack's first pass;
             the others only revive existing tracks.
         iou_thr: least IoU between a track's predicted box and a detection to match them.
-        min_hits: consecutive detections before a track is confirmed and gets an id.
+        min_hits: consecutive detections before a track is confirmed and gets an id (at least
+            2: the library confirms a track on its second detection at the earliest; the
+            people of the first frame get ids at once whatever the setting).
         lost_timeout_s: stream seconds without a detection after which a track ends.
         coast_s: stream seconds a confirmed track missed by the detector is still reported,
             at its predicted box (0 reports detected people only).
@@ -109,8 +111,11 @@ class PersonTracker:
                 f"tracker thresholds: expected values in 0..1, got activation {activation_thr}, "
                 f"high {high_thr}, iou {iou_thr}"
             )
-        if min_hits < 1:
-            raise DetectorConfigError(f"min_hits: expected >= 1, got {min_hits}")
+        if min_hits < 2:
+            raise DetectorConfigError(
+                f"min_hits: expected >= 2 (a track is confirmed on its second detection at the earliest), "
+                f"got {min_hits}"
+            )
         if lost_timeout_s <= 0 or coast_s < 0:
             raise DetectorConfigError(
                 f"lost_timeout_s / coast_s: expected > 0 / >= 0, got {lost_timeout_s} / {coast_s}"
@@ -118,13 +123,15 @@ class PersonTracker:
         ByteTrackTracker = _bytetrack()
         self.coast_s = min(coast_s, lost_timeout_s)
         self._min_hits = min_hits
+        # scores travel as float32 (Detections), where 0.7 is 0.69999999: the thresholds are
+        # compared at the same precision, so a score equal to a threshold passes it
         self._tracker = ByteTrackTracker(
             lost_track_buffer=max(1, round(lost_timeout_s * _REFERENCE_FPS)),
             frame_rate=_REFERENCE_FPS,
-            track_activation_threshold=activation_thr,
+            track_activation_threshold=float(np.float32(activation_thr)),
             minimum_consecutive_frames=min_hits,
             minimum_iou_threshold=iou_thr,
-            high_conf_det_threshold=high_thr,
+            high_conf_det_threshold=float(np.float32(high_thr)),
         )
         self.states: dict[int, TrackState] = {}
         self._last_time: float | None = None
@@ -158,11 +165,13 @@ class PersonTracker:
             if first and len(sv_dets):
                 # As in the original ByteTrack, the people of the first frame get ids at once (a
                 # still image has no second frame to confirm them): the library confirms a track
-                # on its min_hits-th consecutive match, so the first frame is shown again, 1 ms later.
+                # on its min_hits-th consecutive detection, so the first frame is shown to it
+                # again, 1 ms apart. The people keep the frame's own time (``last_seen_s``).
+                repeat_s = time_s
                 for _ in range(self._min_hits - 1):
-                    time_s += 1e-3
-                    tracked = self._tracker.update(sv_dets, timestamp=time_s)
-                self._last_time = time_s
+                    repeat_s += 1e-3
+                    tracked = self._tracker.update(sv_dets, timestamp=repeat_s)
+                self._last_time = repeat_s
         ids = np.asarray(tracked.tracker_id if tracked.tracker_id is not None else [], dtype=np.int64)
         confirmed = ids >= 0
         boxes = np.asarray(tracked.xyxy, np.float32).reshape(-1, 4)[confirmed]

@@ -94,6 +94,11 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/stream/test_sinks_behaviour.py",
         "tests/stream/test_video_mutants.py",
     ],
+    "detectors/tracking.py": [
+        "tests/detectors/test_tracking.py",
+        "tests/detectors/test_stages.py",
+        "tests/detectors/test_tracking_mutants.py",
+    ],
 }
 
 #: What is copied into each module's working folder (tracked and new, not ignored, files).
