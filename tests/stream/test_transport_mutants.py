@@ -256,12 +256,14 @@ def test_latest_keeps_one_frame_whatever_its_capacity(ctx: zmq.Context) -> None:
 def test_a_drop_link_absorbs_a_burst_larger_than_its_capacity(ctx: zmq.Context) -> None:
     # The drain thread's socket holds at least 16 messages, so a burst sent while the consumer
     # is busy keeps its end-of-stream even when the sender's side is full.
-    stats = LinkStats()
+    stats = LinkStats()  # the receiver's: frames it took, and those it dropped to keep the newest 2
     receiver = Receiver(ctx, "inproc://burst", QueuePolicy("drop_oldest", 2), stats)
-    sender = Sender(ctx, "inproc://burst", QueuePolicy("drop_oldest", 2), stats)
-    for i in range(40):
-        sender.send(frame(i))
+    sender = Sender(ctx, "inproc://burst", QueuePolicy("drop_oldest", 2))
+    sent = sum(sender.send(frame(i)) for i in range(40))
     assert sender.send(EndOfStream("gen"), timeout_s=5)
+    # the consumer is busy until the whole burst reached the link (reading earlier would take
+    # frames one by one as they arrive, before any needs dropping)
+    wait_until(lambda: stats.received + stats.dropped == sent, 10, f"the drain thread taking {sent} frames")
     got: list[int] = []
     while not isinstance(p := receiver.recv(2000), EndOfStream):
         assert p is not None, "the end-of-stream never arrived"
