@@ -152,6 +152,33 @@ def test_a_blocking_send_waits_for_room_and_then_delivers(ctx: zmq.Context) -> N
     receiver.close()
 
 
+def test_a_lossless_producer_resumes_as_soon_as_its_consumer_makes_room(ctx: zmq.Context) -> None:
+    # A producer faster than its consumer is blocked every frame or two; it must go on as soon
+    # as the consumer made room, not at its next look at the stop flag (every 0.1 s), or the
+    # link carries a fraction of what the consumer could take (here 100 frames: about 0.2 s of
+    # consumer time, over 5 s at one frame per 0.1 s).
+    n, work_s = 100, 0.002
+    receiver = Receiver(ctx, "inproc://pace", QueuePolicy("block", 1))
+    sender = Sender(ctx, "inproc://pace", QueuePolicy("block", 1))
+    got: list[int] = []
+
+    def consume() -> None:
+        while len(got) < n and (p := receiver.recv(3000)) is not None:
+            got.append(p.frame_idx)  # type: ignore[union-attr]
+            time.sleep(work_s)  # the consumer's work on each frame
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    start = time.monotonic()
+    for i in range(n):
+        assert sender.send(frame(i), timeout_s=5)
+        assert time.monotonic() - start < 2.5, f"only {i + 1} of {n} frames sent in 2.5 s"
+    consumer.join(10)
+    assert got == list(range(n))
+    sender.close()
+    receiver.close()
+
+
 @pytest.mark.parametrize("packet", [frame(5), EndOfStream("gen")], ids=["frame", "end-of-stream"])
 def test_a_send_blocked_when_the_pipeline_stops_gives_up_half_a_second_later(
     ctx: zmq.Context, packet: FramePacket | EndOfStream
@@ -256,12 +283,14 @@ def test_latest_keeps_one_frame_whatever_its_capacity(ctx: zmq.Context) -> None:
 def test_a_drop_link_absorbs_a_burst_larger_than_its_capacity(ctx: zmq.Context) -> None:
     # The drain thread's socket holds at least 16 messages, so a burst sent while the consumer
     # is busy keeps its end-of-stream even when the sender's side is full.
-    stats = LinkStats()
+    stats = LinkStats()  # the receiver's: frames it took, and those it dropped to keep the newest 2
     receiver = Receiver(ctx, "inproc://burst", QueuePolicy("drop_oldest", 2), stats)
-    sender = Sender(ctx, "inproc://burst", QueuePolicy("drop_oldest", 2), stats)
-    for i in range(40):
-        sender.send(frame(i))
+    sender = Sender(ctx, "inproc://burst", QueuePolicy("drop_oldest", 2))
+    sent = sum(sender.send(frame(i)) for i in range(40))
     assert sender.send(EndOfStream("gen"), timeout_s=5)
+    # the consumer is busy until the whole burst reached the link (reading earlier would take
+    # frames one by one as they arrive, before any needs dropping)
+    wait_until(lambda: stats.received + stats.dropped == sent, 10, f"the drain thread taking {sent} frames")
     got: list[int] = []
     while not isinstance(p := receiver.recv(2000), EndOfStream):
         assert p is not None, "the end-of-stream never arrived"
@@ -331,6 +360,20 @@ def test_closing_a_drop_link_receiver_is_quick_even_after_traffic(ctx: zmq.Conte
     start = time.monotonic()
     receiver.close()
     assert time.monotonic() - start < 0.6  # the drain thread notices within a poll interval
+
+
+@pytest.mark.parametrize("mode", ["latest", "drop_oldest"])
+def test_a_drop_link_receiver_runs_one_named_daemon_thread_that_close_ends(ctx: zmq.Context, mode: str) -> None:
+    # The drain thread shows in a thread dump under the link it drains; it is a daemon, so a
+    # receiver left open does not keep the process from exiting; and once close() returned,
+    # nothing of the link is left running.
+    before = set(threading.enumerate())
+    receiver = Receiver(ctx, "tcp://127.0.0.1:*", QueuePolicy(mode, 2))  # type: ignore[arg-type]
+    started = [t for t in threading.enumerate() if t not in before]
+    assert not receiver.address.endswith(":*")
+    assert [(t.name, t.daemon) for t in started] == [(f"drain-{receiver.address}", True)]
+    receiver.close()
+    assert not started[0].is_alive()
 
 
 def test_the_configure_hook_gets_each_socket_before_it_is_used(ctx: zmq.Context) -> None:
@@ -524,6 +567,46 @@ def test_waiting_for_an_acknowledgement_ends_when_the_pipeline_stops(ctx: zmq.Co
     assert time.monotonic() - start < 1.0
     sender.close()
     receiver.close()
+
+
+# -- waiting costs (almost) no CPU ---------------------------------------------------------------
+# A live pipeline has many links that mostly wait; each waiting call sleeps in ZeroMQ until
+# something happens or it is time to look at the stop flag (every 0.1 s), never in a busy loop.
+
+
+def test_a_blocked_producer_uses_under_one_percent_of_a_core(ctx: zmq.Context) -> None:
+    receiver = Receiver(ctx, "inproc://cpu-send", QueuePolicy("block", 1))
+    sender = Sender(ctx, "inproc://cpu-send", QueuePolicy("block", 1))
+    assert _fill(sender) == 2
+    cpu, start = time.thread_time(), time.monotonic()
+    assert sender.send(frame(9), timeout_s=1.0) is False  # nobody reads: blocked for a second
+    cpu, took = time.thread_time() - cpu, time.monotonic() - start
+    assert cpu < 0.01 * took, f"{cpu * 1000:.0f} ms of CPU in {took:.2f} s"
+    sender.close()
+    receiver.close()
+
+
+def test_waiting_for_an_acknowledgement_uses_under_one_percent_of_a_core(ctx: zmq.Context) -> None:
+    receiver = Receiver(ctx, "inproc://cpu-ack", LOSSLESS, acknowledging=True)
+    sender = Sender(ctx, "inproc://cpu-ack", LOSSLESS, acknowledged=True)
+    assert sender.send(EndOfStream("gen"), timeout_s=5)
+    cpu, start = time.thread_time(), time.monotonic()
+    assert sender.wait_acknowledged(1.0) is False  # nobody reads the end-of-stream
+    cpu, took = time.thread_time() - cpu, time.monotonic() - start
+    assert cpu < 0.01 * took, f"{cpu * 1000:.0f} ms of CPU in {took:.2f} s"
+    sender.close()
+    receiver.close()
+
+
+def test_an_idle_drop_link_uses_under_half_a_percent_of_a_core(ctx: zmq.Context) -> None:
+    links = 4
+    receivers = [Receiver(ctx, f"inproc://cpu-idle{i}", LIVE_INFERENCE) for i in range(links)]
+    cpu, start = time.process_time(), time.monotonic()
+    threading.Event().wait(0.5)  # nothing arrives: each drain thread waits in ZeroMQ
+    cpu, took = time.process_time() - cpu, time.monotonic() - start
+    assert cpu < 0.005 * took * links, f"{cpu * 1000:.0f} ms of CPU for {links} links idle {took:.2f} s"
+    for receiver in receivers:
+        receiver.close()
 
 
 def test_link_stats_depth_never_goes_negative() -> None:
