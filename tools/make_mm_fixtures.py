@@ -9,8 +9,9 @@ It builds mmdet's RTMDet from configs/detection/rtmdet/rtmdet_tiny_8xb32-300e_co
 other setting is tiny's), fills every parameter and batch-norm statistic with seeded random
 values, saves it in the model-zoo layout (``{'meta': {...}, 'state_dict': {...}}``), and runs
 ``mmdet.apis.inference_detector`` on two stills with people and on frames 0 and 100 of
-``vtest.avi`` (all from Debian's opencv-doc, saved here as PNG so that no decoder differs). It records, per image, the network input (as
-the resized and padded uint8 image it was normalised from), the head's raw outputs (per-level
+``vtest.avi`` (all from Debian's opencv-doc, saved here as PNG so that no decoder differs).
+It records, per image, the network input (as the resized and padded uint8 image it was
+normalised from), the head's raw outputs (per-level
 class logits — all 80 classes on the stride-32 level, the first 8 on the others, to keep the
 file small — and box distances, via hooks) and the final
 boxes / scores / labels. ``test_cfg.score_thr`` is lowered to 0.05 (random weights score

@@ -84,6 +84,7 @@ def _safe(source_id: str) -> str:
 #: The lowest ``bitrate`` (bits/s) the encoder takes: libx264 sets its rate in whole kbit/s.
 MIN_BITRATE = 1000
 
+
 class _Writer:
     """One output file; opened on its first frame."""
 
