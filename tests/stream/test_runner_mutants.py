@@ -414,12 +414,30 @@ def signals_at_default() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def signal_when_running(sink: Collect, sig: int) -> None:
+    """Send ``sig`` to this process once a frame reached ``sink``: the run's handlers are in place.
+
+    (A fixed delay raced the run's start on a loaded machine: a SIGTERM that came first killed
+    the whole test process.)
+    """
+
+    def send() -> None:
+        deadline = time.monotonic() + 8
+        while not sink.frames:  # no signal if the run never starts: the test then fails on its timeout
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+        os.kill(os.getpid(), sig)
+
+    threading.Thread(target=send, daemon=True).start()
+
+
 @pytest.mark.timeout(10)
 @pytest.mark.usefixtures("signals_at_default")
 def test_ctrl_c_during_run_interrupts_it_and_the_handler_is_restored_after() -> None:
     sink = Collect()
     pipeline = Pipeline([CountingSource(None, interval_s=0.001)], [sink], metrics_interval_s=0)
-    threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()
+    signal_when_running(sink, signal.SIGINT)
     started = time.monotonic()
     report = pipeline.run()  # in the main thread, as the command-line tools run it
     assert time.monotonic() - started < 5 and report.status == "interrupted" and sink.finished.is_set()
@@ -429,11 +447,17 @@ def test_ctrl_c_during_run_interrupts_it_and_the_handler_is_restored_after() -> 
 @pytest.mark.timeout(10)
 @pytest.mark.usefixtures("signals_at_default")
 def test_sigterm_during_run_interrupts_it_too() -> None:
+    stray: list[int] = []  # a SIGTERM outside the run lands here instead of killing the test process
+
+    def record(signum: int, _frame: object) -> None:
+        stray.append(signum)
+
+    signal.signal(signal.SIGTERM, record)
     sink = Collect()
     pipeline = Pipeline([CountingSource(None, interval_s=0.001)], [sink], metrics_interval_s=0)
-    threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+    signal_when_running(sink, signal.SIGTERM)
     report = pipeline.run()
-    assert report.status == "interrupted" and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert report.status == "interrupted" and signal.getsignal(signal.SIGTERM) is record and not stray
 
 
 @pytest.mark.timeout(10)
