@@ -135,7 +135,9 @@ class _OpenVinoModel:
             )
         import openvino as ov
 
-        core = ov.Core()
+        from engines.backends.ov import shared_core
+
+        core = shared_core()  # never a Core of its own: see engines.backends.ov.shared_core
         device = device.upper()
         available = list(core.available_devices)
         if device not in available:

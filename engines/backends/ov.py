@@ -9,11 +9,15 @@ plugin pick its fastest kernels; a real-time pipeline uses one or two batch size
 A CPU without bf16/f16 support silently runs f32 under OpenVINO; the backend reads the
 precision actually compiled and logs a warning when it differs from the request
 (:attr:`OpenVinoBackend.effective_precision`).
+
+Every OpenVINO user in the project shares one process-wide ``ov.Core`` (:func:`shared_core`),
+created on first use and never released: see its docstring for the crash this avoids.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +45,34 @@ def _import_ov() -> Any:
             f"backend 'openvino' needs OpenVINO: pip install openvino (or pip install -e '.[openvino]'): {exc}"
         ) from exc
     return openvino
+
+
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def shared_core() -> Any:
+    """The process-wide ``openvino.Core``: created on first use, kept until the process exits.
+
+    OpenVINO's CPU plugin, when a Core first loads it, gives the calling thread a new
+    alternate signal stack (mmap) and unmaps that stack when the plugin is destroyed with
+    its Core, without restoring the thread's previous stack unless the destruction happens
+    in the same thread and in reverse order of creation. Cores released in another thread
+    (a pipeline stage, the garbage collector) or out of order leave the main thread's signal
+    stack pointing at unmapped memory, and the next Ctrl-C or SIGTERM then kills the process
+    with a segmentation fault instead of running Python's handler (and before faulthandler
+    can say why). One Core that is never destroyed keeps one CPU plugin alive, so no signal
+    stack is ever unmapped. ``ov.Core`` is thread-safe; per-model settings go to
+    ``compile_model`` (never ``set_property`` on the shared Core).
+
+    Raises:
+        BackendUnavailable: If OpenVINO is not installed.
+    """
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            _CORE = _import_ov().Core()
+        return _CORE
 
 
 def _type_name(value: Any) -> str:
@@ -81,7 +113,7 @@ class OpenVinoBackend(Backend):
         super().__init__(input_spec, max_batch)
         ov = _import_ov()
         self._ov = ov
-        self.core = ov.Core()
+        self.core = shared_core()
         self.model = self.core.read_model(str(model_path))
         graph_input = self.model.input(0).get_partial_shape()  # checked before compiling for it
         dims = tuple(d.get_length() if d.is_static else None for d in graph_input)
@@ -113,7 +145,7 @@ class OpenVinoBackend(Backend):
         emulate it slowly, so fp32 stays.
         """
         try:
-            capabilities = _import_ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+            capabilities = shared_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         except Exception as exc:  # a failed query only means "no bf16 here"
             logger.debug("OpenVINO CPU capabilities unavailable: %s", exc)
             return "fp32"

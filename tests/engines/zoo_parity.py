@@ -163,14 +163,14 @@ def backend_errors(
     model: nn.Module, sample_shape: tuple[int, ...], input_format: str, tmp_path: Path
 ) -> dict[str, float]:
     """Export ``model`` to ONNX; max |backend - torch| for ONNX Runtime and OpenVINO (fp32) on 2 samples."""
-    import openvino as ov
+    from engines.backends.ov import shared_core
 
     path = tmp_path / "model.onnx"
     export_onnx(model, path, sample_shape, input_format=input_format, check=False)
     mean, std = model_mean_std(model)
     batch = sample_inputs(sample_shape, 2, mean=mean, std=std, seed=5)  # another batch size than the traced one
     expected = torch_scores(model, batch)
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = shared_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     outputs = {"onnxruntime": run_onnx(path, batch), "openvino": np.asarray(compiled(batch)[0])}
     errors = {}
     for name, got in outputs.items():

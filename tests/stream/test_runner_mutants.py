@@ -445,6 +445,22 @@ def test_ctrl_c_during_run_interrupts_it_and_the_handler_is_restored_after() -> 
 
 
 @pytest.mark.timeout(10)
+@pytest.mark.usefixtures("signals_at_default")
+def test_sigterm_during_run_interrupts_it_too() -> None:
+    stray: list[int] = []  # a SIGTERM outside the run lands here instead of killing the test process
+
+    def record(signum: int, _frame: object) -> None:
+        stray.append(signum)
+
+    signal.signal(signal.SIGTERM, record)
+    sink = Collect()
+    pipeline = Pipeline([CountingSource(None, interval_s=0.001)], [sink], metrics_interval_s=0)
+    signal_when_running(sink, signal.SIGTERM)
+    report = pipeline.run()
+    assert report.status == "interrupted" and signal.getsignal(signal.SIGTERM) is record and not stray
+
+
+@pytest.mark.timeout(10)
 def test_an_ignored_ctrl_c_stays_ignored_during_a_run() -> None:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
