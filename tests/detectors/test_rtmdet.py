@@ -115,7 +115,7 @@ def test_nms_suppresses_above_the_threshold_only() -> None:
 def detector(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RTMDetDetector:
     det = RTMDetDetector(
         config=SMALL, checkpoint=CKPT, score_thr=0.05, cat_id=0, backend=request.param,
-        cache_dir=tmp_path_factory.mktemp("engines"),
+        cache_dir=tmp_path_factory.mktemp("engines"), precision="fp32",
     )  # fmt: skip
     yield det  # type: ignore[misc]
     det.close()
