@@ -7,8 +7,9 @@ size is compiled with a static shape on first use and kept (static shapes let th
 plugin pick its fastest kernels; a real-time pipeline uses one or two batch sizes). Named
 engines (:meth:`OpenVinoBackend.run_named`: detectors, pose models) do the same per set of
 input shapes, up to :data:`MAX_STATIC_SHAPES` of them; further shapes share one dynamic
-compile. Measured on RTMPose-m, batch 3 (AMD EPYC, 2 cores): the static compile ran 10-25 %
-faster than the dynamic one; a compile costs 0.3-1 s, once per shape.
+compile. Measured on RTMPose-m, batch 3, fp32 (AMD EPYC, 2 cores, shared: load average ~5,
+25 interleaved runs): median 472 ms static vs 609 ms dynamic; a compile costs 0.3-1 s, once
+per shape.
 
 A CPU without bf16/f16 support silently runs f32 under OpenVINO; the backend reads the
 precision actually compiled and logs a warning when it differs from the request
