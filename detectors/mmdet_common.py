@@ -4,10 +4,12 @@
 :class:`detectors.yolox.YOLOXDetector`: it reads an mmdet config and checkpoint, builds our
 torch model with mmdet's keys, exports it once to an ONNX Runtime / OpenVINO engine cached in
 ``$ACTION_STREAM_CACHE/engines`` (keyed by the model config, the checkpoint's hash, backend,
-device and input size), runs mmdet's test pipeline in numpy (:func:`letterbox`,
+device, input size and precision), runs mmdet's test pipeline in numpy (:func:`letterbox`,
 :func:`normalise`) and keeps the rows of class ``cat_id`` scoring above ``score_thr``. A
 subclass names its model type, declares the engine's outputs and post-processes one image's
-outputs as mmdet's head does (:func:`batched_nms` is mmcv's).
+outputs as mmdet's head does (:func:`batched_nms` is mmcv's). With ``precision='auto'`` (the
+default) OpenVINO runs bf16 where the CPU has it natively and the boxes stay fp32's
+(:mod:`detectors.precision`), else fp32.
 """
 
 from __future__ import annotations
@@ -162,6 +164,9 @@ class EngineDetector(ABC):
         backend: ``auto`` (OpenVINO on x86, else ONNX Runtime), ``onnxruntime`` or ``openvino``.
         num_threads: CPU threads of the backend.
         cache_dir: Where engines are cached (default :func:`engines.cache.cache_root`).
+        precision: ``auto`` (the backend's fast precision if its boxes agree with fp32 on the
+            check frames, see :mod:`detectors.precision`; else fp32), ``fp32``, or ``bf16`` /
+            ``fp16`` unchecked (OpenVINO).
 
     Raises:
         DetectorConfigError: A missing or unfitting config / checkpoint (one line naming the
@@ -184,9 +189,11 @@ class EngineDetector(ABC):
         backend: str = "auto",
         num_threads: int | None = None,
         cache_dir: str | Path | None = None,
+        precision: str = "auto",
     ) -> None:
         from engines.cache import resolve_device
         from engines.errors import EngineError
+        from engines.graph import GRAPH_PRECISIONS
 
         if config is None or checkpoint is None:
             raise DetectorConfigError(
@@ -195,6 +202,8 @@ class EngineDetector(ABC):
             )
         if not 0.0 <= score_thr < 1.0:
             raise DetectorConfigError(f"score_thr: expected 0 <= score_thr < 1, got {score_thr}")
+        if precision not in GRAPH_PRECISIONS:
+            raise DetectorConfigError(f"precision: expected one of {', '.join(GRAPH_PRECISIONS)}, got {precision!r}")
         self.config, self.checkpoint = Path(config), Path(checkpoint)
         for what, path in (("--det-config", self.config), ("--det-checkpoint", self.checkpoint)):
             if not path.is_file():
@@ -211,7 +220,7 @@ class EngineDetector(ABC):
                 "or openvino"
             )
         self.score_thr = score_thr
-        self._load(backend_name, num_threads, cache_dir)
+        self._load(backend_name, num_threads, cache_dir, precision)
         model = f"{self.checkpoint.name} ({self.config.name})"
         self.cat_id = person_class(self.classes, self._num_classes, cat_id, model)
 
@@ -227,12 +236,21 @@ class EngineDetector(ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One image's boxes ``(K, 4)``, scores ``(K,)``, labels ``(K,)`` in original-image pixels, as mmdet's."""
 
+    @abstractmethod
+    def candidates(
+        self, outputs: Mapping[str, np.ndarray], scale_factor: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every prior's box ``(N, 4)`` in original-image pixels and its best class's score ``(N,)``, before NMS.
+
+        What :meth:`agree` compares between precisions.
+        """
+
     def setup(self, model: Any) -> None:
         """Called once the model is built and loaded, before the engine is (e.g. to make priors)."""
 
     # -- the frame
 
-    def _load(self, backend: str, num_threads: int | None, cache_dir: str | Path | None) -> None:
+    def _load(self, backend: str, num_threads: int | None, cache_dir: str | Path | None, precision: str) -> None:
         from engines.checkpoint import load_checkpoint
         from engines.config import read_config, to_plain
         from engines.errors import EngineError
@@ -269,7 +287,52 @@ class EngineDetector(ABC):
         self.engine = cached_engine(
             model, model_cfg, self.checkpoint, backend, (h, w), num_threads, cache_dir,
             name=self.name, model_type=self.model_type, outputs=self.output_specs(model, (h, w)),
+            precision=precision, agree=self.agree,
         )  # fmt: skip
+        self.precision = str(self.engine.manifest.precision)
+
+    def agree(self, fp32: Any, reduced: Any, frames: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+        """Whether the ``reduced``-precision engine gives ``fp32``'s boxes on the check frames.
+
+        Each frame's :data:`~detectors.precision.TOP_K` best candidates (:meth:`candidates`)
+        must agree within :data:`~detectors.precision.BOX_TOL_PX` px and
+        :data:`~detectors.precision.SCORE_TOL`.
+
+        Args:
+            fp32: The fp32 engine.
+            reduced: The same engine at the reduced precision.
+            frames: Frames to compare on (default :func:`detectors.precision.check_frames`).
+
+        Returns:
+            ``kept``, the worst ``box_px`` / ``score`` differences and the ``frames`` compared
+            (or ``reason`` when there is nothing to compare on).
+        """
+        from detectors import precision as check
+
+        tried = str(getattr(reduced.backend, "precision", "reduced"))  # its manifest still says fp32
+        frames = check.check_frames() if frames is None else frames
+        if not frames:
+            why = f"no check frames ({check.CHECK_VIDEO} is missing: apt-get install opencv-doc)"
+            return check.verdict({"tried": tried, "kept": False, "reason": why}, self.name)
+        worst_box = worst_score = 0.0
+        for frame in frames:
+            padded, factor = letterbox(frame, self.size, self.pad_val)
+            feeds = {"inputs": normalise([padded], self.mean, self.std, self.bgr_to_rgb)}
+            ref = self.candidates({k: v[0] for k, v in fp32.run(feeds).items()}, factor)
+            got = self.candidates({k: v[0] for k, v in reduced.run(feeds).items()}, factor)
+            box, score = check.compare_boxes(*ref, *got)
+            worst_box, worst_score = max(worst_box, box), max(worst_score, score)
+        kept = worst_box <= check.BOX_TOL_PX and worst_score <= check.SCORE_TOL
+        result: dict[str, Any] = {
+            "kept": kept, "box_px": round(worst_box, 4), "score": round(worst_score, 5), "frames": len(frames),
+            "top_k": check.TOP_K, "box_tol_px": check.BOX_TOL_PX, "score_tol": check.SCORE_TOL,
+        }  # fmt: skip
+        if not kept:
+            result["reason"] = (
+                f"boxes differ from fp32 by up to {worst_box:.3g} px (tolerance {check.BOX_TOL_PX}), "
+                f"scores by {worst_score:.3g} ({check.SCORE_TOL})"
+            )
+        return check.verdict({"tried": tried, **result}, self.name)
 
     def run(self, images: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[tuple[float, float]]]:
         """The engine's named outputs for a batch of images, and the images' scale factors."""
@@ -326,11 +389,18 @@ def cached_engine(
     name: str,
     model_type: str,
     outputs: Sequence[Any],
+    precision: str = "fp32",
+    agree: Any = None,
 ) -> Any:
-    """Open the cached engine for this model + checkpoint, or export, check and cache it."""
+    """Open the cached engine for this model + checkpoint, or export, check and cache it.
+
+    ``precision='auto'`` builds fp32 and keeps the backend's fast precision if ``agree(fp32,
+    reduced)`` passes (:func:`engines.graph.try_reduced_precision`); on a backend without one it
+    is fp32 (the same cache entry).
+    """
     from engines.cache import cached_graph_engine
     from engines.checkpoint import file_sha256
-    from engines.graph import build_graph_engine
+    from engines.graph import auto_candidate, build_graph_engine, try_reduced_precision
     from engines.tensors import TensorSpec
 
     h, w = input_hw
@@ -339,11 +409,21 @@ def cached_engine(
     example = {"inputs": rng.standard_normal((1, 3, h, w)).astype(np.float32)}
     check = {"inputs": rng.standard_normal((2, 3, h, w)).astype(np.float32)}
 
+    tried = auto_candidate(backend) if precision == "auto" else None
+    if precision == "auto" and tried is None:
+        precision = "fp32"
+
     def build(out_dir: Path) -> Any:
-        return build_graph_engine(
+        engine = build_graph_engine(
             model, inputs=inputs, outputs=outputs, example=example, check=check, out_dir=out_dir, backend=backend,
             model_type=model_type, num_classes=model.num_classes, atol=1e-3, num_threads=num_threads,
+            precision="fp32" if precision == "auto" else precision,
         )  # fmt: skip
+        if tried is not None and agree is not None:
+            try_reduced_precision(engine, tried, agree)
+        return engine
 
     key = (repr(model_cfg), file_sha256(checkpoint), repr(input_hw), f"{name}-1")
-    return cached_graph_engine(name, key, build, backend=backend, num_threads=num_threads, cache_dir=cache_dir)
+    return cached_graph_engine(
+        name, key, build, backend=backend, num_threads=num_threads, cache_dir=cache_dir, precision=precision
+    )

@@ -131,6 +131,8 @@ class RTMDetDetector(EngineDetector):
         backend: ``auto`` (OpenVINO on x86, else ONNX Runtime), ``onnxruntime`` or ``openvino``.
         num_threads: CPU threads of the backend.
         cache_dir: Where engines are cached (default :func:`engines.cache.cache_root`).
+        precision: ``auto`` (bf16 on OpenVINO where the CPU has it and the boxes stay fp32's,
+            :mod:`detectors.precision`), ``fp32``, or ``bf16`` / ``fp16`` unchecked.
 
     Raises:
         DetectorConfigError: A missing or unfitting config / checkpoint (one line naming the
@@ -160,6 +162,18 @@ class RTMDetDetector(EngineDetector):
         return postprocess(
             outputs["scores"], outputs["distances"], self.priors, self.counts, input_hw, scale_factor, test_cfg
         )
+
+    def candidates(
+        self, outputs: Mapping[str, np.ndarray], scale_factor: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        dist = outputs["distances"]
+        boxes = np.concatenate([self.priors - dist[:, :2], self.priors + dist[:, 2:]], axis=1)
+        w, h = self.size
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+        ws, hs = scale_factor
+        boxes = boxes / np.asarray([ws, hs, ws, hs], np.float32)
+        return boxes.astype(np.float32), outputs["scores"].max(axis=1).astype(np.float32)
 
     def raw(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float]]]:
         """The engine's ``scores`` / ``distances`` for a batch of images, and their scale factors."""

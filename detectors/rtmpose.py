@@ -6,7 +6,9 @@ strictly, exports it once as a named-tensor engine (``inputs (batch, 3, h, w)`` 
 ``simcc_x (batch, K, w·r)``, ``simcc_y (batch, K, h·r)``; flip test inside the graph when the
 config asks for it), checks the engine against torch, and caches it under
 :func:`engines.cache.cache_root` keyed by the model config, the checkpoint's hash, the
-backend and the input size. Every person of every frame given to one :meth:`estimate` call
+backend, the input size and the precision (``precision='auto'``, the default: bf16 on
+OpenVINO where the CPU has it natively and the keypoints stay fp32's, :mod:`detectors.precision`;
+else fp32). Every person of every frame given to one :meth:`estimate` call
 is cropped (:mod:`detectors.topdown`, mmpose's test path) and run in one batch (split at
 ``max_batch``); keypoints come back in frame pixels with mmpose's SimCC scores.
 """
@@ -54,6 +56,9 @@ class RTMPoseEstimator:
         cache: Reuse / store the built engine in the engine cache; False builds into
             ``engine_dir`` (or a fresh temporary folder) every time.
         engine_dir: Where to build when ``cache`` is False.
+        precision: ``auto`` (the backend's fast precision if its keypoints agree with fp32 on
+            the check frames, see :mod:`detectors.precision`; else fp32), ``fp32``, or
+            ``bf16`` / ``fp16`` unchecked (OpenVINO). Ignored by the torch backends (fp32).
 
     Raises:
         DetectorConfigError: Not an RTMPose config, or an unknown backend / device, or
@@ -79,13 +84,17 @@ class RTMPoseEstimator:
         trusted: bool = False,
         cache: bool = True,
         engine_dir: str | Path | None = None,
+        precision: str = "auto",
     ) -> None:
         from engines.cache import resolve_device
         from engines.config import read_config
         from engines.errors import CheckpointError
+        from engines.graph import GRAPH_PRECISIONS
 
         if max_batch < 1:
             raise DetectorConfigError(f"max_batch: expected >= 1, got {max_batch}")
+        if precision not in GRAPH_PRECISIONS:
+            raise DetectorConfigError(f"precision: expected one of {', '.join(GRAPH_PRECISIONS)}, got {precision!r}")
         self.config_path = Path(config)
         self.checkpoint_path = Path(checkpoint)
         cfg = read_config(self.config_path, cfg_options)
@@ -115,10 +124,12 @@ class RTMPoseEstimator:
         self._module: Any = None
         self._engine: Any = None
         self._torch_device = "cpu" if dev.kind == "cpu" else str(dev)
+        self.precision = "fp32"
         if name in ("torch", "torch-cuda"):
             self._module = self._torch_model(trusted).to(self._torch_device)
         else:
-            self._engine = self._open_engine(name, num_threads, trusted, cache, engine_dir)
+            self._engine = self._open_engine(name, num_threads, trusted, cache, engine_dir, precision)
+            self.precision = str(self._engine.manifest.precision)
 
     # ------------------------------------------------------------------ building
 
@@ -141,22 +152,49 @@ class RTMPoseEstimator:
         return inputs, outputs
 
     def _open_engine(
-        self, backend: str, num_threads: int | None, trusted: bool, cache: bool, engine_dir: str | Path | None
+        self,
+        backend: str,
+        num_threads: int | None,
+        trusted: bool,
+        cache: bool,
+        engine_dir: str | Path | None,
+        precision: str = "fp32",
     ) -> Any:
+        from engines.graph import auto_candidate
+
+        tried = auto_candidate(backend) if precision == "auto" else None
+        if precision == "auto" and tried is None:
+            precision = "fp32"
         if cache:
             from engines.cache import cached_graph_engine
             from engines.checkpoint import file_sha256
 
             key = (repr(self.model_cfg), repr(self.spec), file_sha256(self.checkpoint_path))
-            build = lambda out: self._build(out, backend, num_threads, trusted)  # noqa: E731
-            return cached_graph_engine("rtmpose", key, build, backend=backend, num_threads=num_threads)
+            build = lambda out: self._build(out, backend, num_threads, trusted, precision, tried)  # noqa: E731
+            return cached_graph_engine(
+                "rtmpose", key, build, backend=backend, num_threads=num_threads, precision=precision
+            )
         import tempfile
 
-        building = Path(engine_dir) if engine_dir is not None else Path(tempfile.mkdtemp(prefix="rtmpose-"))
-        return self._build(building, backend, num_threads, trusted)
+        from engines.engine import load_engine
 
-    def _build(self, out: Path, backend: str, num_threads: int | None, trusted: bool) -> Any:
-        from engines.graph import build_graph_engine
+        building = Path(engine_dir) if engine_dir is not None else Path(tempfile.mkdtemp(prefix="rtmpose-"))
+        engine = self._build(building, backend, num_threads, trusted, precision, tried)
+        if tried is None:
+            return engine
+        engine.close()  # reopened at the precision the check kept
+        return load_engine(building, backend, num_threads=num_threads)
+
+    def _build(
+        self,
+        out: Path,
+        backend: str,
+        num_threads: int | None,
+        trusted: bool,
+        precision: str = "fp32",
+        tried: str | None = None,
+    ) -> Any:
+        from engines.graph import build_graph_engine, try_reduced_precision
 
         model = self._torch_model(trusted)
         inputs, outputs = self._specs()
@@ -165,21 +203,68 @@ class RTMPoseEstimator:
         example = {"inputs": rng.standard_normal((2, *shape)).astype(np.float32)}
         check = {"inputs": rng.standard_normal((3, *shape)).astype(np.float32)}
         log.info("building the %s RTMPose engine for %s in %s", backend, self.config_path.name, out)
-        return build_graph_engine(
+        engine = build_graph_engine(
             model, inputs=inputs, outputs=outputs, example=example, check=check, out_dir=out, backend=backend,
             model_type="RTMPose", num_classes=self.num_keypoints, num_threads=num_threads,
+            precision="fp32" if precision == "auto" else precision,
         )  # fmt: skip
+        if tried is not None:
+            try_reduced_precision(engine, tried, self.agree)
+        return engine
+
+    def agree(self, fp32: Any, reduced: Any, frames: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+        """Whether the ``reduced``-precision engine gives ``fp32``'s keypoints on the check frames.
+
+        Every keypoint of every person HOG finds there (:func:`detectors.precision.check_people`)
+        must stay within :data:`~detectors.precision.KEYPOINT_TOL_PX` px.
+
+        Args:
+            fp32: The fp32 engine.
+            reduced: The same engine at the reduced precision.
+            frames: Frames to compare on (default :func:`detectors.precision.check_frames`).
+
+        Returns:
+            ``kept``, the worst ``keypoint_px`` difference, the share of keypoints beyond the
+            tolerance, the worst ``score`` difference and the ``people`` compared (or
+            ``reason`` when there is nothing to compare on).
+        """
+        from detectors import precision as check
+
+        tried = str(getattr(reduced.backend, "precision", "reduced"))  # its manifest still says fp32
+        frames = check.check_frames() if frames is None else frames
+        boxes = check.check_people(frames) if frames else []
+        if not sum(len(b) for b in boxes):
+            why = "no check frames" if not frames else "HOG found nobody on the check frames"
+            return check.verdict({"tried": tried, "kept": False, "reason": f"{why} ({check.CHECK_VIDEO})"}, self.name)
+        results = [np.concatenate(self._estimate(frames, boxes, engine)) for engine in (fp32, reduced)]
+        worst, beyond = check.compare_keypoints(results[0], results[1])
+        score = float(np.abs(results[0][..., 2] - results[1][..., 2]).max())
+        kept = worst <= check.KEYPOINT_TOL_PX
+        result: dict[str, Any] = {
+            "kept": kept, "keypoint_px": round(worst, 3), "beyond_tol": round(beyond, 4), "score": round(score, 5),
+            "people": int(sum(len(b) for b in boxes)), "frames": len(frames), "keypoint_tol_px": check.KEYPOINT_TOL_PX,
+        }  # fmt: skip
+        if not kept:
+            result["reason"] = (
+                f"{100 * beyond:.1f} % of the keypoints move more than {check.KEYPOINT_TOL_PX} px from fp32's "
+                f"(up to {worst:.3g} px)"
+            )
+        return check.verdict({"tried": tried, **result}, self.name)
 
     # ------------------------------------------------------------------ inference
 
-    def simcc(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """SimCC logits of normalised crops ``(N, 3, h, w)`` float32, in chunks of ``max_batch``."""
+    def simcc(self, inputs: np.ndarray, engine: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """SimCC logits of normalised crops ``(N, 3, h, w)`` float32, in chunks of ``max_batch``.
+
+        ``engine`` (default: this estimator's) is the one to run.
+        """
+        engine = engine if engine is not None else self._engine
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
         for start in range(0, len(inputs), self.max_batch):
             chunk = np.ascontiguousarray(inputs[start : start + self.max_batch], dtype=np.float32)
-            if self._engine is not None:
-                out = self._engine.run({"inputs": chunk})
+            if engine is not None:
+                out = engine.run({"inputs": chunk})
                 xs.append(out["simcc_x"])
                 ys.append(out["simcc_y"])
             else:
@@ -196,7 +281,9 @@ class RTMPoseEstimator:
         (out,) = self._estimate([image], [np.asarray(boxes).reshape(-1, 4)])
         return out[..., :2], out[..., 2]
 
-    def _estimate(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _estimate(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], engine: Any = None
+    ) -> list[np.ndarray]:
         crops, centers, scales = [], [], []
         for image, xyxy in zip(images, boxes, strict=True):
             c, center, scale = crop_people(image, xyxy, self.spec)
@@ -207,7 +294,8 @@ class RTMPoseEstimator:
         out = [np.zeros((len(b), self.num_keypoints, 3), np.float32) for b in boxes]
         if total == 0:
             return out
-        simcc_x, simcc_y = self.simcc(normalise(np.concatenate(crops), self.spec))
+        inputs = normalise(np.concatenate(crops), self.spec)
+        simcc_x, simcc_y = self.simcc(inputs) if engine is None else self.simcc(inputs, engine)
         keypoints, scores = decode_simcc(simcc_x, simcc_y, self.spec.simcc_split_ratio)
         row = 0
         for i, b in enumerate(boxes):

@@ -105,6 +105,8 @@ class YOLOXDetector(EngineDetector):
         backend: ``auto`` (OpenVINO on x86, else ONNX Runtime), ``onnxruntime`` or ``openvino``.
         num_threads: CPU threads of the backend.
         cache_dir: Where engines are cached (default :func:`engines.cache.cache_root`).
+        precision: ``auto`` (bf16 on OpenVINO where the CPU has it and the boxes stay fp32's,
+            :mod:`detectors.precision`), ``fp32``, or ``bf16`` / ``fp16`` unchecked.
 
     Raises:
         DetectorConfigError: A missing or unfitting config / checkpoint (one line naming the
@@ -131,6 +133,14 @@ class YOLOXDetector(EngineDetector):
             TensorSpec("objectness", ("batch", n)),
             TensorSpec("bbox_preds", ("batch", n, 4)),
         ]
+
+    def candidates(
+        self, outputs: Mapping[str, np.ndarray], scale_factor: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = outputs["scores"].max(axis=1) * outputs["objectness"]
+        ws, hs = scale_factor
+        boxes = decode(self.priors, self.strides, outputs["bbox_preds"]) / np.asarray([ws, hs, ws, hs], np.float32)
+        return boxes.astype(np.float32), scores.astype(np.float32)
 
     def postprocess_one(
         self, outputs: Mapping[str, np.ndarray], scale_factor: tuple[float, float], test_cfg: Mapping[str, Any]

@@ -14,7 +14,7 @@ engine directory layout::
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,54 @@ def build_graph_engine(
     return engine
 
 
+#: What a graph engine's user may ask for: ``auto`` tries the backend's fast precision under a task check.
+GRAPH_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def auto_candidate(backend: str) -> str | None:
+    """The reduced precision ``precision='auto'`` tries on ``backend`` here, or None (fp32 only).
+
+    OpenVINO offers bf16 where the CPU computes it natively (:meth:`Backend.auto_precision`);
+    ONNX Runtime's CPU engines are fp32 only.
+    """
+    tried = backend_class(backend).auto_precision()
+    return None if tried == "fp32" else tried
+
+
+def try_reduced_precision(
+    engine: Engine, precision: str, agree: Callable[[Engine, Engine], dict[str, Any]]
+) -> dict[str, Any]:
+    """Keep ``precision`` for a freshly built fp32 graph engine only if ``agree`` says it gives the same results.
+
+    The engine's files are opened a second time at ``precision``; ``agree(fp32, reduced)``
+    compares the two on the model's task (boxes, keypoints) and returns a dict with ``kept``.
+    The dict (plus ``tried``) is recorded as ``manifest.validation['auto_precision']``, and
+    when kept, ``manifest.precision`` becomes ``precision``, so that the folder opens at that
+    precision from then on (:func:`~engines.engine.load_engine` reads it).
+
+    Args:
+        engine: An fp32 engine just built by :func:`build_graph_engine`.
+        precision: The reduced precision to try (``bf16`` / ``fp16``).
+        agree: The task check.
+
+    Returns:
+        The check's result.
+    """
+    from engines.engine import load_engine
+
+    reduced = load_engine(engine.engine_dir, engine.backend.name, precision=precision)
+    try:
+        result = {**agree(engine, reduced), "tried": precision}
+    finally:
+        reduced.close()
+    manifest = engine.manifest
+    manifest.validation["auto_precision"] = result
+    if result.get("kept"):
+        manifest.precision = precision
+    manifest.save(engine.engine_dir)
+    return result
+
+
 def _max_diff(spec: TensorSpec, want: np.ndarray, got: np.ndarray) -> float:
     if want.shape != got.shape:
         raise ExportError(f"output {spec.name!r}: the engine gives shape {got.shape}, torch {want.shape}")
@@ -134,4 +182,4 @@ def _torch_outputs(module: Any, inputs: Sequence[TensorSpec], feeds: Mapping[str
     return [r.detach().numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
 
 
-__all__ = ["build_graph_engine", "parity"]
+__all__ = ["GRAPH_PRECISIONS", "auto_candidate", "build_graph_engine", "parity", "try_reduced_precision"]

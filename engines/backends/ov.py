@@ -4,7 +4,12 @@ At build time the ONNX graph is converted once to OpenVINO IR (``openvino/model.
 + ``.bin``, fp32 weights). At load time the IR is compiled for the CPU with
 ``INFERENCE_PRECISION_HINT`` (f32, bf16 or f16) and a ``PERFORMANCE_HINT``; each batch
 size is compiled with a static shape on first use and kept (static shapes let the CPU
-plugin pick its fastest kernels; a real-time pipeline uses one or two batch sizes).
+plugin pick its fastest kernels; a real-time pipeline uses one or two batch sizes). Named
+engines (:meth:`OpenVinoBackend.run_named`: detectors, pose models) do the same per set of
+input shapes, up to :data:`MAX_STATIC_SHAPES` of them; further shapes share one dynamic
+compile. Measured on RTMPose-m, batch 3, fp32 (AMD EPYC, 2 cores, shared: load average ~5,
+25 interleaved runs): median 472 ms static vs 609 ms dynamic; a compile costs 0.3-1 s, once
+per shape.
 
 A CPU without bf16/f16 support silently runs f32 under OpenVINO; the backend reads the
 precision actually compiled and logs a warning when it differs from the request
@@ -35,6 +40,8 @@ logger = logging.getLogger(__name__)
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 IR_DIR = "openvino"
 IR_NAME = "model.xml"
+#: Input-shape sets a named engine compiles statically (e.g. a pose model's people per call).
+MAX_STATIC_SHAPES = 16
 
 
 def _import_ov() -> Any:
@@ -130,6 +137,7 @@ class OpenVinoBackend(Backend):
         self._compiled: dict[int, Any] = {}
         self._requests: dict[int, Any] = {}
         self._dynamic: Any = None
+        self._named: dict[tuple[tuple[str, tuple[int, ...]], ...], Any] = {}
         self.effective_precision = self._compile(1) if len(self.model.inputs) == 1 else precision
 
     @classmethod
@@ -214,9 +222,21 @@ class OpenVinoBackend(Backend):
         return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
     def run_named(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
-        """Run validated named inputs whole on a dynamically shaped compile; returns the named outputs."""
-        if self._dynamic is None:
-            self._dynamic = self.core.compile_model(self.model, self.device, self.config).create_infer_request()
-        result = self._dynamic.infer(feeds)
+        """Run validated named inputs whole; returns the named outputs.
+
+        Each new set of input shapes is compiled statically (kept, up to
+        :data:`MAX_STATIC_SHAPES`); beyond that, one dynamically shaped compile serves the rest.
+        """
+        key = tuple(sorted((name, tuple(int(d) for d in value.shape)) for name, value in feeds.items()))
+        request = self._named.get(key)
+        if request is None and len(self._named) < MAX_STATIC_SHAPES:
+            model = self.model.clone()
+            model.reshape({name: self._ov.PartialShape(list(shape)) for name, shape in key})
+            request = self._named[key] = self.core.compile_model(model, self.device, self.config).create_infer_request()
+        if request is None:
+            if self._dynamic is None:
+                self._dynamic = self.core.compile_model(self.model, self.device, self.config).create_infer_request()
+            request = self._dynamic
+        result = request.infer(feeds)
         by_name = {name: value for port, value in result.items() for name in port.get_names()}
         return {name: np.array(by_name[name], copy=True) for name in outputs}

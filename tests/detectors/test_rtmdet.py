@@ -115,7 +115,7 @@ def test_nms_suppresses_above_the_threshold_only() -> None:
 def detector(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RTMDetDetector:
     det = RTMDetDetector(
         config=SMALL, checkpoint=CKPT, score_thr=0.05, cat_id=0, backend=request.param,
-        cache_dir=tmp_path_factory.mktemp("engines"),
+        cache_dir=tmp_path_factory.mktemp("engines"), precision="fp32",
     )  # fmt: skip
     yield det  # type: ignore[misc]
     det.close()
@@ -173,16 +173,17 @@ def test_people_are_the_class_named_person_and_a_checkpoint_without_one_is_refus
     swapped = tmp_path / "swapped.pth"  # people are class 3 of this checkpoint
     classes[0], classes[3] = classes[3], classes[0]
     torch.save({**ckpt, "meta": {"dataset_meta": {"classes": classes}}}, swapped)
-    assert build_detector("rtmdet", config=SMALL, checkpoint=swapped, cache_dir=tmp_path).cat_id == 3
-    assert build_detector("rtmdet", config=SMALL, checkpoint=swapped, cat_id=7, cache_dir=tmp_path).cat_id == 7
+    fp32 = {"cache_dir": tmp_path, "precision": "fp32"}  # the class is the point here, not the precision check
+    assert build_detector("rtmdet", config=SMALL, checkpoint=swapped, **fp32).cat_id == 3
+    assert build_detector("rtmdet", config=SMALL, checkpoint=swapped, cat_id=7, **fp32).cat_id == 7
     no_person = tmp_path / "vehicles.pth"
     classes[3] = "pedestrian"
     torch.save({**ckpt, "meta": {"dataset_meta": {"classes": classes}}}, no_person)
     refused = r"vehicles.pth .* has no class named 'person' \(0: motorcycle, .*--det-cat-id"
     with pytest.raises(DetectorConfigError, match=refused):
-        build_detector("rtmdet", config=SMALL, checkpoint=no_person, cache_dir=tmp_path)
+        build_detector("rtmdet", config=SMALL, checkpoint=no_person, **fp32)
     with pytest.raises(DetectorConfigError, match=r"--det-cat-id 80: .* scores 80 classes \(ids 0-79\)"):
-        build_detector("rtmdet", config=SMALL, checkpoint=CKPT, cat_id=80, cache_dir=tmp_path)
+        build_detector("rtmdet", config=SMALL, checkpoint=CKPT, cat_id=80, **fp32)
 
 
 @pytest.mark.mm

@@ -148,7 +148,7 @@ def test_postprocess_keeps_the_threshold_inclusive_and_boxes_unclipped() -> None
 def detector(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> YOLOXDetector:
     det = YOLOXDetector(
         config=SMALL, checkpoint=CKPT, score_thr=0.1, cat_id=0, backend=request.param,
-        cache_dir=tmp_path_factory.mktemp("engines"),
+        cache_dir=tmp_path_factory.mktemp("engines"), precision="fp32",
     )  # fmt: skip
     yield det  # type: ignore[misc]
     det.close()

@@ -90,3 +90,32 @@ def test_recognizer_manifest_lists_its_one_input_and_output() -> None:
     assert manifest.outputs == [TensorSpec("scores", ("batch", 400))]
     again = Manifest.from_dict(manifest.to_dict())
     assert again.inputs == manifest.inputs and again.outputs == manifest.outputs
+
+
+def test_openvino_compiles_each_shape_statically_then_one_dynamic(tmp_path: Path, monkeypatch) -> None:
+    from engines.backends import ov
+
+    head = TinyRoIHead()
+    engine = build_graph_engine(
+        head, inputs=INPUTS, outputs=OUTPUTS, example=feeds(1, 2), out_dir=tmp_path / "head", backend="openvino",
+        model_type="TinyRoIHead", num_classes=3,
+    )  # fmt: skip
+    backend = engine.backend
+    backend._named.clear()
+    monkeypatch.setattr(ov, "MAX_STATIC_SHAPES", 2)
+    runs = [(1, 2), (3, 7), (1, 2), (2, 4), (2, 5)]
+    for batch, boxes in runs:
+        f = feeds(batch, boxes, seed=batch + boxes)
+        got = engine.run(f)
+        with torch.no_grad():
+            want, _ = head(torch.from_numpy(f["features"]), torch.from_numpy(f["rois"]))
+        np.testing.assert_allclose(got["scores"], want.numpy(), atol=1e-5)
+    # the first two shape sets are static (the repeat reuses its compile), the others share the dynamic one
+    assert sorted(backend._named) == [
+        (("features", (1, 8, 4, 4)), ("rois", (2, 5))),
+        (("features", (3, 8, 4, 4)), ("rois", (7, 5))),
+    ]
+    static = backend._named[(("features", (1, 8, 4, 4)), ("rois", (2, 5)))]
+    assert all(d.is_static for d in static.model_inputs[0].get_partial_shape())
+    assert backend._dynamic is not None
+    engine.close()
