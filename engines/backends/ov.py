@@ -225,11 +225,16 @@ class OpenVinoBackend(Backend):
         """Run validated named inputs whole; returns the named outputs.
 
         Each new set of input shapes is compiled statically (kept, up to
-        :data:`MAX_STATIC_SHAPES`); beyond that, one dynamically shaped compile serves the rest.
+        :data:`MAX_STATIC_SHAPES`); beyond that, and for any input with an empty axis, one
+        dynamically shaped compile serves the rest.
         """
         key = tuple(sorted((name, tuple(int(d) for d in value.shape)) for name, value in feeds.items()))
         request = self._named.get(key)
-        if request is None and len(self._named) < MAX_STATIC_SHAPES:
+        # An empty input (a frame without people) never gets a static compile: OpenVINO's CPU
+        # plugin dies with SIGFPE compiling a zero-sized static dimension; the dynamic compile
+        # runs it fine.
+        empty = any(d == 0 for _, shape in key for d in shape)
+        if request is None and not empty and len(self._named) < MAX_STATIC_SHAPES:
             model = self.model.clone()
             model.reshape({name: self._ov.PartialShape(list(shape)) for name, shape in key})
             request = self._named[key] = self.core.compile_model(model, self.device, self.config).create_infer_request()
