@@ -99,6 +99,8 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/detectors/test_stages.py",
         "tests/detectors/test_tracking_mutants.py",
     ],
+    "detectors/stages.py": ["tests/detectors/test_stages.py", "tests/detectors/test_stages_mutants.py"],
+    "pipelines/people.py": ["tests/pipelines/test_people.py", "tests/pipelines/test_people_mutants.py"],
 }
 
 #: What is copied into each module's working folder (tracked and new, not ignored, files).
