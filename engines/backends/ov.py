@@ -28,9 +28,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+#: int8 runs the quantized graph's int8 ops in int8 and the rest in f32.
+_OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 IR_DIR = "openvino"
 IR_NAME = "model.xml"
+IR_INT8_NAME = "model_int8.xml"
+#: Does ``precision='auto'`` try INT8 first on OpenVINO? (kept only if its top-1 labels agree with
+#: torch fp32 and it runs faster than the float precision ``auto`` would pick; see docs/engines.md.)
+AUTO_INT8 = True
 
 
 def _import_ov() -> Any:
@@ -65,7 +70,7 @@ class OpenVinoBackend(Backend):
     """
 
     name = "openvino"
-    precisions = ("fp32", "bf16", "fp16")
+    precisions = ("fp32", "bf16", "fp16", "int8")
 
     def __init__(
         self,
@@ -105,6 +110,11 @@ class OpenVinoBackend(Backend):
         _import_ov()
 
     @classmethod
+    def auto_int8(cls) -> bool:
+        """Whether ``auto`` tries INT8 first: see :data:`AUTO_INT8` (measured in :mod:`benchmarks.int8`)."""
+        return AUTO_INT8
+
+    @classmethod
     def auto_precision(cls) -> str:
         """``'bf16'`` where the CPU computes it natively (AVX-512 BF16 / AMX), else ``'fp32'``.
 
@@ -121,22 +131,33 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def prepare(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> dict[str, str]:
-        """Convert ``model.onnx`` to IR in ``openvino/`` (fp32 weights; precision is chosen at load)."""
+        """Convert ``model.onnx`` to IR in ``openvino/`` (fp32 weights; precision is chosen at load).
+
+        For int8, the quantized ``model_int8.onnx`` becomes ``openvino/model_int8.xml`` (its
+        QDQ pairs become FakeQuantize ops, which the CPU plugin runs in int8).
+        """
+        from engines.backends.ort import graph_role
+
         cls.check_options(options)
         ov = _import_ov()
-        onnx_path = manifest.path_of(engine_dir, "onnx")
-        target = Path(engine_dir) / IR_DIR / IR_NAME
+        int8 = options.precision == "int8"
+        onnx_path = manifest.path_of(engine_dir, graph_role(engine_dir, manifest, options.precision))
+        name = IR_INT8_NAME if int8 else IR_NAME
+        target = Path(engine_dir) / IR_DIR / name
         target.parent.mkdir(parents=True, exist_ok=True)
         ov.save_model(ov.convert_model(str(onnx_path)), str(target), compress_to_fp16=False)
-        return {"openvino": f"{IR_DIR}/{IR_NAME}"}
+        return {"openvino_int8" if int8 else "openvino": f"{IR_DIR}/{name}"}
 
     @classmethod
     def open(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> OpenVinoBackend:
+        from engines.backends.ort import graph_role
+
         cls.check_options(options)
+        ir = "openvino_int8" if options.precision == "int8" else "openvino"
         path = (
-            manifest.path_of(engine_dir, "openvino")
-            if "openvino" in manifest.files
-            else manifest.path_of(engine_dir, "onnx")
+            manifest.path_of(engine_dir, ir)
+            if ir in manifest.files
+            else manifest.path_of(engine_dir, graph_role(engine_dir, manifest, options.precision))
         )
         return cls(
             path,
@@ -164,7 +185,7 @@ class OpenVinoBackend(Backend):
         self._requests[batch] = compiled.create_infer_request()
         effective = _type_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
         wanted = _OV_PRECISION[self.precision]
-        if batch == 1 and effective != wanted:
+        if batch == 1 and effective != wanted and self.precision != "int8":
             logger.warning(
                 "openvino: asked for %s but the %s plugin compiled %s (no native support on this CPU)",
                 wanted,
