@@ -56,7 +56,14 @@ from engines.integrity import (
 )
 from engines.manifest import MANIFEST_NAME, Manifest, library_versions
 from engines.model_json import MODEL_JSON_NAME, write_model_json
-from engines.quantize import INT8_ONNX_NAME, CalibrationError, CalibrationSource, calibration_clips, quantize_onnx
+from engines.quantize import (
+    INT8_ONNX_NAME,
+    CalibrationError,
+    CalibrationSource,
+    calibration_clips,
+    default_calibration_video,
+    quantize_onnx,
+)
 from engines.tensors import TensorSpec, check_feeds
 
 logger = logging.getLogger(__name__)
@@ -486,6 +493,11 @@ def build_engine(
     options = BackendOptions(precision=precision, max_batch=max_batch, num_threads=num_threads, device=device)
     cls.check_options(options)
     cls.check_available()
+    if auto and precision == "int8" and calibration is None and not default_calibration_video().is_file():
+        logger.info("precision 'auto': no demo video to calibrate int8 with (pass calibration=VIDEO); trying %s",
+                    float_pick)  # fmt: skip
+        precision = float_pick
+        options = replace(options, precision=precision)
     source = CalibrationSource.resolve(calibration) if precision == "int8" else None
     if average_clips is not None and average_clips not in AVERAGE_CLIPS_CHOICES:
         raise ModelConfigError(f"average_clips: expected one of {AVERAGE_CLIPS_CHOICES}, got {average_clips!r}")

@@ -8,8 +8,8 @@ Random-weight models score their classes nearly equally, so any perturbation fli
 labels and their agreement under INT8 proves nothing; :mod:`benchmarks.int8` measures
 agreement on trained models: the demo recognizer (a SlowOnly-R18) and this one. The model
 is ``configs/demo/demo_tsm_r50_synthetic.py``: a TSM with a ResNet-50 backbone (23.5 M
-parameters), 8 consecutive frames resized to 64x32. TSM rather than TSN: TSN averages
-per-frame scores, and the frames of ``move_left`` played backwards are those of
+parameters), 8 frames spread over a 64-frame window (``UniformSample``), resized to 64x32.
+TSM rather than TSN: TSN averages per-frame scores, and the frames of ``move_left`` played backwards are those of
 ``move_right`` (likewise up/down, grow/shrink and the two rotations), so a TSN cannot
 separate these classes whatever it is trained on. The input is small so that training
 from scratch fits in about 15 minutes on 2 shared CPU cores.
@@ -107,7 +107,7 @@ def predict_segments(model: nn.Module, inputs: torch.Tensor, batch_size: int = 3
 def train_r50(
     config: str | Path = R50_CONFIG,
     *,
-    steps: int = 200,
+    steps: int = 300,
     batch_size: int = 16,
     train_clips: int = 3200,
     val_clips: int = 400,
@@ -134,7 +134,7 @@ def train_r50(
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _cosine(step, steps, min(20, steps)))
-    frames = spec.window_frames
+    frames = spec.frames_per_sample
     order = rng.permutation(train_clips)
     losses: list[float] = []
     model.train()
@@ -189,7 +189,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Train TSM-R50 on the synthetic actions (for INT8 agreement measurements) and cache it.",
     )
     parser.add_argument("--out", default=None, help=f"checkpoint (default {model_cache_dir() / R50_CHECKPOINT_NAME})")
-    parser.add_argument("--steps", type=int, default=200, help="training steps of 16 clips (default 200)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps of 16 clips (default 300)")
     parser.add_argument("--train-clips", type=int, default=3200, help="rendered training clips (default 3200)")
     parser.add_argument("--val-clips", type=int, default=400, help="held-out clips (default 400)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
