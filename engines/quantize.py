@@ -127,6 +127,7 @@ def calibration_clips(
     check: int = CHECK_CLIPS,
     normalize: bool = True,
     seed: int = CALIBRATION_SEED,
+    extra_held_out: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Calibration clips and disjoint held-out check clips from a video, preprocessed as the runtime does.
 
@@ -143,6 +144,8 @@ def calibration_clips(
         check: Held-out clips.
         normalize: Apply mean/std (False for engines that fold normalisation in).
         seed: Seed of the window order.
+        extra_held_out: Add up to this many windows used for neither (for measurements on
+            more held-out clips than the build checks).
 
     Returns:
         float32 ``(count, *shape)`` and ``(check, *shape)``.
@@ -167,6 +170,8 @@ def calibration_clips(
             f"{check + 1} needed (held-out check + calibration); pass a longer video"
         )
     held_out, calib = order[:check], order[check:]
+    if extra_held_out:  # windows neither the calibration nor the build's check used
+        held_out = np.concatenate([held_out, order[check + count :][:extra_held_out]])
     calib = np.resize(calib, count)  # repeats windows when the video is short
     sampled = spec.sample(window).ravel()
 

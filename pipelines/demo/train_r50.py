@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m pipelines.demo.train_r50 [--out CKPT] [--steps 200] [--quick]
+    python -m pipelines.demo.train_r50 [--out CKPT] [--steps 300] [--init CKPT] [--quick]
 
 Random-weight models score their classes nearly equally, so any perturbation flips their
 labels and their agreement under INT8 proves nothing; :mod:`benchmarks.int8` measures
@@ -113,8 +113,9 @@ def train_r50(
     val_clips: int = 400,
     lr: float = 1e-3,
     seed: int = 0,
+    init: str | Path | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the config's recognizer and train it from scratch on synthetic clips.
+    """Build the config's recognizer and train it on synthetic clips: from scratch, or on from ``init``.
 
     Returns:
         The model (eval mode) and metrics: ``steps``, ``loss`` (mean of the last 20
@@ -127,11 +128,14 @@ def train_r50(
     cfg = load_config(config)
     spec = ClipSpec.from_config(config)
     model = build(cfg.model)
+    if init is not None:
+        model.load_state_dict(torch.load(init, weights_only=True)["state_dict"])
+        logger.info("training on from %s", init)
     train_x, train_y = render_segment_clips(train_clips, spec, TRAIN_SEED)
     val_x, val_y = render_segment_clips(val_clips, spec, VAL_SEED)
     logger.info("rendered %d + %d clips in %.0f s", train_clips, val_clips, time.perf_counter() - begin)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed + (0 if init is None else 1))  # another clip order when training on
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _cosine(step, steps, min(20, steps)))
     frames = spec.frames_per_sample
@@ -169,7 +173,17 @@ def trained_r50(path: str | Path | None = None, **train_options: Any) -> Path:
     path = Path(path) if path is not None else model_cache_dir() / R50_CHECKPOINT_NAME
     if path.is_file():
         return path
+    return train_and_save(path, **train_options)
+
+
+def train_and_save(path: str | Path, **train_options: Any) -> Path:
+    """:func:`train_r50` and write the checkpoint atomically to ``path`` (replacing it; ``init`` may be it)."""
+    path = Path(path)
     model, metrics = train_r50(**train_options)
+    if train_options.get("init") is not None:
+        previous = torch.load(train_options["init"], weights_only=True)["meta"]
+        metrics["steps"] += int(previous.get("steps", 0))
+        metrics["seconds"] += float(previous.get("seconds", 0.0))
     meta = {
         "dataset_meta": {"classes": list(ACTIONS)},
         "trained_by": "pipelines.demo.train_r50",
@@ -195,6 +209,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--quick", action="store_true", help="2 steps on 16 clips: a smoke test")
     parser.add_argument("--force", action="store_true", help="train again even if the checkpoint exists")
+    parser.add_argument("--init", default=None, help="train on from this checkpoint (steps and time add up)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
     return parser
 
 
@@ -207,13 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.error("--%s: expected a positive int, got %s", name.replace("_", "-"), getattr(args, name))
             return 2
     torch.set_num_threads(args.threads)
-    options: dict[str, Any] = {"steps": args.steps, "train_clips": args.train_clips, "val_clips": args.val_clips}
+    options: dict[str, Any] = {"steps": args.steps, "train_clips": args.train_clips, "val_clips": args.val_clips,
+                               "init": args.init, "lr": args.lr}  # fmt: skip
     if args.quick:
         options = {"steps": 2, "train_clips": 16, "val_clips": 8, "batch_size": 4}
     path = Path(args.out) if args.out else model_cache_dir() / R50_CHECKPOINT_NAME
-    if args.force and path.is_file():
-        path.unlink()
-    trained_r50(path, **options)
+    if args.force or args.init:
+        train_and_save(path, **options)
+    else:
+        trained_r50(path, **options)
     return 0
 
 
