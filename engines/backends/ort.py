@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Does ``precision='auto'`` try INT8 before fp32 on ONNX Runtime? (The build then keeps it only
-#: if its top-1 labels agree with torch fp32 and it runs faster than fp32; see docs/engines.md.)
-AUTO_INT8 = True
+#: Does ``precision='auto'`` try INT8 before fp32 on ONNX Runtime? No: ``auto`` on ONNX Runtime
+#: stays exact fp32 (a contract the pipelines and their tests rely on), and INT8 here is asked for
+#: explicitly (``--precision int8``). The measurements are in docs/engines.md (INT8).
+AUTO_INT8 = False
 #: Execution providers used when present, best first.
 _PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 

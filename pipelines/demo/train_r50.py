@@ -104,6 +104,22 @@ def predict_segments(model: nn.Module, inputs: torch.Tensor, batch_size: int = 3
     return torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]).numpy()
 
 
+def from_scratch(model: nn.Module) -> None:
+    """The usual initialisation for ResNets trained from scratch.
+
+    He-normal convolutions (fan-out), BN gamma 1 and beta 0, and gamma 0 in the last BN of
+    every bottleneck, so each residual block starts as the identity (Goyal et al. 2017).
+    The first run with torch's default initialisation stayed at chance (held-out top-1 0.20
+    after 300 steps).
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.constant_(module.weight, 0.0 if name.endswith("conv3.bn") else 1.0)
+            nn.init.constant_(module.bias, 0.0)
+
+
 def train_r50(
     config: str | Path = R50_CONFIG,
     *,
@@ -111,7 +127,7 @@ def train_r50(
     batch_size: int = 16,
     train_clips: int = 3200,
     val_clips: int = 400,
-    lr: float = 1e-3,
+    lr: float = 5e-4,
     seed: int = 0,
     init: str | Path | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -128,7 +144,9 @@ def train_r50(
     cfg = load_config(config)
     spec = ClipSpec.from_config(config)
     model = build(cfg.model)
-    if init is not None:
+    if init is None:
+        from_scratch(model)
+    else:
         model.load_state_dict(torch.load(init, weights_only=True)["state_dict"])
         logger.info("training on from %s", init)
     train_x, train_y = render_segment_clips(train_clips, spec, TRAIN_SEED)
@@ -210,7 +228,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="2 steps on 16 clips: a smoke test")
     parser.add_argument("--force", action="store_true", help="train again even if the checkpoint exists")
     parser.add_argument("--init", default=None, help="train on from this checkpoint (steps and time add up)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
+    parser.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate (default 5e-4)")
     return parser
 
 

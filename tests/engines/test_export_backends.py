@@ -304,7 +304,7 @@ def test_unknown_backend_lists_names(ort_engine: Engine) -> None:
 
 
 def test_unsupported_precision_is_refused(config: Path, checkpoint: Path, work: Path) -> None:
-    with pytest.raises(BackendOptionError, match="supports precision fp32; got 'fp16'"):
+    with pytest.raises(BackendOptionError, match="supports precision fp32, int8; got 'fp16'"):
         build_engine(config, checkpoint, backend="onnxruntime", precision="fp16", out_dir=work / "x")
     with pytest.raises(BackendOptionError, match="precision: expected one of"):
         BackendOptions(precision="int4")
