@@ -48,6 +48,22 @@ def _import_ov() -> Any:
     return openvino
 
 
+#: /proc/cpuinfo flags of int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX-INT8).
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def cpu_has_vnni(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True if the CPU lists an int8 dot-product instruction set (False where it cannot be read)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return not VNNI_FLAGS.isdisjoint(line.split(":", 1)[-1].split())
+    return False
+
+
 def _type_name(value: Any) -> str:
     text = str(value).lower()
     for name in ("bf16", "f16", "f32"):
@@ -116,8 +132,11 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def auto_int8(cls) -> bool:
-        """Whether ``auto`` tries INT8 first: see :data:`AUTO_INT8` (measured in :mod:`benchmarks.int8`)."""
-        return AUTO_INT8
+        """Whether ``auto`` tries INT8 first: :data:`AUTO_INT8` on a CPU with int8 dot products (VNNI / AMX).
+
+        Measured only on such a CPU (:mod:`benchmarks.int8`); elsewhere ``auto`` keeps to its float choice.
+        """
+        return AUTO_INT8 and cpu_has_vnni()
 
     @classmethod
     def auto_precision(cls) -> str:

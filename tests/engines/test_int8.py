@@ -193,3 +193,21 @@ def test_the_clis_accept_int8_and_a_calibration_video(tmp_path: Path) -> None:
     add_model_args(parser)
     parsed = parser.parse_args(["--config", "c.py", "--precision", "int8", "--calibration", "v.mp4"])
     assert parsed.precision == "int8" and parsed.calibration == "v.mp4"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [("fpu avx2 avx512f avx512_vnni avx512_bf16", True), ("fpu avx2 avx_vnni", True), ("fpu avx2 avx512f", False)],
+)
+def test_openvino_tries_int8_under_auto_only_with_int8_dot_products(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str, expected: bool
+) -> None:
+    from engines.backends import ov
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+    assert ov.cpu_has_vnni(cpuinfo) is expected
+    assert ov.cpu_has_vnni(tmp_path / "missing") is False
+    monkeypatch.setattr(ov, "cpu_has_vnni", lambda: expected)
+    assert ov.OpenVinoBackend.auto_int8() is (ov.AUTO_INT8 and expected)
+    assert backend_class("onnxruntime").auto_int8() is False  # auto on onnxruntime stays exact fp32
