@@ -4,7 +4,7 @@ Random-weight models score their classes nearly equally, so any perturbation fli
 labels; agreement is measured here on trained models only:
 
 * ``demo``: the shipped demo recognizer (SlowOnly-R18, 1.2 M parameters, 8x64x112 clips);
-* ``tsm-r50``: a TSM-R50 (23.5 M parameters, 8 frames at 64x32) trained on the same
+* ``slowonly-r50``: a SlowOnly-R50 (32 M parameters, 8x32x64 clips) trained on the same
   synthetic actions by :mod:`pipelines.demo.train_r50` (trained first if its checkpoint is
   not cached in ``~/.cache/action-stream/models``; ``--train`` trains it again);
 * ``tsn-r50-224`` (speed only): MMAction2's TSN-R50 1x1x8 at 8x224x224 with random weights,
@@ -21,7 +21,7 @@ too) and windows of the demo video that calibration did not use — and finally 
 
 Usage::
 
-    python benchmarks/int8.py --json results/int8.json [--models demo,tsm-r50] [--clips 256]
+    python benchmarks/int8.py --json results/int8.json [--models demo,slowonly-r50] [--clips 256]
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def demo_model() -> tuple[Path, Path, Callable[[int], tuple[np.ndarray, np.ndarr
 
 
 def r50_model(retrain: bool) -> tuple[Path, Path, Callable[[int], tuple[np.ndarray, np.ndarray]]]:
-    """Config, (trained) checkpoint and held-out renderer for the TSM-R50."""
+    """Config, (trained) checkpoint and held-out renderer for the SlowOnly-R50."""
     from engines.clip_spec import ClipSpec
     from pipelines.demo.train_r50 import (
         R50_CHECKPOINT_NAME,
@@ -138,7 +138,7 @@ def interleaved_ms(
 def bench_model(name: str, args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of one model (torch fp32 eager, then each backend and precision) and what ``auto`` kept."""
     picked: tuple[Path, Path, Any]
-    if name == "tsm-r50":
+    if name == "slowonly-r50":
         picked = r50_model(args.train)
     elif name == "tsn-r50-224":
         picked = tsn_r50_224(work)
@@ -234,22 +234,24 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--models", default="demo,tsm-r50", help="comma list of demo, tsm-r50, tsn-r50-224 (default demo,tsm-r50)"
+        "--models",
+        default="demo,slowonly-r50",
+        help="comma list of demo, slowonly-r50, tsn-r50-224 (default demo,slowonly-r50)",
     )
     parser.add_argument("--clips", type=int, default=256, help="rendered held-out clips (default 256)")
     parser.add_argument("--video-clips", type=int, default=128, help="extra held-out demo-video windows (128)")
     parser.add_argument("--batch", default="1,4", help="comma list of batch sizes (default 1,4)")
     parser.add_argument("--iters", type=int, default=20, help="timed calls per batch size (median)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per backend (default 2)")
-    parser.add_argument("--train", action="store_true", help="train the TSM-R50 again (about 15 minutes)")
+    parser.add_argument("--train", action="store_true", help="train the SlowOnly-R50 again (about 20 minutes)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--workdir", type=Path, default=None, help="keep engines here (default: a temp dir)")
     args = parser.parse_args(argv)
     args.batch = [int(b) for b in str(args.batch).split(",") if b]
     models = [m for m in args.models.split(",") if m]
-    unknown = [m for m in models if m not in ("demo", "tsm-r50", "tsn-r50-224")]
+    unknown = [m for m in models if m not in ("demo", "slowonly-r50", "tsn-r50-224")]
     if unknown:
-        parser.error(f"--models: unknown {unknown}; valid: demo, tsm-r50, tsn-r50-224")
+        parser.error(f"--models: unknown {unknown}; valid: demo, slowonly-r50, tsn-r50-224")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("engines").setLevel(logging.WARNING)
     rows: list[dict[str, Any]] = []
