@@ -108,7 +108,16 @@ def tsn_r50_224(work: Path) -> tuple[Path, Path, None]:
 
     base = CONFIGS / FAMILIES["tsn"]
     config = work / "tsn_r50_224.py"
-    config.write_text(f"_base_ = [{str(base)!r}]\ntest_pipeline = val_pipeline\n")
+    config.write_text(
+        f"_base_ = [{str(base)!r}]\n"
+        "test_pipeline = [\n"
+        "    dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8, test_mode=True),\n"
+        "    dict(type='Resize', scale=(-1, 256)),\n"
+        "    dict(type='CenterCrop', crop_size=224),\n"
+        "    dict(type='FormatShape', input_format='NCHW'),\n"
+        "    dict(type='PackActionInputs'),\n"
+        "]\n"
+    )
     torch.manual_seed(0)
     model = randomize(build(load_config(config).model), seed=0).eval()
     return config, save_checkpoint(model, work / "tsn_r50_224.pth"), None
