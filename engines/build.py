@@ -40,7 +40,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--fp32",
         action="store_true",
         help="full precision. Default (none of --fp32/--fp16/--bf16/--int8): the backend's fast precision on "
-        "this machine (onnxruntime, openvino: int8 if its top-1 labels match torch fp32 on 16 held-out clips of "
+        "this machine (openvino on a CPU with VNNI: int8 if its top-1 labels match torch fp32 on 16 held-out clips of "
         "the calibration video and it runs faster; else openvino: bf16 where the CPU has it natively; GPUs: "
         "fp16), each kept only if its top-1 labels match torch fp32 on 16 check clips, else fp32",
     )

@@ -64,7 +64,7 @@ def add_model_args(
         "--precision",
         default="auto",
         choices=("auto", "fp32", "fp16", "bf16", "int8"),
-        help="engine precision; auto: int8 (onnxruntime, openvino) where its top-1 labels match fp32 on held-out "
+        help="engine precision; auto: int8 on OpenVINO (CPUs with VNNI) where its top-1 labels match fp32 on held-out "
         "clips and it is faster, else bf16 on CPUs with native bf16 (OpenVINO), fp16 on GPUs, kept only "
         "if top-1 labels match fp32 on a check batch, else fp32 (default: auto)",
     )
