@@ -614,7 +614,14 @@ def _build_into(
     )
     held_out = None
     if source is not None:
-        held_out = _quantize(out, manifest, cfg, source, shape, fold_normalize)
+        try:
+            held_out = _quantize(out, manifest, cfg, source, shape, fold_normalize)
+        except CalibrationError as exc:
+            if not (auto and source.demo):  # an explicit int8 or calibration video must work
+                raise
+            logger.warning("precision 'auto': int8 not tried (%s); trying %s", exc, float_pick)
+            precision = manifest.precision = float_pick
+            options = replace(options, precision=precision)
     manifest.files.update(cls.prepare(out, manifest, options))
     manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
     manifest.save(out)

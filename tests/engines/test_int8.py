@@ -211,3 +211,20 @@ def test_openvino_tries_int8_under_auto_only_with_int8_dot_products(
     monkeypatch.setattr(ov, "cpu_has_vnni", lambda: expected)
     assert ov.OpenVinoBackend.auto_int8() is (ov.AUTO_INT8 and expected)
     assert backend_class("onnxruntime").auto_int8() is False  # auto on onnxruntime stays exact fp32
+
+
+def test_auto_goes_on_without_int8_when_the_demo_video_cannot_calibrate(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model the demo video cannot calibrate (e.g. a window longer than the video) still builds under auto."""
+
+    def too_short(*args: Any, **kwargs: Any) -> Any:
+        raise CalibrationError("--calibration demo.mp4: 790 frames, fewer than one 1000-frame window")
+
+    monkeypatch.setattr(backend_class("openvino"), "auto_int8", classmethod(lambda cls: True))
+    monkeypatch.setattr(engine_module, "calibration_clips", too_short)
+    engine = build_engine(DEMO_CONFIG, DEMO_CHECKPOINT, backend="openvino", precision="auto", out_dir=work / "ov-a")
+    assert engine.manifest.precision in ("bf16", "fp32") and "onnx_int8" not in engine.manifest.files
+    assert "auto_int8" not in engine.manifest.validation
+    with pytest.raises(CalibrationError, match="fewer than one 1000-frame window"):  # asked for: an error
+        build_engine(DEMO_CONFIG, DEMO_CHECKPOINT, backend="openvino", precision="int8", out_dir=work / "ov-i")
