@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-file", help="default: the config's label_file")
     parser.add_argument("--video", help="default: the config's demo_video")
     parser.add_argument("--backend", default="auto", help="engine backend for (ii) and (iii)")
-    parser.add_argument("--precision", default="auto", help="engine precision: auto, fp32, fp16 or bf16")
+    parser.add_argument("--precision", default="auto", help="engine precision: auto, fp32, fp16, bf16 or int8")
     parser.add_argument("--stride", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="torch / engine threads (default: all cores)")

@@ -4,7 +4,8 @@
 it resolves ``--backend`` / ``--device`` once (:func:`resolve_device`), then opens the
 cached engine keyed by everything that changes it — the model section (after
 ``--cfg-options``), the checkpoint's hash, backend, device with its index, precision,
-input shape, max batch and the cache layout version — or builds it. Detectors, RoI heads
+input shape, max batch, the INT8 calibration video (for ``int8`` and ``auto``) and the cache
+layout version — or builds it. Detectors, RoI heads
 and skeleton models use the same cache as recognizers.
 
 The cache lives in ``$ACTION_STREAM_CACHE/engines`` (default ``~/.cache/action-stream``).
@@ -96,12 +97,17 @@ def cache_key(
     precision: str,
     shape: Sequence[int],
     max_batch: int,
+    calibration: str = "",
 ) -> str:
-    """The cache folder name of an engine: readable prefix plus a hash of all that shapes it."""
+    """The cache folder name of an engine: readable prefix plus a hash of all that shapes it.
+
+    ``calibration`` (:meth:`~engines.quantize.CalibrationSource.key`) counts for ``int8`` and
+    ``auto`` only (``auto`` may keep INT8), so fp32 / bf16 entries stay where they were.
+    """
     from engines.checkpoint import file_sha256
 
     digest = hashlib.sha256()
-    parts = (
+    parts: tuple[str, ...] = (
         repr(to_plain(cfg.model)),
         repr(to_plain(cfg.test_pipeline)),
         file_sha256(checkpoint),
@@ -112,6 +118,8 @@ def cache_key(
         str(max_batch),
         str(ENGINE_FORMAT),
     )
+    if precision in ("int8", "auto") and calibration:
+        parts = (*parts, f"calibration={calibration}")
     for part in parts:
         digest.update(part.encode())
         digest.update(b"\0")
@@ -129,6 +137,7 @@ def cached_engine(
     max_batch: int,
     num_threads: int | None = None,
     trusted: bool = False,
+    calibration: str | Path | None = None,
 ) -> Engine:
     """Open the cached engine for ``cfg`` + ``checkpoint``, building it on a miss.
 
@@ -137,16 +146,24 @@ def cached_engine(
         checkpoint: The checkpoint file.
         backend: A concrete backend name (see :func:`resolve_device`).
         device: The device the engine runs on.
-        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16``.
+        precision: ``auto``, ``fp32``, ``fp16``, ``bf16`` or ``int8``.
         input_shape: Per-sample input shape.
         max_batch: Largest batch per engine call.
         num_threads: CPU threads for the backend.
         trusted: Allow full unpickling of an old checkpoint (``--trust-checkpoint``).
+        calibration: INT8 calibration video (``--calibration``); default: the demo video.
 
     Raises:
         EngineError: The checkpoint does not fit, the export fails, the backend is unavailable.
+        CalibrationError: ``int8`` with a calibration video that is missing or unreadable.
     """
-    out = cache_root() / cache_key(cfg, checkpoint, backend, device, precision, input_shape, max_batch)
+    from engines.quantize import CalibrationSource, default_calibration_video
+
+    calibration_key = ""  # auto without the demo video (and without --calibration) never tries int8
+    if precision == "int8" or (precision == "auto" and (calibration or default_calibration_video().is_file())):
+        calibration_key = CalibrationSource.resolve(calibration).key()
+    key = cache_key(cfg, checkpoint, backend, device, precision, input_shape, max_batch, calibration_key)
+    out = cache_root() / key
     engine = _open_cached(out, backend, device, num_threads)
     if engine is not None:
         return engine
@@ -162,7 +179,8 @@ def cached_engine(
         num_threads=num_threads,
         device=device.index,
         trusted=trusted,
-        replace_any=True,  # a cache entry is ours; it appears whole once validated
+        replace_any=True,
+        calibration=calibration,  # a cache entry is ours; it appears whole once validated
     )
 
 

@@ -32,6 +32,7 @@ from engines.backends import (
     resolve_backend,
 )
 from engines.checkpoint import file_sha256, save_checkpoint
+from engines.clip_spec import ClipSpec
 from engines.config import ModelConfig, load_config
 from engines.errors import EngineError, InputShapeError, ModelConfigError
 from engines.export import (
@@ -55,6 +56,14 @@ from engines.integrity import (
 )
 from engines.manifest import MANIFEST_NAME, Manifest, library_versions
 from engines.model_json import MODEL_JSON_NAME, write_model_json
+from engines.quantize import (
+    INT8_ONNX_NAME,
+    CalibrationError,
+    CalibrationSource,
+    calibration_clips,
+    default_calibration_video,
+    quantize_onnx,
+)
 from engines.tensors import TensorSpec, check_feeds
 
 logger = logging.getLogger(__name__)
@@ -72,8 +81,8 @@ TORCH_BACKENDS = ("torch", "torch-cuda")
 #: What a build may leave in an engine directory (beside the files its manifest lists):
 #: backend folders and ``source_config.py`` (the config copy older engine caches kept there).
 ENGINE_ENTRIES = frozenset(
-    {MANIFEST_NAME, ONNX_NAME, CONFIG_NAME, WEIGHTS_NAME, "openvino", "tensorrt", "onnxruntime_trt_cache",
-     "source_config.py"}
+    {MANIFEST_NAME, ONNX_NAME, INT8_ONNX_NAME, CONFIG_NAME, WEIGHTS_NAME, "openvino", "tensorrt",
+     "onnxruntime_trt_cache", "source_config.py"}
 )  # fmt: skip
 
 
@@ -395,6 +404,7 @@ def build_engine(
     validate: bool = True,
     device: int = 0,
     replace_any: bool = False,
+    calibration: str | Path | None = None,
 ) -> Engine:
     """Build an engine directory from a config and a checkpoint, and open it.
 
@@ -416,6 +426,14 @@ def build_engine(
     CUDA GPUs) and keeps it only if its top-1 agreement with torch fp32 on
     :data:`AUTO_CHECK_SAMPLES` real-looking clips is at least :data:`AUTO_MIN_TOP1`; otherwise
     the engine falls back to fp32 (logged, and recorded in ``manifest.validation``).
+    Where the backend runs INT8 and :meth:`Backend.auto_int8` says to try it, ``auto`` first
+    quantizes (:mod:`engines.quantize`) and keeps INT8 only if its top-1 agreement with torch
+    fp32 on :data:`~engines.quantize.CHECK_CLIPS` held-out clips of the calibration video is
+    at least :data:`AUTO_MIN_TOP1` and it runs faster than the float precision ``auto``
+    ends with (timed on the same clips); the check is ``manifest.validation['auto_int8']``.
+
+    ``precision='int8'`` quantizes the exported graph, calibrated on clips of
+    ``calibration`` (default: the demo video), and runs it on ONNX Runtime or OpenVINO.
 
     Args:
         config: Project or MMAction2 config file, or a config already loaded with
@@ -440,6 +458,8 @@ def build_engine(
         replace_any: Replace whatever ``out_dir`` holds (for cache entries this project
             owns). By default ``out_dir`` must be missing, empty or an engine directory
             without other files and without the config or checkpoint inside it.
+        calibration: Video whose clips calibrate INT8 (and check it under ``auto``);
+            default: the demo video. Used only when INT8 is built or tried.
 
     Raises:
         ModelConfigError: Bad config or option. CheckpointError: unreadable or unfitting
@@ -447,6 +467,8 @@ def build_engine(
         BackendUnavailable / BackendOptionError: backend problems. ExportError: ONNX
         export failed or disagrees with torch. EngineOutputError: ``out_dir`` is a file or
         holds files that are not an engine's, or inputs (see ``replace_any``).
+        CalibrationError: INT8 with an unreadable or too short calibration video, or a config
+            without a test pipeline to cut calibration clips with.
     """
     if isinstance(config, ModelConfig):
         if cfg_options:
@@ -464,12 +486,19 @@ def build_engine(
     name = resolve_backend(backend)
     cls = backend_class(name)
     auto = precision == "auto"
+    float_pick = cls.auto_precision() if auto else precision
     if auto:
-        precision = cls.auto_precision()
+        precision = "int8" if "int8" in cls.precisions and cls.auto_int8() else float_pick
         logger.info("precision 'auto': trying %s on %s", precision, name)
     options = BackendOptions(precision=precision, max_batch=max_batch, num_threads=num_threads, device=device)
     cls.check_options(options)
     cls.check_available()
+    if auto and precision == "int8" and calibration is None and not default_calibration_video().is_file():
+        logger.info("precision 'auto': no demo video to calibrate int8 with (pass calibration=VIDEO); trying %s",
+                    float_pick)  # fmt: skip
+        precision = float_pick
+        options = replace(options, precision=precision)
+    source = CalibrationSource.resolve(calibration) if precision == "int8" else None
     if average_clips is not None and average_clips not in AVERAGE_CLIPS_CHOICES:
         raise ModelConfigError(f"average_clips: expected one of {AVERAGE_CLIPS_CHOICES}, got {average_clips!r}")
 
@@ -493,6 +522,7 @@ def build_engine(
             work.path, model, ckpt, cfg, cls, name, options, config, checkpoint, shape, input_format,
             mean=mean, std=std, auto=auto, validate=validate, fold_normalize=fold_normalize,
             average_clips=average_clips, opset=opset, copy_weights=copy_weights, cfg_options=cfg_options,
+            source=source, float_pick=float_pick,
         )  # fmt: skip
         manifest = engine.manifest
         options = replace(options, precision=manifest.precision)
@@ -530,6 +560,8 @@ def _build_into(
     opset: int,
     copy_weights: bool | None,
     cfg_options: Mapping[str, Any] | None,
+    source: CalibrationSource | None = None,
+    float_pick: str = "fp32",
 ) -> Engine:
     """Export, prepare, open and validate an engine in ``out`` (a fresh temporary folder)."""
     precision = options.precision
@@ -580,19 +612,35 @@ def _build_into(
         },
         versions=library_versions(),
     )
+    held_out = None
+    if source is not None:
+        try:
+            held_out = _quantize(out, manifest, cfg, source, shape, fold_normalize)
+        except CalibrationError as exc:
+            if not (auto and source.demo):  # an explicit int8 or calibration video must work
+                raise
+            logger.warning("precision 'auto': int8 not tried (%s); trying %s", exc, float_pick)
+            precision = manifest.precision = float_pick
+            options = replace(options, precision=precision)
     manifest.files.update(cls.prepare(out, manifest, options))
     manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
     manifest.save(out)
     engine = Engine(out, manifest, cls.open(out, manifest, options))
+    deploy = DeployModel(model, input_format, mean if fold_normalize else None, std if fold_normalize else None)
+    if auto and precision == "int8" and held_out is not None:
+        engine, options = _auto_int8(engine, deploy.eval(), held_out, float_pick, cls, out, options)
+        precision = options.precision
     check_precision = auto and precision != "fp32"
     if not (validate or check_precision):
         return engine
-    deploy = DeployModel(model, input_format, mean if fold_normalize else None, std if fold_normalize else None)
     samples = AUTO_CHECK_SAMPLES if check_precision else min(2, options.max_batch)
     batch = sample_inputs(shape, samples, mean=mean, std=std, normalize=not fold_normalize, seed=3)
     reference = torch_scores(deploy.eval(), batch)
+    int8_check = manifest.validation.get("auto_int8")
     manifest.validation = compare(reference, engine.infer(batch))
-    if check_precision:
+    if int8_check is not None:
+        manifest.validation["auto_int8"] = int8_check
+    if check_precision and precision != "int8":
         agreement = manifest.validation["top1_agreement"]
         kept = agreement >= AUTO_MIN_TOP1
         auto_check = {"tried": precision, "top1_agreement": agreement, "kept": kept}
@@ -607,12 +655,110 @@ def _build_into(
             manifest.files.update(cls.prepare(out, manifest, options))
             manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
             engine = Engine(out, manifest, cls.open(out, manifest, options))
-            manifest.validation = compare(reference, engine.infer(batch))
+            manifest.validation.update(compare(reference, engine.infer(batch)))
         manifest.validation["auto_precision"] = auto_check
     manifest.validation["batch"] = int(batch.shape[0])
     logger.info("backend %s %s vs torch: %s", name, manifest.precision, manifest.validation)
     manifest.save(out)
     return engine
+
+
+def _calibration_spec(cfg: Any, shape: tuple[int, ...]) -> ClipSpec:
+    """The clip spec that cuts calibration clips for an engine of per-sample ``shape``.
+
+    Raises:
+        CalibrationError: The config has no test pipeline to cut clips with.
+    """
+    spec: ClipSpec | None = cfg.clip
+    if spec is None:
+        raise CalibrationError(
+            f"config {cfg.path}: no test_pipeline to cut INT8 calibration clips with; add one, or build fp32/bf16"
+        )
+    if (
+        spec.num_views != shape[0]
+        and spec.sampler == "SampleFrames"
+        and shape[0] % (spec.num_views // spec.num_clips) == 0
+    ):
+        spec = replace(spec, num_clips=shape[0] // (spec.num_views // spec.num_clips))  # --num-clips builds
+    return spec
+
+
+def _quantize(
+    out: Path, manifest: Manifest, cfg: Any, source: CalibrationSource, shape: tuple[int, ...], folded: bool
+) -> np.ndarray:
+    """Write ``model_int8.onnx`` beside ``model.onnx`` (calibrated on ``source``); returns the held-out clips."""
+    start = time.perf_counter()
+    spec = _calibration_spec(cfg, shape)
+    calib, held_out = calibration_clips(source, spec, shape, normalize=not folded)
+    quantize_onnx(out / ONNX_NAME, out / INT8_ONNX_NAME, calib)
+    manifest.files["onnx_int8"] = INT8_ONNX_NAME
+    manifest.source["calibration"] = {**source.describe(), "clips": len(calib), "check_clips": len(held_out)}
+    logger.info("INT8 graph calibrated on %d clips of %s in %.1fs", len(calib), source.path.name,
+                time.perf_counter() - start)  # fmt: skip
+    return held_out
+
+
+def time_per_clip(engine: Engine, clips: np.ndarray, repeats: int = 3) -> float:
+    """Best-of-``repeats`` seconds per clip of ``engine`` on ``clips`` (after one warm-up run)."""
+    engine.infer(clips)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        engine.infer(clips)
+        best = min(best, time.perf_counter() - start)
+    return best / len(clips)
+
+
+def _auto_int8(
+    engine: Engine,
+    deploy: Any,
+    held_out: np.ndarray,
+    float_pick: str,
+    cls: type[Backend],
+    out: Path,
+    options: BackendOptions,
+) -> tuple[Engine, BackendOptions]:
+    """``auto``'s INT8 check: keep INT8 if its top-1 agrees with torch fp32 and it beats ``float_pick`` on time.
+
+    Returns the engine and options to go on with: INT8 kept, or ``float_pick`` (which then
+    gets its own check). The check is recorded in ``manifest.validation['auto_int8']``.
+    """
+    manifest = engine.manifest
+    result = compare(torch_scores(deploy, held_out), engine.infer(held_out))
+    agreement = result["top1_agreement"]
+    check: dict[str, Any] = {"tried": "int8", **result, "samples": len(held_out), "versus": float_pick}
+    reason = None
+    if agreement < AUTO_MIN_TOP1:
+        reason = (
+            f"it agrees with torch fp32 on top-1 for {100 * agreement:.0f}% of {len(held_out)} held-out clips "
+            f"(< {100 * AUTO_MIN_TOP1:.0f}%)"
+        )
+    else:
+        timing = held_out[: min(options.max_batch, len(held_out))]
+        int8_s = time_per_clip(engine, timing)
+        other_options = replace(options, precision=float_pick)
+        manifest.precision = float_pick
+        manifest.files.update(cls.prepare(out, manifest, other_options))
+        with Engine(out, manifest, cls.open(out, manifest, other_options)) as other:
+            other_s = time_per_clip(other, timing)
+        check.update(ms_per_clip=round(1e3 * int8_s, 3), versus_ms_per_clip=round(1e3 * other_s, 3))
+        if int8_s >= other_s:
+            reason = f"it is not faster than {float_pick} ({1e3 * int8_s:.1f} vs {1e3 * other_s:.1f} ms per clip)"
+    check["kept"] = reason is None
+    if reason is None:
+        manifest.precision = "int8"
+        manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
+        manifest.validation = {"auto_int8": check}
+        logger.info("precision 'auto': int8 kept (%s)", check)
+        return engine, options
+    logger.warning("precision 'auto': int8 not kept, %s; trying %s", reason, float_pick)
+    engine.close()
+    options = replace(options, precision=float_pick)
+    manifest.precision = float_pick
+    manifest.files.update(cls.prepare(out, manifest, options))
+    manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
+    manifest.validation = {"auto_int8": {**check, "reason": reason}}
+    return Engine(out, manifest, cls.open(out, manifest, options)), options
 
 
 def compare(reference: np.ndarray, scores: np.ndarray) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class Manifest:
         clip: :class:`~engines.clip_spec.ClipSpec` of the config's ``test_pipeline``
             (``None`` if it had none); JSON as :meth:`ClipSpec.to_dict`.
         backend: Backend the engine was built for.
-        precision: ``'fp32'``, ``'fp16'`` or ``'bf16'``.
+        precision: ``'fp32'``, ``'fp16'``, ``'bf16'`` or ``'int8'`` (the quantized ``onnx_int8`` graph).
         max_batch: Largest batch the engine was built for; larger batches run in chunks.
         files: Role -> file name relative to the engine dir (``onnx``, ``model``, ...).
         sha256: Relative path -> SHA-256 of every file the build wrote (checked on open).

@@ -55,6 +55,7 @@ class ModelParams:
     backend: str = "auto"
     device: str = "cpu"
     precision: str = "auto"
+    calibration: str | None = None
     engine_dir: str | None = None
     num_clips: int | None = None
     batch_size: int = 4
@@ -79,6 +80,7 @@ class ModelParams:
             backend=self.backend,
             device=self.device,
             precision=self.precision,
+            calibration=self.calibration,
             cfg_options=self.cfg_options or None,
             label_file=self.label_file,
             engine_dir=self.engine_dir,

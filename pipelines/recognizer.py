@@ -132,6 +132,7 @@ def open_recognizer(
     backend: str = "auto",
     device: str = "cpu",
     precision: str = "auto",
+    calibration: str | Path | None = None,
     cfg_options: Mapping[str, Any] | None = None,
     label_file: str | Path | None = None,
     engine_dir: str | Path | None = None,
@@ -151,7 +152,8 @@ def open_recognizer(
         backend: Engine backend (``auto`` picks for the device).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``auto`` (the backend's fast precision where it keeps top-1 labels, else
-            fp32; see :func:`engines.engine.build_engine`), ``fp32``, ``fp16`` or ``bf16``.
+            fp32; see :func:`engines.engine.build_engine`), ``fp32``, ``fp16``, ``bf16`` or ``int8``.
+        calibration: Video whose clips calibrate INT8 (``int8``, ``auto``); default: the demo video.
         cfg_options: ``--cfg-options`` overrides.
         label_file: Class names, one per line; default the config's ``label_file``, then the
             checkpoint's ``dataset_meta.classes``, then ``class_0``…
@@ -211,6 +213,7 @@ def open_recognizer(
             max_batch=max_batch,
             num_threads=num_threads,
             trusted=trust_checkpoint,
+            calibration=calibration,
         )
         if reuse:
             frame_reuse = _open_reuse(
@@ -249,8 +252,9 @@ def _open_reuse(
     """The frame-reuse scorer for a TSN-style model on a CPU graph backend; None (logged why) otherwise.
 
     The frame and head engines are built at the precision asked for: ``auto`` runs the
-    full engine's top-1 check on the pair itself (both parts fall back to fp32 together),
-    an explicit precision is the full engine's.
+    full engine's top-1 check on the pair itself (both parts fall back to fp32 together;
+    they are never int8, also where the full engine keeps int8), an explicit precision is
+    the full engine's (``int8``: no reuse).
     """
     from engines.errors import EngineError
     from engines.frame_reuse import REUSE_BACKENDS, build_reuse_engines, reuse_refusal
@@ -261,6 +265,8 @@ def _open_reuse(
         reason = f"backend {manifest.backend} (reuse runs on {', '.join(REUSE_BACKENDS)})"
     if reason is None and manifest.normalize_folded:
         reason = "the engine folds normalisation in"
+    if reason is None and precision == "int8":  # under auto, the pair runs its own bf16 / fp32 check
+        reason = "--precision int8 (the frame and head engines are fp32 / bf16 only; auto reuses them)"
     if reason is not None:
         log.info("frame reuse off: %s", reason)
         return None

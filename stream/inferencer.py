@@ -42,8 +42,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--pred-out-file", type=Path, help="write the predictions here (.json)")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino, tensorrt, torch-cuda or torch")
     parser.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="engine precision (auto)"
+        "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16", "int8"), help="engine precision (auto)"
     )
+    parser.add_argument("--calibration", metavar="VIDEO", help="video that calibrates INT8 (default: the demo video)")
     parser.add_argument(
         "--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",
         help="override existing config keys, e.g. model.cls_head.average_clips=score",
@@ -72,6 +73,7 @@ def inferencer(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=device,
         precision=args.precision,
+        calibration=args.calibration,
         batch_size=args.batch_size,
         cfg_options=dict(args.cfg_options or {}),
         trust_checkpoint=args.trust_checkpoint,

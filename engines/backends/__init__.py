@@ -43,7 +43,7 @@ BACKENDS: dict[str, str] = {
 #: Names accepted where a backend is chosen; ``auto`` is resolved by :func:`select_backend`.
 BACKEND_CHOICES = ("auto", *BACKENDS)
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")
 
@@ -124,7 +124,8 @@ class BackendOptions:
     """Options a backend is opened with; each backend reads the ones it knows.
 
     Attributes:
-        precision: ``'fp32'``, ``'fp16'`` or ``'bf16'`` (each backend lists what it supports).
+        precision: ``'fp32'``, ``'fp16'``, ``'bf16'`` or ``'int8'`` (each backend lists what it
+            supports; ``'int8'`` runs the engine's quantized graph, see :mod:`engines.quantize`).
         max_batch: Largest batch per run; larger batches are split into chunks.
         num_threads: CPU threads (onnxruntime intra-op, OpenVINO, torch); ``None``: library default.
         performance_hint: OpenVINO ``'LATENCY'`` or ``'THROUGHPUT'``.
@@ -170,6 +171,8 @@ class Backend(ABC):
     name: ClassVar[str]
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     install_hint: ClassVar[str] = ""
+    #: Why a backend without ``'int8'`` in :attr:`precisions` cannot run INT8 (part of the error).
+    int8_refusal: ClassVar[str] = "INT8 is not offered on this backend"
 
     def __init__(self, input_spec: InputSpec, max_batch: int | None = None) -> None:
         self.input_spec = input_spec
@@ -197,12 +200,25 @@ class Backend(ABC):
         return "fp32"
 
     @classmethod
+    def auto_int8(cls) -> bool:
+        """Whether ``precision='auto'`` tries INT8 first on this machine (the build checks its top-1 and speed).
+
+        False unless the backend runs INT8 and it was measured faster here (see :mod:`benchmarks.int8`).
+        """
+        return False
+
+    @classmethod
     def check_options(cls, options: BackendOptions) -> None:
         """Refuse options this backend does not support.
 
         Raises:
             BackendOptionError: If the precision is not one of :attr:`precisions`.
         """
+        if options.precision == "int8" and "int8" not in cls.precisions:
+            raise BackendOptionError(
+                f"backend {cls.name!r} cannot run precision int8: {cls.int8_refusal}; use --backend onnxruntime or "
+                "openvino for int8"
+            )
         if options.precision not in cls.precisions:
             raise BackendOptionError(
                 f"backend {cls.name!r} supports precision {', '.join(cls.precisions)}; got {options.precision!r}"

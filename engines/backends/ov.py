@@ -37,11 +37,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+#: int8 runs the quantized graph's int8 ops in int8 and the rest in f32.
+_OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 IR_DIR = "openvino"
 IR_NAME = "model.xml"
 #: Input-shape sets a named engine compiles statically (e.g. a pose model's people per call).
 MAX_STATIC_SHAPES = 16
+IR_INT8_NAME = "model_int8.xml"
+#: Does ``precision='auto'`` try INT8 first on OpenVINO? (kept only if its top-1 labels agree with
+#: torch fp32 and it runs faster than the float precision ``auto`` would pick; see docs/engines.md.)
+AUTO_INT8 = True
 
 
 def _import_ov() -> Any:
@@ -82,6 +87,22 @@ def shared_core() -> Any:
         return _CORE
 
 
+#: /proc/cpuinfo flags of int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX-INT8).
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def cpu_has_vnni(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True if the CPU lists an int8 dot-product instruction set (False where it cannot be read)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return not VNNI_FLAGS.isdisjoint(line.split(":", 1)[-1].split())
+    return False
+
+
 def _type_name(value: Any) -> str:
     text = str(value).lower()
     for name in ("bf16", "f16", "f32"):
@@ -104,7 +125,7 @@ class OpenVinoBackend(Backend):
     """
 
     name = "openvino"
-    precisions = ("fp32", "bf16", "fp16")
+    precisions = ("fp32", "bf16", "fp16", "int8")
 
     def __init__(
         self,
@@ -121,7 +142,12 @@ class OpenVinoBackend(Backend):
         ov = _import_ov()
         self._ov = ov
         self.core = shared_core()
-        self.model = self.core.read_model(str(model_path))
+        if precision == "int8" and Path(model_path).suffix == ".onnx":
+            # read_model on a QDQ ONNX file scored wrong (0.67 off on the demo recognizer, OpenVINO
+            # 2026.4); convert_model (what prepare() saves as IR) matches ONNX Runtime within 0.012
+            self.model = ov.convert_model(str(model_path))
+        else:
+            self.model = self.core.read_model(str(model_path))
         graph_input = self.model.input(0).get_partial_shape()  # checked before compiling for it
         dims = tuple(d.get_length() if d.is_static else None for d in graph_input)
         spec_dims = tuple("dynamic" if d is None else d for d in input_spec.shape)
@@ -145,6 +171,14 @@ class OpenVinoBackend(Backend):
         _import_ov()
 
     @classmethod
+    def auto_int8(cls) -> bool:
+        """Whether ``auto`` tries INT8 first: :data:`AUTO_INT8` on a CPU with int8 dot products (VNNI / AMX).
+
+        Measured only on such a CPU (:mod:`benchmarks.int8`); elsewhere ``auto`` keeps to its float choice.
+        """
+        return AUTO_INT8 and cpu_has_vnni()
+
+    @classmethod
     def auto_precision(cls) -> str:
         """``'bf16'`` where the CPU computes it natively (AVX-512 BF16 / AMX), else ``'fp32'``.
 
@@ -161,22 +195,33 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def prepare(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> dict[str, str]:
-        """Convert ``model.onnx`` to IR in ``openvino/`` (fp32 weights; precision is chosen at load)."""
+        """Convert ``model.onnx`` to IR in ``openvino/`` (fp32 weights; precision is chosen at load).
+
+        For int8, the quantized ``model_int8.onnx`` becomes ``openvino/model_int8.xml`` (its
+        QDQ pairs become FakeQuantize ops, which the CPU plugin runs in int8).
+        """
+        from engines.backends.ort import graph_role
+
         cls.check_options(options)
         ov = _import_ov()
-        onnx_path = manifest.path_of(engine_dir, "onnx")
-        target = Path(engine_dir) / IR_DIR / IR_NAME
+        int8 = options.precision == "int8"
+        onnx_path = manifest.path_of(engine_dir, graph_role(engine_dir, manifest, options.precision))
+        name = IR_INT8_NAME if int8 else IR_NAME
+        target = Path(engine_dir) / IR_DIR / name
         target.parent.mkdir(parents=True, exist_ok=True)
         ov.save_model(ov.convert_model(str(onnx_path)), str(target), compress_to_fp16=False)
-        return {"openvino": f"{IR_DIR}/{IR_NAME}"}
+        return {"openvino_int8" if int8 else "openvino": f"{IR_DIR}/{name}"}
 
     @classmethod
     def open(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> OpenVinoBackend:
+        from engines.backends.ort import graph_role
+
         cls.check_options(options)
+        ir = "openvino_int8" if options.precision == "int8" else "openvino"
         path = (
-            manifest.path_of(engine_dir, "openvino")
-            if "openvino" in manifest.files
-            else manifest.path_of(engine_dir, "onnx")
+            manifest.path_of(engine_dir, ir)
+            if ir in manifest.files
+            else manifest.path_of(engine_dir, graph_role(engine_dir, manifest, options.precision))
         )
         return cls(
             path,
@@ -204,7 +249,7 @@ class OpenVinoBackend(Backend):
         self._requests[batch] = compiled.create_infer_request()
         effective = _type_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
         wanted = _OV_PRECISION[self.precision]
-        if batch == 1 and effective != wanted:
+        if batch == 1 and effective != wanted and self.precision != "int8":
             logger.warning(
                 "openvino: asked for %s but the %s plugin compiled %s (no native support on this CPU)",
                 wanted,

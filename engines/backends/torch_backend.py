@@ -98,6 +98,7 @@ class TorchBackend(Backend):
 
     name = "torch"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
+    int8_refusal: ClassVar[str] = "the torch backends run the float model and offer no INT8"
     device = torch.device("cpu")
 
     def __init__(

@@ -129,6 +129,7 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
     precisions = ("fp32", "fp16", "bf16")
+    int8_refusal = "TensorRT INT8 needs its own calibration (an IInt8Calibrator), which this project does not offer"
 
     def __init__(self, plan: bytes, input_spec: InputSpec, *, max_batch: int, device: int = 0) -> None:
         super().__init__(input_spec, max_batch)

@@ -208,6 +208,7 @@ def test_auto_precision_is_checked_and_falls_back_to_fp32(
     from engines.backends.ov import OpenVinoBackend
 
     monkeypatch.setattr(OpenVinoBackend, "auto_precision", classmethod(lambda cls: "bf16"))
+    monkeypatch.setattr(OpenVinoBackend, "auto_int8", classmethod(lambda cls: False))  # int8: test_int8.py
     monkeypatch.setattr(engine_module, "AUTO_MIN_TOP1", min_top1)
     out = work / f"auto-{min_top1}"
     engine = build_engine(config, checkpoint, backend="openvino", precision="auto", out_dir=out, validate=False)
@@ -225,7 +226,12 @@ def test_auto_precision_is_checked_and_falls_back_to_fp32(
         assert load_engine(out).manifest.precision == "bf16"
 
 
-def test_auto_precision_without_a_faster_one_is_fp32_unchecked(work: Path, config: Path, checkpoint: Path) -> None:
+def test_auto_precision_without_a_faster_one_is_fp32_unchecked(
+    work: Path, config: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engines.backends.ort import OnnxRuntimeBackend
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "auto_int8", classmethod(lambda cls: False))  # int8: test_int8.py
     engine = build_engine(config, checkpoint, backend="onnxruntime", precision="auto", out_dir=work / "ort-auto")
     assert engine.manifest.precision == "fp32"
     assert "auto_precision" not in engine.manifest.validation
@@ -298,7 +304,7 @@ def test_unknown_backend_lists_names(ort_engine: Engine) -> None:
 
 
 def test_unsupported_precision_is_refused(config: Path, checkpoint: Path, work: Path) -> None:
-    with pytest.raises(BackendOptionError, match="supports precision fp32; got 'fp16'"):
+    with pytest.raises(BackendOptionError, match="supports precision fp32, int8; got 'fp16'"):
         build_engine(config, checkpoint, backend="onnxruntime", precision="fp16", out_dir=work / "x")
     with pytest.raises(BackendOptionError, match="precision: expected one of"):
         BackendOptions(precision="int4")

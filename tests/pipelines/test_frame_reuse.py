@@ -116,6 +116,7 @@ def test_bf16_reuse_under_auto_and_explicit_precision(
     from engines.backends.ov import OpenVinoBackend
 
     monkeypatch.setattr(OpenVinoBackend, "auto_precision", classmethod(lambda cls: "bf16"))
+    monkeypatch.setattr(OpenVinoBackend, "auto_int8", classmethod(lambda cls: False))  # the bf16 path
     config, checkpoint = tiny_tsn
     reusing = open_recognizer(config, checkpoint, backend="openvino", precision=precision, max_batch=4)
     try:
