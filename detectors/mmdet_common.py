@@ -400,7 +400,7 @@ def cached_engine(
     """
     from engines.cache import cached_graph_engine
     from engines.checkpoint import file_sha256
-    from engines.graph import auto_candidate, build_graph_engine, try_reduced_precision
+    from engines.graph import build_graph_engine, resolve_graph_precision, try_reduced_precision
     from engines.tensors import TensorSpec
 
     h, w = input_hw
@@ -409,9 +409,7 @@ def cached_engine(
     example = {"inputs": rng.standard_normal((1, 3, h, w)).astype(np.float32)}
     check = {"inputs": rng.standard_normal((2, 3, h, w)).astype(np.float32)}
 
-    tried = auto_candidate(backend) if precision == "auto" else None
-    if precision == "auto" and tried is None:
-        precision = "fp32"
+    precision, tried = resolve_graph_precision(precision, backend)
 
     def build(out_dir: Path) -> Any:
         engine = build_graph_engine(

@@ -160,11 +160,9 @@ class RTMPoseEstimator:
         engine_dir: str | Path | None,
         precision: str = "fp32",
     ) -> Any:
-        from engines.graph import auto_candidate
+        from engines.graph import resolve_graph_precision
 
-        tried = auto_candidate(backend) if precision == "auto" else None
-        if precision == "auto" and tried is None:
-            precision = "fp32"
+        precision, tried = resolve_graph_precision(precision, backend)
         if cache:
             from engines.cache import cached_graph_engine
             from engines.checkpoint import file_sha256

@@ -179,8 +179,8 @@ def cached_engine(
         num_threads=num_threads,
         device=device.index,
         trusted=trusted,
-        replace_any=True,
-        calibration=calibration,  # a cache entry is ours; it appears whole once validated
+        replace_any=True,  # a cache entry is ours; it appears whole once validated
+        calibration=calibration,
     )
 
 

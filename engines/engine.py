@@ -651,10 +651,7 @@ def _build_into(
             )  # fmt: skip
             engine.close()
             options = replace(options, precision="fp32")
-            manifest.precision = "fp32"
-            manifest.files.update(cls.prepare(out, manifest, options))
-            manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
-            engine = Engine(out, manifest, cls.open(out, manifest, options))
+            engine = _reopen(out, manifest, cls, options)
             manifest.validation.update(compare(reference, engine.infer(batch)))
         manifest.validation["auto_precision"] = auto_check
     manifest.validation["batch"] = int(batch.shape[0])
@@ -728,6 +725,7 @@ def _auto_int8(
     agreement = result["top1_agreement"]
     check: dict[str, Any] = {"tried": "int8", **result, "samples": len(held_out), "versus": float_pick}
     reason = None
+    other: Engine | None = None  # the engine at float_pick, once timed
     if agreement < AUTO_MIN_TOP1:
         reason = (
             f"it agrees with torch fp32 on top-1 for {100 * agreement:.0f}% of {len(held_out)} held-out clips "
@@ -736,16 +734,15 @@ def _auto_int8(
     else:
         timing = held_out[: min(options.max_batch, len(held_out))]
         int8_s = time_per_clip(engine, timing)
-        other_options = replace(options, precision=float_pick)
-        manifest.precision = float_pick
-        manifest.files.update(cls.prepare(out, manifest, other_options))
-        with Engine(out, manifest, cls.open(out, manifest, other_options)) as other:
-            other_s = time_per_clip(other, timing)
+        other = _reopen(out, manifest, cls, replace(options, precision=float_pick))
+        other_s = time_per_clip(other, timing)
         check.update(ms_per_clip=round(1e3 * int8_s, 3), versus_ms_per_clip=round(1e3 * other_s, 3))
         if int8_s >= other_s:
             reason = f"it is not faster than {float_pick} ({1e3 * int8_s:.1f} vs {1e3 * other_s:.1f} ms per clip)"
     check["kept"] = reason is None
     if reason is None:
+        if other is not None:
+            other.close()
         manifest.precision = "int8"
         manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
         manifest.validation = {"auto_int8": check}
@@ -754,11 +751,16 @@ def _auto_int8(
     logger.warning("precision 'auto': int8 not kept, %s; trying %s", reason, float_pick)
     engine.close()
     options = replace(options, precision=float_pick)
-    manifest.precision = float_pick
+    manifest.validation = {"auto_int8": {**check, "reason": reason}}
+    return (other if other is not None else _reopen(out, manifest, cls, options)), options
+
+
+def _reopen(out: Path, manifest: Manifest, cls: type[Backend], options: BackendOptions) -> Engine:
+    """Prepare and open the engine in ``out`` at ``options.precision``, which the manifest records."""
+    manifest.precision = options.precision
     manifest.files.update(cls.prepare(out, manifest, options))
     manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
-    manifest.validation = {"auto_int8": {**check, "reason": reason}}
-    return Engine(out, manifest, cls.open(out, manifest, options)), options
+    return Engine(out, manifest, cls.open(out, manifest, options))
 
 
 def compare(reference: np.ndarray, scores: np.ndarray) -> dict[str, Any]:

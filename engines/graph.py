@@ -134,6 +134,15 @@ def auto_candidate(backend: str) -> str | None:
     return None if tried == "fp32" else tried
 
 
+def resolve_graph_precision(precision: str, backend: str) -> tuple[str, str | None]:
+    """The precision a graph engine is cached under, and the reduced one ``auto`` tries (or None).
+
+    ``auto`` on a backend without a fast precision here is plain fp32 (the same cache entry).
+    """
+    tried = auto_candidate(backend) if precision == "auto" else None
+    return ("fp32" if precision == "auto" and tried is None else precision), tried
+
+
 def try_reduced_precision(
     engine: Engine, precision: str, agree: Callable[[Engine, Engine], dict[str, Any]]
 ) -> dict[str, Any]:
@@ -182,4 +191,11 @@ def _torch_outputs(module: Any, inputs: Sequence[TensorSpec], feeds: Mapping[str
     return [r.detach().numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
 
 
-__all__ = ["GRAPH_PRECISIONS", "auto_candidate", "build_graph_engine", "parity", "try_reduced_precision"]
+__all__ = [
+    "GRAPH_PRECISIONS",
+    "auto_candidate",
+    "build_graph_engine",
+    "parity",
+    "resolve_graph_precision",
+    "try_reduced_precision",
+]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.cli import integer, number, positive, score
+from engines.backends import PRECISION_CHOICES
 from pipelines.graphs import DrawParams, ModelParams, OutputParams
 from stream.cli import add_fragmented_arg
 from stream.errors import SourceNotFound
@@ -63,7 +64,7 @@ def add_model_args(
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "fp32", "fp16", "bf16", "int8"),
+        choices=PRECISION_CHOICES,
         help="engine precision; auto: int8 on OpenVINO (CPUs with VNNI) where its top-1 labels match fp32 on held-out "
         "clips and it is faster, else bf16 on CPUs with native bf16 (OpenVINO), fp16 on GPUs, kept only "
         "if top-1 labels match fp32 on a check batch, else fp32 (default: auto)",

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from core.cli import integer
+from engines.backends import PRECISION_CHOICES
 from pipelines.graphs import DrawParams, ModelParams
 from pipelines.inferencer import InferencerParams, run_inferencer
 from stream.cli import ArgumentParser, add_common_args, run_command
@@ -41,9 +42,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--print-result", action="store_true", help="print the predictions")
     parser.add_argument("--pred-out-file", type=Path, help="write the predictions here (.json)")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino, tensorrt, torch-cuda or torch")
-    parser.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16", "int8"), help="engine precision (auto)"
-    )
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help="engine precision (auto)")
     parser.add_argument("--calibration", metavar="VIDEO", help="video that calibrates INT8 (default: the demo video)")
     parser.add_argument(
         "--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",

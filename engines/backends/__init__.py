@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from engines.errors import BackendUnavailable, EngineError, InputShapeError
+from engines.integrity import EngineFileError
 
 if TYPE_CHECKING:
     from engines.manifest import Manifest
@@ -44,6 +45,8 @@ BACKENDS: dict[str, str] = {
 BACKEND_CHOICES = ("auto", *BACKENDS)
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+#: ``--precision`` choices of the entry points: ``auto`` or one of :data:`PRECISIONS`.
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")
 
@@ -156,6 +159,22 @@ class BackendOptions:
             )
         if self.compile not in COMPILE_MODES:
             raise BackendOptionError(f"compile: expected one of {COMPILE_MODES}, got {self.compile!r}")
+
+
+def graph_role(engine_dir: Path, manifest: Manifest, precision: str) -> str:
+    """The manifest's file role of the ONNX graph to run: ``onnx_int8`` (the quantized graph) for int8.
+
+    Raises:
+        EngineFileError: If int8 is asked for but the engine holds no quantized graph.
+    """
+    if precision != "int8":
+        return "onnx"
+    if "onnx_int8" not in manifest.files:
+        raise EngineFileError(
+            f"engine {engine_dir} holds no INT8 graph (built as {manifest.precision}); rebuild it with --int8 "
+            "(precision='int8') or open it with another precision"
+        )
+    return "onnx_int8"
 
 
 class Backend(ABC):

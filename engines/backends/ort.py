@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
+from engines.backends import Backend, BackendOptions, InputSpec, graph_role, primary_input_spec
 from engines.errors import BackendUnavailable
 from engines.integrity import REBUILD, EngineFileError, local_cache_dir
 
@@ -40,22 +40,6 @@ def _session_errors(ort: Any) -> tuple[type[BaseException], ...]:
     state = ort.capi.onnxruntime_pybind11_state
     names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "InvalidProtobuf", "InvalidGraph", "RuntimeException")
     return (RuntimeError, OSError, *(getattr(state, n) for n in names if isinstance(getattr(state, n, None), type)))
-
-
-def graph_role(engine_dir: Path, manifest: Manifest, precision: str) -> str:
-    """The manifest's file role of the ONNX graph to run: ``onnx_int8`` (the quantized graph) for int8.
-
-    Raises:
-        EngineFileError: If int8 is asked for but the engine holds no quantized graph.
-    """
-    if precision != "int8":
-        return "onnx"
-    if "onnx_int8" not in manifest.files:
-        raise EngineFileError(
-            f"engine {engine_dir} holds no INT8 graph (built as {manifest.precision}); rebuild it with --int8 "
-            "(precision='int8') or open it with another precision"
-        )
-    return "onnx_int8"
 
 
 class OnnxRuntimeBackend(Backend):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engines.backends import Backend, BackendOptions, InputSpec, primary_input_spec
+from engines.backends import Backend, BackendOptions, InputSpec, graph_role, primary_input_spec
 from engines.errors import BackendUnavailable
 from engines.integrity import check_input_dims
 
@@ -200,8 +200,6 @@ class OpenVinoBackend(Backend):
         For int8, the quantized ``model_int8.onnx`` becomes ``openvino/model_int8.xml`` (its
         QDQ pairs become FakeQuantize ops, which the CPU plugin runs in int8).
         """
-        from engines.backends.ort import graph_role
-
         cls.check_options(options)
         ov = _import_ov()
         int8 = options.precision == "int8"
@@ -214,8 +212,6 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def open(cls, engine_dir: Path, manifest: Manifest, options: BackendOptions) -> OpenVinoBackend:
-        from engines.backends.ort import graph_role
-
         cls.check_options(options)
         ir = "openvino_int8" if options.precision == "int8" else "openvino"
         path = (
