@@ -48,6 +48,7 @@ if sys.path[0] != str(ROOT):  # before the script folder, whose engines.py would
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import cpu_name, print_table, write_json  # noqa: E402
+from core.files import write_text  # noqa: E402
 from engines.backends import BackendUnavailable, backend_class  # noqa: E402
 from engines.config import load_config  # noqa: E402
 from engines.engine import Engine, build_engine, compare, load_engine  # noqa: E402
@@ -108,7 +109,8 @@ def tsn_r50_224(work: Path) -> tuple[Path, Path, None]:
 
     base = CONFIGS / FAMILIES["tsn"]
     config = work / "tsn_r50_224.py"
-    config.write_text(
+    write_text(  # atomic: --workdir may be a folder the user keeps
+        config,
         f"_base_ = [{str(base)!r}]\n"
         "test_pipeline = [\n"
         "    dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8, test_mode=True),\n"
@@ -116,7 +118,7 @@ def tsn_r50_224(work: Path) -> tuple[Path, Path, None]:
         "    dict(type='CenterCrop', crop_size=224),\n"
         "    dict(type='FormatShape', input_format='NCHW'),\n"
         "    dict(type='PackActionInputs'),\n"
-        "]\n"
+        "]\n",
     )
     torch.manual_seed(0)
     model = randomize(build(load_config(config).model), seed=0).eval()
