@@ -285,9 +285,9 @@ class NetworkSource(Source):
                 f"no answer from {where} within {self.open_timeout_s:g}s ({reason}); "
                 "check that the camera or server is up and reachable"
             )
-        if isinstance(exc, av.error.HTTPNotFoundError) or "404" in str(exc):
+        if isinstance(exc, av.error.HTTPNotFoundError) or "404" in reason:  # not str(exc): it holds the URL
             return SourceNotFound(f"{where}: the server has no stream at this path (404); check the URL's path")
-        if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)) or "401" in str(exc):
+        if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)) or "401" in reason:
             return SourceError(f"{where}: access denied ({reason}); check the user name and password in the URL")
         if isinstance(exc, av.error.ConnectionRefusedError):
             return SourceError(

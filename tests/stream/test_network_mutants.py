@@ -256,6 +256,22 @@ def test_fail_fast_errors_name_the_url_without_credentials(
     assert str(info.value) == message.format(url=camera.url())
 
 
+@pytest.mark.parametrize("path", ["/401/cam.ts", "/cam404.ts"])
+def test_a_server_error_is_not_mistaken_for_a_status_in_the_url(camera: Camera, path: str) -> None:
+    # the status comes from the server's answer: a port or path holding "401" / "404" (a random
+    # port such as 46401 did) must not turn a 503 into "access denied" or "no stream at this path"
+    camera.script = [503]
+    source = NetworkSource(camera.url(path), fail_fast=True, open_timeout_s=3)
+    with pytest.raises(SourceError) as info:
+        source.setup()
+    source.close()
+    assert type(info.value) is SourceError
+    assert str(info.value) == (
+        f"cannot open {camera.url(path)}: Server returned 5XX Server Error reply; "
+        "check the URL and that it serves video"
+    )
+
+
 def test_refused_connection_says_what_to_check() -> None:
     url = f"rtsp://127.0.0.1:{free_port()}/cam"
     source = NetworkSource(url, fail_fast=True, open_timeout_s=2)
