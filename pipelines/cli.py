@@ -236,8 +236,13 @@ def draw_params(args: argparse.Namespace) -> DrawParams:
     return DrawParams(font_scale=args.font_scale, font_color=args.font_color)
 
 
-def add_people_args(parser: argparse.ArgumentParser) -> None:
-    """Person detection, tracking and pose flags (MMAction2's ``--det-*`` / ``--pose-*`` names)."""
+def add_people_args(parser: argparse.ArgumentParser, *, precision_flag: str = "--people-precision") -> None:
+    """Person detection, tracking and pose flags (MMAction2's ``--det-*`` / ``--pose-*`` names).
+
+    ``precision_flag`` names the people engines' precision flag: ``--precision`` in
+    ``stream.people``; where an action model runs too, ``--people-precision``.
+    """
+    from engines.graph import GRAPH_PRECISIONS
     from pipelines.people import PeopleParams
 
     add = parser.add_argument
@@ -258,6 +263,11 @@ def add_people_args(parser: argparse.ArgumentParser) -> None:
     add("--pose-checkpoint", help="mmpose checkpoint of --pose rtmpose / mmpose")
     add("--device", default="cpu", help="where the models run (cpu)")
     add("--backend", default="auto", help="auto, onnxruntime or openvino (HOG runs on OpenCV)")
+    add(
+        precision_flag, dest="people_precision", default=PeopleParams.precision, choices=GRAPH_PRECISIONS,
+        help="precision of the compiled detector / pose engines (rtmdet, yolox, rtmpose); auto: bf16 on OpenVINO "
+        "where the CPU has it and boxes / keypoints stay fp32's on check frames, else fp32 (default: auto)",
+    )  # fmt: skip
     add("--realtime", action="store_true", help="pace a file at its frame rate, like a live camera")
 
 
@@ -306,6 +316,7 @@ def people_params(args: argparse.Namespace, **overrides: object) -> PeopleParams
     values: dict[str, object] = dict(
         detector=detector, pose=pose, det_score_thr=args.det_score_thr, det_cat_id=args.det_cat_id,
         det_interval=args.det_interval, lost_timeout_s=args.lost_timeout, device=args.device, backend=args.backend,
+        precision=args.people_precision,
         font_scale=args.font_scale, font_color=args.font_color, det_config=args.det_config,
         det_checkpoint=args.det_checkpoint, pose_config=args.pose_config, pose_checkpoint=args.pose_checkpoint,
     )  # fmt: skip

@@ -33,6 +33,10 @@ class PeopleParams:
         track: give people track ids (and track events).
         lost_timeout_s: a track ends after this many stream seconds without a detection.
         device, backend: where the models run (``--device``, ``--backend``).
+        precision: the compiled engines' precision (``rtmdet`` / ``yolox`` / ``rtmpose``;
+            ``--precision`` of ``stream.people``): ``auto`` keeps the backend's fast precision
+            only where the results stay fp32's (:mod:`detectors.precision`), ``fp32``, or
+            ``bf16`` / ``fp16`` unchecked. The built-in and mm-API models take ``auto`` only.
         draw: add the annotators (boxes with ids, skeletons coloured per track, status line).
         pose_every_frame: estimate keypoints on every frame (skeleton recognition needs the
             motion between detection frames) instead of carrying them with the box.
@@ -50,6 +54,7 @@ class PeopleParams:
     lost_timeout_s: float = 2.0
     device: str = "cpu"
     backend: str = "auto"
+    precision: str = "auto"
     draw: bool = True
     pose_every_frame: bool = False
     font_scale: float | None = None
@@ -94,10 +99,13 @@ def people_stages(params: PeopleParams) -> list[Stage]:
         )
     if params.det_interval < 1:
         raise DetectorConfigError(f"--det-interval: expected >= 1 frame, got {params.det_interval}")
+    _check_precision(params, compiled=params.detector in ("rtmdet", "yolox"), compiled_pose=params.pose == "rtmpose")
     det_kwargs: dict[str, object] = {"device": params.device}
     if compiled:
         det_kwargs.update(config=params.det_config, checkpoint=params.det_checkpoint, cat_id=params.det_cat_id)
         det_kwargs["backend"] = params.backend
+        if params.detector != "mmdet":
+            det_kwargs["precision"] = params.precision
     else:
         if params.backend not in ("auto", "openvino"):
             raise DetectorConfigError(f"--backend {params.backend}: the built-in models run on 'openvino' (or 'auto')")
@@ -128,12 +136,28 @@ def people_stages(params: PeopleParams) -> list[Stage]:
             # BlazePose runs on OpenVINO: another --backend (meant for a compiled detector) leaves it on 'auto'.
             builtin_backend = params.backend if params.backend in ("auto", "openvino") else "auto"
             pose_kwargs["backend"] = params.backend if compiled_pose else builtin_backend
+        if params.pose == "rtmpose":
+            pose_kwargs["precision"] = params.precision
         stages.append(
             PoseStage(partial(build_pose_estimator, params.pose, **pose_kwargs), every_frame=params.pose_every_frame)
         )
     if params.draw:
         stages.append(AnnotateStage(people_annotators(font_scale=params.font_scale, font_color=params.font_color)))
     return stages
+
+
+def _check_precision(params: PeopleParams, *, compiled: bool, compiled_pose: bool) -> None:
+    from engines.graph import GRAPH_PRECISIONS
+
+    if params.precision not in GRAPH_PRECISIONS:
+        raise DetectorConfigError(f"--precision {params.precision}: expected one of {', '.join(GRAPH_PRECISIONS)}")
+    if params.precision != "auto" and not (compiled or compiled_pose):
+        models = [f"--detector {params.detector}"] + ([f"--pose {params.pose}"] if params.pose else [])
+        verb = "run as they are" if len(models) > 1 else "runs as it is"
+        raise DetectorConfigError(
+            f"--precision {params.precision}: only the compiled engines take a precision (--detector rtmdet / "
+            f"yolox, --pose rtmpose); {' and '.join(models)} {verb}: leave --precision at auto"
+        )
 
 
 def _check_names(params: PeopleParams) -> None:

@@ -1,7 +1,7 @@
 """People: boxes, stable track ids and COCO-17 skeletons from any source, with no download.
 
     python -m stream.people SOURCE [--detector hog|blazepose|rtmdet|yolox|mmdet] [--pose blazepose|rtmpose|mmpose]
-                            [--det-score-thr T] [--det-interval N] [--no-pose]
+                            [--det-score-thr T] [--det-interval N] [--precision P] [--no-pose]
                             [--out-file OUT.mp4] [--events OUT.jsonl] [--show] [--max-frames N]
 
 The default models ship with the package (OpenCV's HOG people detector, BlazePose's landmark
@@ -25,7 +25,7 @@ log = logging.getLogger("stream.people")
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m stream.people", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="video file, image folder, rtsp:// or http:// URL, camera index or /dev/videoN")
-    add_people_args(parser)
+    add_people_args(parser, precision_flag="--precision")
     parser.add_argument("--no-pose", action="store_true", help="boxes and track ids only")
     add_output_args(parser)
     parser.set_defaults(drawing_fps=None)

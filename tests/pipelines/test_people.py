@@ -93,6 +93,8 @@ def test_rtmdet_and_rtmpose_engines_run_the_whole_graph(vtest: Path, tmp_path: P
         (["{vtest}", "--det-interval", "0"], "--det-interval"),
         (["{vtest}", "--device", "cuda"], "cpu"),
         (["{vtest}", "--backend", "tensorrt"], "openvino"),
+        (["{vtest}", "--precision", "bf16"], "--precision bf16: only the compiled engines take a precision"),
+        (["{vtest}", "--precision", "int8"], "invalid choice: 'int8'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, vtest: Path) -> None:  # noqa: F811

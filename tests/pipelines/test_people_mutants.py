@@ -129,6 +129,8 @@ def test_a_compiled_detector_gets_its_config_checkpoint_class_and_backend(built,
     for stage in people_stages(params):
         stage.setup()
     detector = {"device": "cuda:0", "config": "det.py", "checkpoint": "det.pth", "cat_id": 26, "backend": backend}
+    if name != "mmdet":  # mmdet's API picks its own precision
+        detector["precision"] = "auto"
     # BlazePose runs on OpenVINO: a backend meant for the detector leaves it on "auto"
     pose = {"device": "cuda:0", "backend": backend if backend == "openvino" else "auto"}
     assert built == [(name, detector), ("blazepose", pose)]
@@ -138,14 +140,27 @@ def test_an_mmdet_checkpoint_finds_its_own_person_class_by_default(built):
     for stage in people_stages(PeopleParams(detector="rtmdet", det_config="d.py", det_checkpoint="d.pth", pose=None)):
         stage.setup()
     assert built == [
-        ("rtmdet", {"device": "cpu", "config": "d.py", "checkpoint": "d.pth", "cat_id": None, "backend": "auto"})
+        (
+            "rtmdet",
+            {
+                "device": "cpu",
+                "config": "d.py",
+                "checkpoint": "d.pth",
+                "cat_id": None,
+                "backend": "auto",
+                "precision": "auto",
+            },
+        )
     ]
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("rtmpose", {"device": "cpu", "config": "p.py", "checkpoint": "p.pth", "backend": "onnxruntime"}),
+        (
+            "rtmpose",
+            {"device": "cpu", "config": "p.py", "checkpoint": "p.pth", "backend": "onnxruntime", "precision": "auto"},
+        ),
         ("mmpose", {"device": "cpu", "config": "p.py", "checkpoint": "p.pth"}),  # mmpose picks its own runtime
     ],
 )
@@ -157,6 +172,33 @@ def test_a_compiled_pose_model_gets_its_config_and_checkpoint(built, name, expec
     stages = people_stages(params)
     of_type(stages, PoseStage).setup()
     assert built == [(name, expected)]
+
+
+@pytest.mark.parametrize(
+    ("params", "detector", "pose"),
+    [
+        (  # both compiled: both take it
+            PeopleParams(detector="yolox", det_config="d.py", det_checkpoint="d.pth", pose="rtmpose",
+                         pose_config="p.py", pose_checkpoint="p.pth", precision="bf16"),
+            "bf16", "bf16",
+        ),
+        (  # a compiled detector with the built-in pose: the detector only
+            PeopleParams(detector="rtmdet", det_config="d.py", det_checkpoint="d.pth", precision="fp32"),
+            "fp32", None,
+        ),
+        (  # mmdet's API with a compiled pose model: the pose model only
+            PeopleParams(detector="mmdet", det_config="d.py", det_checkpoint="d.pth", pose="rtmpose",
+                         pose_config="p.py", pose_checkpoint="p.pth", precision="fp16"),
+            None, "fp16",
+        ),
+    ],
+)  # fmt: skip
+def test_precision_reaches_the_compiled_engines_only(built, params, detector, pose):
+    for stage in people_stages(params):
+        stage.setup()
+    (det_kwargs, pose_kwargs) = (kwargs for _, kwargs in built)
+    assert det_kwargs.get("precision") == detector
+    assert pose_kwargs.get("precision") == pose
 
 
 def test_without_pose_its_config_flags_are_ignored(built):
@@ -301,6 +343,23 @@ BUILT_IN = (
             PeopleParams(detector="blazepose", device="cuda:0"),
             DetectorConfigError,
             "--device cuda:0: the built-in models run on the CPU ('cpu'; BlazePose also on OpenVINO devices)",
+        ),
+        (
+            PeopleParams(precision="bf16"),
+            DetectorConfigError,
+            "--precision bf16: only the compiled engines take a precision (--detector rtmdet / yolox, --pose "
+            "rtmpose); --detector hog and --pose blazepose run as they are: leave --precision at auto",
+        ),
+        (
+            PeopleParams(detector="mmdet", det_config="d.py", det_checkpoint="d.pth", pose=None, precision="fp32"),
+            DetectorConfigError,
+            "--precision fp32: only the compiled engines take a precision (--detector rtmdet / yolox, --pose "
+            "rtmpose); --detector mmdet runs as it is: leave --precision at auto",
+        ),
+        (
+            PeopleParams(detector="rtmdet", det_config="d.py", det_checkpoint="d.pth", precision="int8"),
+            DetectorConfigError,
+            "--precision int8: expected one of auto, fp32, bf16, fp16",
         ),
         (
             PeopleParams(detector="nope"),
