@@ -248,6 +248,8 @@ def quantize_onnx(src: str | Path, dst: str | Path, clips: np.ndarray, *, per_ch
     input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
     reader = _Reader(input_name, clips)
     tmp = temp_sibling(dst)
+    advice = _PreprocessAdvice()
+    logging.getLogger().addFilter(advice)  # onnxruntime logs its advice on the root logger
     try:
         quantize_static(
             str(src),
@@ -263,9 +265,25 @@ def quantize_onnx(src: str | Path, dst: str | Path, clips: np.ndarray, *, per_ch
         )
         os.replace(tmp, dst)
     finally:
+        logging.getLogger().removeFilter(advice)
         tmp.unlink(missing_ok=True)
     logger.info("quantized %s to INT8 (QDQ, per-channel=%s) on %d calibration clips", dst.name, per_channel, len(clips))
     return dst
+
+
+class _PreprocessAdvice(logging.Filter):
+    """Moves onnxruntime's "consider pre-processing before quantization" warnings to debug.
+
+    ``quantize_static`` logs them on the root logger for every graph it is given without
+    onnxruntime's ``quant_pre_process`` tag. That advice is for whoever calls the quantizer
+    (this module), not for a user of the command, who could do nothing about it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "pre-processing before quantization" in record.getMessage():
+            logger.debug("onnxruntime: %s", record.getMessage())
+            return False
+        return True
 
 
 def count_qdq(onnx_path: str | Path) -> dict[str, int]:

@@ -6,6 +6,7 @@ weights score near-equal classes, which any perturbation flips, so agreement wou
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from engines.quantize import (
     calibration_clips,
     count_qdq,
     default_calibration_video,
+    quantize_onnx,
 )
 from tests.media import make_video
 
@@ -63,6 +65,18 @@ def short_video(work: Path) -> Path:
 @pytest.fixture(scope="module")
 def ort_int8(work: Path) -> Engine:
     return build_engine(DEMO_CONFIG, DEMO_CHECKPOINT, backend="onnxruntime", precision="int8", out_dir=work / "ort")
+
+
+def test_quantizing_shows_no_onnxruntime_advice_to_the_user(
+    ort_int8: Engine, held_out: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    quantize_onnx(ort_int8.engine_dir / "model.onnx", tmp_path / "int8.onnx", held_out[:2])
+    advice = [r for r in caplog.records if "pre-processing before quantization" in r.getMessage()]
+    assert advice, "onnxruntime no longer gives the advice: drop engines.quantize._PreprocessAdvice"
+    assert all(r.levelno == logging.DEBUG and r.name == "engines.quantize" for r in advice), advice
+    assert (tmp_path / "int8.onnx").is_file()
+    assert not logging.getLogger().filters  # the filter is removed again
 
 
 def test_the_quantized_graph_has_qdq_pairs_and_int8_weights(ort_int8: Engine) -> None:
