@@ -34,7 +34,8 @@ def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
     """Write the results with the machine's description."""
     if not path:
         return
-    payload = {"machine": {"python": platform.python_version(), "cpu": platform.processor()}, **payload}
+    machine = {"python": platform.python_version(), "cpu": cpu_name(), "load_average": list(os.getloadavg())}
+    payload = {"machine": machine, **payload}  # platform.processor() is empty on Linux
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(payload, indent=2))  # a run that dies leaves the previous results
     print(f"wrote {path}")
