@@ -679,3 +679,88 @@ def test_no_metrics_are_logged_with_an_interval_of_zero(caplog: pytest.LogCaptur
     with caplog.at_level(logging.INFO, logger="stream.runner"):
         Pipeline([CountingSource(20, interval_s=0.005)], [Collect()], metrics_interval_s=0).run()
     assert not [m for m in caplog.messages if " fps, " in m]
+
+
+# -- second pass: the mutants of the whole module ----------------------------------------------------
+
+
+class Clocked(Collect):
+    """A sink whose every frame takes exactly ``step_s`` on a fake ``time.perf_counter``."""
+
+    def __init__(self, clock: list[float], step_s: float) -> None:
+        super().__init__("clocked")
+        self.clock, self.step_s = clock, step_s
+
+    def process(self, packet: FramePacket) -> Outputs:
+        self.clock[0] += self.step_s
+        return super().process(packet)
+
+
+@pytest.mark.timeout(5)
+def test_processing_times_are_reported_in_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]  # only the runner reads perf_counter (it times each frame's processing)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    report = Pipeline([CountingSource(5)], [Clocked(clock, 0.004)], metrics_interval_s=0).run()
+    assert report.stages["clocked"]["p50_ms"] == report.stages["clocked"]["p95_ms"] == 4.0
+
+
+@pytest.mark.timeout(5)
+def test_the_logged_frame_rate_is_over_the_last_interval(caplog: pytest.LogCaptureFixture) -> None:
+    sink = Collect()
+    pipeline = Pipeline([EventSource(10, hold=True)], [sink], metrics_interval_s=0.05)
+    runner = threading.Thread(target=pipeline.run)
+    with caplog.at_level(logging.INFO, logger="stream.runner"):
+        runner.start()
+        try:
+            wait_until(lambda: len(sink.frames) == 10, 3, "the 10 frames at the sink")
+            seen = len(caplog.messages)
+            # nothing arrives after the 10 frames: an interval later the logged rate is 0
+            wait_until(
+                lambda: any(m.startswith("collect: 0.0 fps") for m in caplog.messages[seen:]), 3, "a rate of 0.0 fps"
+            )
+        finally:
+            pipeline.stop()
+            runner.join(3)
+    assert not runner.is_alive()
+
+
+class StuckWorkerStage(Collect):
+    """A stage whose worker's job blocks until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__("stuck")
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.worker: LatestPerKey[int, int] = LatestPerKey(self._run, name="job")
+
+    def _run(self, items: list[int]) -> list[int]:
+        self.started.set()
+        self.release.wait(10)
+        return items
+
+    def workers(self) -> Sequence[LatestPerKey[Any, Any]]:
+        return [self.worker]
+
+    def process(self, packet: FramePacket) -> Outputs:
+        self.worker.submit(packet.source_id, packet.frame_idx)
+        self.started.wait(2)
+        return super().process(packet)
+
+
+@pytest.mark.timeout(8)
+def test_a_worker_still_busy_after_the_stage_ended_is_left_running_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("stream.runner.WORKER_JOIN_S", 1.0)
+    stage = StuckWorkerStage()
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="stream.runner"):
+            report = Pipeline([CountingSource(3)], [stage], metrics_interval_s=0, stop_timeout_s=NEVER_S).run()
+        took = time.monotonic() - started
+        assert report.status == "ok" and stage.closed and frames_of(stage) == [0, 1, 2]
+        assert 1.0 <= took < 4.0  # waited WORKER_JOIN_S for the worker, not for its job
+        assert "stage 'stuck': worker 'job' still busy after 1 s, leaving it" in caplog.messages
+        assert any(t.name == "stuck-job" and t.daemon for t in threading.enumerate())  # it cannot delay the exit
+    finally:
+        stage.release.set()
