@@ -764,3 +764,26 @@ def test_a_worker_still_busy_after_the_stage_ended_is_left_running_and_logged(
         assert any(t.name == "stuck-job" and t.daemon for t in threading.enumerate())  # it cannot delay the exit
     finally:
         stage.release.set()
+
+
+class ThreadsSource(CountingSource):
+    """Records, while it runs, the name and daemon flag of every thread of the process."""
+
+    threads: dict[str, bool]
+
+    def __iter__(self) -> Iterator[FramePacket | SourceEvent]:
+        self.threads = {t.name: t.daemon for t in threading.enumerate()}
+        yield from super().__iter__()
+
+
+@pytest.mark.timeout(5)
+def test_each_thread_of_a_run_is_named_after_its_element_and_cannot_hold_the_process_open() -> None:
+    # the names are what a thread dump (py-spy dump, faulthandler) of a hung run shows
+    source = ThreadsSource(2, name="cam")
+    Pipeline([source], [Collect("first"), Collect("last")], metrics_interval_s=5).run()
+    assert {name: source.threads.get(name) for name in ("source-cam", "stage-first", "stage-last", "metrics")} == {
+        "source-cam": True,
+        "stage-first": True,
+        "stage-last": True,
+        "metrics": True,
+    }
