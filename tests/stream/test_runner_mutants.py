@@ -787,3 +787,72 @@ def test_each_thread_of_a_run_is_named_after_its_element_and_cannot_hold_the_pro
         "stage-last": True,
         "metrics": True,
     }
+
+
+@pytest.mark.timeout(5)
+def test_the_metrics_file_is_indented_for_people_to_read(tmp_path) -> None:
+    path = tmp_path / "metrics.json"
+    Pipeline([CountingSource(2)], [Collect()], metrics_interval_s=0, metrics_path=path).run()
+    assert path.read_text().startswith('{\n  "status": "ok",\n  "elapsed_s": ')
+
+
+@pytest.mark.timeout(5)
+def test_a_metrics_file_that_cannot_be_written_at_the_end_is_logged_and_left_out_of_the_outputs(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    pipeline = Pipeline([CountingSource(3)], [Collect()], metrics_interval_s=0, metrics_path=folder / "metrics.json")
+    folder.rmdir()  # a folder when the pipeline was built, a file when the run ends
+    folder.write_text("")
+    with caplog.at_level(logging.ERROR, logger="stream.runner"):
+        report = pipeline.run()
+    assert report.status == "ok" and report.outputs == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith(f"cannot write {folder / 'metrics.json'}: "), errors
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_runs_one_after_another_do_not_leak_open_files() -> None:
+    # each run has its own ZeroMQ context (an I/O thread and its file descriptors), ended with the run
+    def run_once() -> None:
+        Pipeline([CountingSource(3)], [Collect("a"), Collect("b")], metrics_interval_s=0).run()
+
+    run_once()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        run_once()
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+class StuckSource(CountingSource):
+    """Yields one frame, then hangs in a read that ignores the stop (until ``release`` is set)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(1, name=name)
+        self.release = threading.Event()
+
+    def __iter__(self) -> Iterator[FramePacket | SourceEvent]:
+        yield from super().__iter__()
+        self.release.wait(10)
+
+
+@pytest.mark.timeout(10)
+def test_after_a_stop_stages_give_up_on_sources_that_hang_at_twice_the_stop_timeout() -> None:
+    sources = [StuckSource(f"cam{k}") for k in range(3)]
+    sink = Collect()
+    pipeline = Pipeline(sources, [sink], metrics_interval_s=0, stop_timeout_s=0.1)
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    try:
+        wait_until(lambda: len(sink.frames) == 3, 3, "a frame of each source at the sink")
+        pipeline.stop()
+        stopped = time.monotonic()
+        assert sink.finished.wait(3)
+        assert time.monotonic() - stopped < 2 * 0.1 + 0.6  # the sink finalised its output without the sources
+    finally:
+        for source in sources:
+            source.release.set()
+        runner.join(5)
+    assert not runner.is_alive()
