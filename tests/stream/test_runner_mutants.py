@@ -839,20 +839,34 @@ class StuckSource(CountingSource):
 
 
 @pytest.mark.timeout(10)
-def test_after_a_stop_stages_give_up_on_sources_that_hang_at_twice_the_stop_timeout() -> None:
+def test_after_a_stop_hung_sources_are_given_up_at_twice_the_stop_timeout_and_abandoned_3_s_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    timeout_s = 0.6
     sources = [StuckSource(f"cam{k}") for k in range(3)]
     sink = Collect()
-    pipeline = Pipeline(sources, [sink], metrics_interval_s=0, stop_timeout_s=0.1)
-    runner = threading.Thread(target=pipeline.run)
-    runner.start()
+    pipeline = Pipeline(sources, [sink], metrics_interval_s=0, stop_timeout_s=timeout_s)
+    result: list[RunReport] = []
+    runner = threading.Thread(target=lambda: result.append(pipeline.run()))
     try:
-        wait_until(lambda: len(sink.frames) == 3, 3, "a frame of each source at the sink")
-        pipeline.stop()
-        stopped = time.monotonic()
-        assert sink.finished.wait(3)
-        assert time.monotonic() - stopped < 2 * 0.1 + 0.6  # the sink finalised its output without the sources
+        with caplog.at_level(logging.WARNING, logger="stream.runner"):
+            runner.start()
+            wait_until(lambda: len(sink.frames) == 3, 3, "a frame of each source at the sink")
+            pipeline.stop()
+            stopped = time.monotonic()
+            # the sink stops waiting for the sources' end and finalises its output
+            assert sink.finished.wait(3)
+            assert 2 * timeout_s - 0.05 <= time.monotonic() - stopped < 2 * timeout_s + 0.45
+            runner.join(5)
+            took = time.monotonic() - stopped
+            # then run() returns, leaving the hung sources behind (daemon threads: the process can exit)
+            assert not runner.is_alive() and result[0].status == "ok"
+            assert 2 * timeout_s + 3.0 - 0.05 <= took < 2 * timeout_s + 3.0 + 0.5
+        assert "threads still running after stop, leaving them: source-cam0, source-cam1, source-cam2" in (
+            caplog.messages
+        )
+        assert all(t.daemon for t in threading.enumerate() if t.name.startswith("source-cam"))
     finally:
         for source in sources:
             source.release.set()
         runner.join(5)
-    assert not runner.is_alive()
