@@ -870,3 +870,28 @@ def test_after_a_stop_hung_sources_are_given_up_at_twice_the_stop_timeout_and_ab
         for source in sources:
             source.release.set()
         runner.join(5)
+
+
+def test_stage_metrics_round_rates_to_hundredths_and_times_to_microseconds() -> None:
+    metrics = StageMetrics("s")
+    metrics.frames = 10
+    metrics.started -= 3.0
+    metrics._last_time -= 0.5
+    assert metrics.snapshot()["fps"] == 3.33  # 10 frames in 3 s
+    assert 19.9 <= metrics.snapshot(window=True)["fps"] <= 20.0  # 10 frames in the last 0.5 s
+    quick = StageMetrics("quick")
+    quick.frames = 10
+    quick.started -= 0.5
+    assert 19.9 <= quick.snapshot()["fps"] <= 20.0  # under a second is not rounded up to one
+    metrics.times_ms.extend([1.23456, 2.0])
+    snap = metrics.snapshot()
+    assert (snap["p50_ms"], snap["p95_ms"]) == (1.617, 1.962)
+
+
+def test_stage_metrics_whose_stage_counters_fail_log_why_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> dict[str, Any]:
+        raise KeyError("not ready")
+
+    with caplog.at_level(logging.DEBUG, logger="stream.runner"):
+        snap = StageMetrics("s", extra=broken).snapshot()
+    assert snap["frames"] == 0 and caplog.messages == ["metrics of s failed: 'not ready'"]
