@@ -888,10 +888,26 @@ def test_stage_metrics_round_rates_to_hundredths_and_times_to_microseconds() -> 
     assert (snap["p50_ms"], snap["p95_ms"]) == (1.617, 1.962)
 
 
-def test_stage_metrics_whose_stage_counters_fail_log_why_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
-    def broken() -> dict[str, Any]:
-        raise KeyError("not ready")
+@pytest.mark.timeout(5)
+def test_a_stage_whose_counters_fail_is_logged_at_debug_level_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenMetrics(Collect):
+        def metrics(self) -> dict[str, Any]:
+            raise KeyError("not ready")
 
     with caplog.at_level(logging.DEBUG, logger="stream.runner"):
-        snap = StageMetrics("s", extra=broken).snapshot()
-    assert snap["frames"] == 0 and caplog.messages == ["metrics of s failed: 'not ready'"]
+        report = Pipeline([CountingSource(2)], [BrokenMetrics("broken")], metrics_interval_s=0).run()
+    assert report.stages["broken"]["frames"] == 2
+    assert "metrics of broken failed: 'not ready'" in caplog.messages
+
+
+def test_an_unwritable_metrics_path_is_refused_with_one_line_naming_it(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputError) as info:
+        Pipeline([CountingSource(1)], [Collect()], metrics_path=blocker / "out.json")
+    assert str(info.value) == f"cannot write metrics {blocker / 'out.json'}: {blocker} is not a folder"
+
+
+def test_the_defaults_log_metrics_every_5_s_make_the_first_error_fatal_and_drain_for_1_s() -> None:
+    pipeline = Pipeline([CountingSource(1)], [Collect()])
+    assert (pipeline.metrics_interval_s, pipeline.max_errors, pipeline.stop_timeout_s) == (5.0, 0, 1.0)
