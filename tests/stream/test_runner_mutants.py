@@ -911,3 +911,23 @@ def test_an_unwritable_metrics_path_is_refused_with_one_line_naming_it(tmp_path)
 def test_the_defaults_log_metrics_every_5_s_make_the_first_error_fatal_and_drain_for_1_s() -> None:
     pipeline = Pipeline([CountingSource(1)], [Collect()])
     assert (pipeline.metrics_interval_s, pipeline.max_errors, pipeline.stop_timeout_s) == (5.0, 0, 1.0)
+
+
+@pytest.mark.timeout(5)
+def test_a_policy_per_link_is_kept_in_link_order_and_the_run_uses_it() -> None:
+    latest = QueuePolicy("latest", 4)
+    sink = Collect()
+    pipeline = Pipeline([CountingSource(5)], [Collect("a"), sink], policies=[LOSSLESS, latest], metrics_interval_s=0)
+    assert pipeline.policies == [LOSSLESS, latest]
+    result: list[RunReport] = []
+    runner = threading.Thread(target=lambda: result.append(pipeline.run()), daemon=True)
+    runner.start()
+    runner.join(3)
+    if runner.is_alive():
+        pipeline.stop()
+        pytest.fail("the run did not end")
+    assert result[0].status == "ok" and sink.finished.is_set()
+    first = pipeline.stages[0]
+    assert isinstance(first, Collect) and frames_of(first) == list(range(5))  # lossless
+    got = frames_of(sink)  # latest: what the sink was too slow for is replaced, the last frame is kept
+    assert got == sorted(set(got)) and got[-1] == 4
