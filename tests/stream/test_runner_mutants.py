@@ -815,14 +815,14 @@ def test_a_metrics_file_that_cannot_be_written_at_the_end_is_logged_and_left_out
 @pytest.mark.timeout(10)
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
 def test_runs_one_after_another_do_not_leak_open_files() -> None:
-    # each run has its own ZeroMQ context (an I/O thread and its file descriptors), ended with the run
-    def run_once() -> None:
-        Pipeline([CountingSource(3)], [Collect("a"), Collect("b")], metrics_interval_s=0).run()
-
-    run_once()
+    # each run has its own ZeroMQ context (an I/O thread and its file descriptors), ended with the
+    # run, not when the pipeline object is collected: the caller may keep it (its metrics, links)
+    kept = [Pipeline([CountingSource(3)], [Collect("a"), Collect("b")], metrics_interval_s=0)]
+    kept[0].run()
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(5):
-        run_once()
+        kept.append(Pipeline([CountingSource(3)], [Collect("a"), Collect("b")], metrics_interval_s=0))
+        kept[-1].run()
     assert len(os.listdir("/proc/self/fd")) <= before + 2
 
 
