@@ -679,3 +679,255 @@ def test_no_metrics_are_logged_with_an_interval_of_zero(caplog: pytest.LogCaptur
     with caplog.at_level(logging.INFO, logger="stream.runner"):
         Pipeline([CountingSource(20, interval_s=0.005)], [Collect()], metrics_interval_s=0).run()
     assert not [m for m in caplog.messages if " fps, " in m]
+
+
+# -- second pass: the mutants of the whole module ----------------------------------------------------
+
+
+class Clocked(Collect):
+    """A sink whose every frame takes exactly ``step_s`` on a fake ``time.perf_counter``."""
+
+    def __init__(self, clock: list[float], step_s: float) -> None:
+        super().__init__("clocked")
+        self.clock, self.step_s = clock, step_s
+
+    def process(self, packet: FramePacket) -> Outputs:
+        self.clock[0] += self.step_s
+        return super().process(packet)
+
+
+@pytest.mark.timeout(5)
+def test_processing_times_are_reported_in_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]  # only the runner reads perf_counter (it times each frame's processing)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    report = Pipeline([CountingSource(5)], [Clocked(clock, 0.004)], metrics_interval_s=0).run()
+    assert report.stages["clocked"]["p50_ms"] == report.stages["clocked"]["p95_ms"] == 4.0
+
+
+@pytest.mark.timeout(5)
+def test_the_logged_frame_rate_is_over_the_last_interval(caplog: pytest.LogCaptureFixture) -> None:
+    sink = Collect()
+    pipeline = Pipeline([EventSource(10, hold=True)], [sink], metrics_interval_s=0.05)
+    runner = threading.Thread(target=pipeline.run)
+    with caplog.at_level(logging.INFO, logger="stream.runner"):
+        runner.start()
+        try:
+            wait_until(lambda: len(sink.frames) == 10, 3, "the 10 frames at the sink")
+            seen = len(caplog.messages)
+            # nothing arrives after the 10 frames: an interval later the logged rate is 0
+            wait_until(
+                lambda: any(m.startswith("collect: 0.0 fps") for m in caplog.messages[seen:]), 3, "a rate of 0.0 fps"
+            )
+        finally:
+            pipeline.stop()
+            runner.join(3)
+    assert not runner.is_alive()
+
+
+class StuckWorkerStage(Collect):
+    """A stage whose worker's job blocks until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__("stuck")
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.worker: LatestPerKey[int, int] = LatestPerKey(self._run, name="job")
+
+    def _run(self, items: list[int]) -> list[int]:
+        self.started.set()
+        self.release.wait(10)
+        return items
+
+    def workers(self) -> Sequence[LatestPerKey[Any, Any]]:
+        return [self.worker]
+
+    def process(self, packet: FramePacket) -> Outputs:
+        self.worker.submit(packet.source_id, packet.frame_idx)
+        self.started.wait(2)
+        return super().process(packet)
+
+
+@pytest.mark.timeout(8)
+def test_a_worker_still_busy_after_the_stage_ended_is_left_running_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("stream.runner.WORKER_JOIN_S", 1.0)
+    stage = StuckWorkerStage()
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="stream.runner"):
+            report = Pipeline([CountingSource(3)], [stage], metrics_interval_s=0, stop_timeout_s=NEVER_S).run()
+        took = time.monotonic() - started
+        assert report.status == "ok" and stage.closed and frames_of(stage) == [0, 1, 2]
+        assert 1.0 <= took < 4.0  # waited WORKER_JOIN_S for the worker, not for its job
+        assert "stage 'stuck': worker 'job' still busy after 1 s, leaving it" in caplog.messages
+        assert any(t.name == "stuck-job" and t.daemon for t in threading.enumerate())  # it cannot delay the exit
+    finally:
+        stage.release.set()
+
+
+class ThreadsSource(CountingSource):
+    """Records, while it runs, the name and daemon flag of every thread of the process."""
+
+    threads: dict[str, bool]
+
+    def __iter__(self) -> Iterator[FramePacket | SourceEvent]:
+        self.threads = {t.name: t.daemon for t in threading.enumerate()}
+        yield from super().__iter__()
+
+
+@pytest.mark.timeout(5)
+def test_each_thread_of_a_run_is_named_after_its_element_and_cannot_hold_the_process_open() -> None:
+    # the names are what a thread dump (py-spy dump, faulthandler) of a hung run shows
+    source = ThreadsSource(2, name="cam")
+    Pipeline([source], [Collect("first"), Collect("last")], metrics_interval_s=5).run()
+    assert {name: source.threads.get(name) for name in ("source-cam", "stage-first", "stage-last", "metrics")} == {
+        "source-cam": True,
+        "stage-first": True,
+        "stage-last": True,
+        "metrics": True,
+    }
+
+
+@pytest.mark.timeout(5)
+def test_the_metrics_file_is_indented_for_people_to_read(tmp_path) -> None:
+    path = tmp_path / "metrics.json"
+    Pipeline([CountingSource(2)], [Collect()], metrics_interval_s=0, metrics_path=path).run()
+    assert path.read_text().startswith('{\n  "status": "ok",\n  "elapsed_s": ')
+
+
+@pytest.mark.timeout(5)
+def test_a_metrics_file_that_cannot_be_written_at_the_end_is_logged_and_left_out_of_the_outputs(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    pipeline = Pipeline([CountingSource(3)], [Collect()], metrics_interval_s=0, metrics_path=folder / "metrics.json")
+    folder.rmdir()  # a folder when the pipeline was built, a file when the run ends
+    folder.write_text("")
+    with caplog.at_level(logging.ERROR, logger="stream.runner"):
+        report = pipeline.run()
+    assert report.status == "ok" and report.outputs == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith(f"cannot write {folder / 'metrics.json'}: "), errors
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_runs_one_after_another_do_not_leak_open_files() -> None:
+    # each run has its own ZeroMQ context (an I/O thread and its file descriptors), ended with the
+    # run, not when the pipeline object is collected: the caller may keep it (its metrics, links)
+    kept = [Pipeline([CountingSource(3)], [Collect("a"), Collect("b")], metrics_interval_s=0)]
+    kept[0].run()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        kept.append(Pipeline([CountingSource(3)], [Collect("a"), Collect("b")], metrics_interval_s=0))
+        kept[-1].run()
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+class StuckSource(CountingSource):
+    """Yields one frame, then hangs in a read that ignores the stop (until ``release`` is set)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(1, name=name)
+        self.release = threading.Event()
+
+    def __iter__(self) -> Iterator[FramePacket | SourceEvent]:
+        yield from super().__iter__()
+        self.release.wait(10)
+
+
+@pytest.mark.timeout(10)
+def test_after_a_stop_hung_sources_are_given_up_at_twice_the_stop_timeout_and_abandoned_3_s_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    timeout_s = 0.6
+    sources = [StuckSource(f"cam{k}") for k in range(3)]
+    sink = Collect()
+    pipeline = Pipeline(sources, [sink], metrics_interval_s=0, stop_timeout_s=timeout_s)
+    result: list[RunReport] = []
+    runner = threading.Thread(target=lambda: result.append(pipeline.run()))
+    try:
+        with caplog.at_level(logging.WARNING, logger="stream.runner"):
+            runner.start()
+            wait_until(lambda: len(sink.frames) == 3, 3, "a frame of each source at the sink")
+            pipeline.stop()
+            stopped = time.monotonic()
+            # the sink stops waiting for the sources' end and finalises its output
+            assert sink.finished.wait(3)
+            assert 2 * timeout_s - 0.05 <= time.monotonic() - stopped < 2 * timeout_s + 0.45
+            runner.join(5)
+            took = time.monotonic() - stopped
+            # then run() returns, leaving the hung sources behind (daemon threads: the process can exit)
+            assert not runner.is_alive() and result[0].status == "ok"
+            assert 2 * timeout_s + 3.0 - 0.05 <= took < 2 * timeout_s + 3.0 + 0.5
+        assert "threads still running after stop, leaving them: source-cam0, source-cam1, source-cam2" in (
+            caplog.messages
+        )
+        assert all(t.daemon for t in threading.enumerate() if t.name.startswith("source-cam"))
+    finally:
+        for source in sources:
+            source.release.set()
+        runner.join(5)
+
+
+def test_stage_metrics_round_rates_to_hundredths_and_times_to_microseconds() -> None:
+    metrics = StageMetrics("s")
+    metrics.frames = 10
+    metrics.started -= 3.0
+    metrics._last_time -= 0.5
+    assert metrics.snapshot()["fps"] == 3.33  # 10 frames in 3 s
+    assert 19.9 <= metrics.snapshot(window=True)["fps"] <= 20.0  # 10 frames in the last 0.5 s
+    quick = StageMetrics("quick")
+    quick.frames = 10
+    quick.started -= 0.5
+    assert 19.9 <= quick.snapshot()["fps"] <= 20.0  # under a second is not rounded up to one
+    metrics.times_ms.extend([1.23456, 2.0])
+    snap = metrics.snapshot()
+    assert (snap["p50_ms"], snap["p95_ms"]) == (1.617, 1.962)
+
+
+@pytest.mark.timeout(5)
+def test_a_stage_whose_counters_fail_is_logged_at_debug_level_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenMetrics(Collect):
+        def metrics(self) -> dict[str, Any]:
+            raise KeyError("not ready")
+
+    with caplog.at_level(logging.DEBUG, logger="stream.runner"):
+        report = Pipeline([CountingSource(2)], [BrokenMetrics("broken")], metrics_interval_s=0).run()
+    assert report.stages["broken"]["frames"] == 2
+    assert "metrics of broken failed: 'not ready'" in caplog.messages
+
+
+def test_an_unwritable_metrics_path_is_refused_with_one_line_naming_it(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputError) as info:
+        Pipeline([CountingSource(1)], [Collect()], metrics_path=blocker / "out.json")
+    assert str(info.value) == f"cannot write metrics {blocker / 'out.json'}: {blocker} is not a folder"
+
+
+def test_the_defaults_log_metrics_every_5_s_make_the_first_error_fatal_and_drain_for_1_s() -> None:
+    pipeline = Pipeline([CountingSource(1)], [Collect()])
+    assert (pipeline.metrics_interval_s, pipeline.max_errors, pipeline.stop_timeout_s) == (5.0, 0, 1.0)
+
+
+@pytest.mark.timeout(5)
+def test_a_policy_per_link_is_kept_in_link_order_and_the_run_uses_it() -> None:
+    latest = QueuePolicy("latest", 4)
+    sink = Collect()
+    pipeline = Pipeline([CountingSource(5)], [Collect("a"), sink], policies=[LOSSLESS, latest], metrics_interval_s=0)
+    assert pipeline.policies == [LOSSLESS, latest]
+    result: list[RunReport] = []
+    runner = threading.Thread(target=lambda: result.append(pipeline.run()), daemon=True)
+    runner.start()
+    runner.join(3)
+    if runner.is_alive():
+        pipeline.stop()
+        pytest.fail("the run did not end")
+    assert result[0].status == "ok" and sink.finished.is_set()
+    first = pipeline.stages[0]
+    assert isinstance(first, Collect) and frames_of(first) == list(range(5))  # lossless
+    got = frames_of(sink)  # latest: what the sink was too slow for is replaced, the last frame is kept
+    assert got == sorted(set(got)) and got[-1] == 4
