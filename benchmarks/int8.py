@@ -4,7 +4,7 @@ Random-weight models score their classes nearly equally, so any perturbation fli
 labels; agreement is measured here on trained models only:
 
 * ``demo``: the shipped demo recognizer (SlowOnly-R18, 1.2 M parameters, 8x64x112 clips);
-* ``slowonly-r50``: a SlowOnly-R50 (32 M parameters, 8x32x64 clips) trained on the same
+* ``slowonly-r50``: a SlowOnly-R50 (32 M parameters, 8x64x112 clips) trained on the same
   synthetic actions by :mod:`pipelines.demo.train_r50` (trained first if its checkpoint is
   not cached in ``~/.cache/action-stream/models``; ``--train`` trains it again);
 * ``tsn-r50-224`` (speed only): MMAction2's TSN-R50 1x1x8 at 8x224x224 with random weights,
@@ -175,7 +175,7 @@ def bench_model(name: str, args: argparse.Namespace, work: Path) -> tuple[list[d
     engine_dir = work / f"{name}-int8"
     build_engine(config, checkpoint, backend="onnxruntime", precision="int8", out_dir=engine_dir).close()
     engines: dict[tuple[str, str], Engine] = {}
-    for backend in BACKENDS:
+    for backend in args.backends:
         for precision in PRECISIONS:
             if precision not in backend_class(backend).precisions:
                 continue
@@ -205,7 +205,7 @@ def bench_model(name: str, args: argparse.Namespace, work: Path) -> tuple[list[d
     for key in engines:
         rows.append(_row(name, *key, {b: ms[b][key] for b in args.batch}, reference, scores[key], labels))
     auto: dict[str, Any] = {"val_top1 (training)": meta.get("val_top1")}
-    for backend in BACKENDS:
+    for backend in args.backends:
         built = build_engine(config, checkpoint, backend=backend, precision="auto", out_dir=work / f"{name}-{backend}")
         with built:
             validation = built.manifest.validation
@@ -249,17 +249,23 @@ def main(argv: list[str] | None = None) -> int:
         default="demo,slowonly-r50",
         help="comma list of demo, slowonly-r50, tsn-r50-224 (default demo,slowonly-r50)",
     )
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help=f"comma list of {', '.join(BACKENDS)} (default both)"
+    )
     parser.add_argument("--clips", type=int, default=256, help="rendered held-out clips (default 256)")
     parser.add_argument("--video-clips", type=int, default=128, help="extra held-out demo-video windows (128)")
     parser.add_argument("--batch", default="1,4", help="comma list of batch sizes (default 1,4)")
     parser.add_argument("--iters", type=int, default=20, help="timed calls per batch size (median)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per backend (default 2)")
-    parser.add_argument("--train", action="store_true", help="train the SlowOnly-R50 again (about 20 minutes)")
+    parser.add_argument("--train", action="store_true", help="train the SlowOnly-R50 again (about 25 minutes)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--workdir", type=Path, default=None, help="keep engines here (default: a temp dir)")
     args = parser.parse_args(argv)
     args.batch = [int(b) for b in str(args.batch).split(",") if b]
     models = [m for m in args.models.split(",") if m]
+    args.backends = [b for b in str(args.backends).split(",") if b]
+    if not args.backends or set(args.backends) - set(BACKENDS):
+        parser.error(f"--backends: expected a comma list of {', '.join(BACKENDS)}, got {','.join(args.backends)!r}")
     unknown = [m for m in models if m not in ("demo", "slowonly-r50", "tsn-r50-224")]
     if unknown:
         parser.error(f"--models: unknown {unknown}; valid: demo, slowonly-r50, tsn-r50-224")

@@ -342,7 +342,7 @@ def camera_counts(max_cameras: int) -> list[int]:
 
 def run(
     counts: Sequence[int], model: Model, work: Path, *, seconds: float, warmup: float, stop_on_break: bool = True,
-    health_interval: float = 1.0, size: tuple[int, int] = CAMERA_SIZE,
+    health_interval: float = 1.0, size: tuple[int, int] = CAMERA_SIZE, start_timeout: float = 180.0,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Measure each N in ``counts`` (stopping after the first that breaks, with ``stop_on_break``).
 
@@ -358,7 +358,10 @@ def run(
     rows: list[dict[str, Any]] = []
     for n in counts:
         try:
-            row = measure(n, clip, model, work, seconds=seconds, warmup=warmup, health_interval=health_interval)
+            row = measure(
+                n, clip, model, work, seconds=seconds, warmup=warmup, health_interval=health_interval,
+                start_timeout=start_timeout,
+            )  # fmt: skip
         except RuntimeError as exc:  # e.g. the cameras never all stream: a break too, with its reason kept
             if not rows:
                 raise
@@ -383,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--batch-size", type=int, default=4, help="clips per engine call (the monitor's default)")
     parser.add_argument("--health-interval", type=float, default=1.0, help="seconds between health records")
+    parser.add_argument(
+        "--start-timeout", type=float, default=180.0,
+        help="seconds for every camera to stream, the engine build included (default 180; a first TSN-R50 "
+        "build with precision auto takes longer)",
+    )  # fmt: skip
     parser.add_argument("--keep-going", action="store_true", help="measure every N, also past the first break")
     parser.add_argument("--json", default="results/streams.json", help="where to write the results ('' for none)")
     parser.add_argument("--plot", default="results/streams.png", help="where to write the PNG ('' for none)")
@@ -406,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run(
             camera_counts(args.max_cameras), model, Path(tmp), seconds=args.seconds, warmup=args.warmup,
             stop_on_break=not args.keep_going, health_interval=args.health_interval,
+            start_timeout=args.start_timeout,
         )  # fmt: skip
     cpu = cpu_name()
     print(f"{cpu}; {CAMERA_SIZE[0]}x{CAMERA_SIZE[1]} H.264 at {CAMERA_FPS} fps per camera; {args.config.name}")
