@@ -90,11 +90,11 @@ R50_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo" / "demo_sl
 R50_CHECKPOINT_NAME = "demo_slowonly_r50.pth"
 #: The 2D alternative (TSM-R50); tried only at 64x32 with the first recipe (see the module docstring).
 TSM_R50_CONFIG = R50_CONFIG.with_name("demo_tsm_r50_synthetic.py")
-#: Source frame sizes (width, height); small, since every frame ends at 64x32.
 #: Training precisions of :func:`train_r50`.
 PRECISIONS = ("bf16", "fp32")
 #: Optimizers of :func:`train_r50`.
 OPTIMIZERS = ("sgd", "adamw")
+#: Source frame sizes (width, height); small, since every frame ends at 112x64.
 R50_RENDER_SIZES: tuple[tuple[int, int], ...] = ((192, 108), (160, 120), (224, 126))
 
 
