@@ -322,7 +322,8 @@ class Pipeline:
                     continue
                 if isinstance(packet, SourceEvent):
                     outputs = as_outputs(stage.on_event(packet))
-                elif self._draining_over() or self._feeds_failed_stage(index):
+                elif self._draining_over() or self._feeds_failed_stage(index) or self._failed_stage == index:
+                    # (the last: this stage's worker failed; the stage itself raised otherwise)
                     self.links[index].add(dropped=1)
                     continue
                 else:
