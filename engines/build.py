@@ -33,7 +33,7 @@ def make_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=BACKEND_CHOICES,
         help="auto: tensorrt if installed with a GPU, else torch-cuda with a GPU, "
-        "else openvino on an Intel CPU, else onnxruntime (default: auto)",
+        "else openvino on an x86 CPU, else onnxruntime (default: auto)",
     )
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument(

@@ -138,6 +138,8 @@ DISTRACTOR_SHAPES: dict[str, np.ndarray] = {
     "triangle": _polygon([(0.0, -0.95), (0.82, 0.48), (-0.82, 0.48)]),
     "hexagon": _polygon([(math.cos(a), math.sin(a)) for a in np.linspace(0, 2 * math.pi, 7)[:-1]]),
 }
+#: Background textures of :func:`make_background`.
+BACKGROUNDS = ("flat", "gradient", "blobs", "stripes", "checker")
 _NOISE_PAD = 48  # the noise field is this much larger than a frame; each frame shows a random window of it
 _SHIFT = 4  # fixed-point bits for sub-pixel drawing with cv2
 _SCALE = 1 << _SHIFT
@@ -384,11 +386,18 @@ class Scene:
         return image
 
 
-def make_background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A random BGR background: a base colour plus a flat, gradient, blob, stripe or checker texture."""
+def make_background(size: tuple[int, int], rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """A random BGR background: a base colour plus one of the :data:`BACKGROUNDS` textures (``kind``, default random).
+
+    Raises:
+        ValueError: For a ``kind`` not in :data:`BACKGROUNDS`.
+    """
+    if kind is not None and kind not in BACKGROUNDS:
+        raise ValueError(f"background kind: expected one of {', '.join(BACKGROUNDS)}, got {kind!r}")
     width, height = size
     base = rng.uniform(20, 235, size=3).astype(np.float32)
-    kind = rng.choice(["flat", "gradient", "blobs", "stripes", "checker"])
+    if kind is None:
+        kind = str(rng.choice(list(BACKGROUNDS)))
     texture: np.ndarray
     xx = np.arange(width, dtype=np.float32)[None, :]
     yy = np.arange(height, dtype=np.float32)[:, None]
@@ -463,17 +472,22 @@ def _random_distractors(
     return drifters
 
 
-def random_scene(size: tuple[int, int], rng: np.random.Generator, legs: list[Leg] | None = None) -> Scene:
-    """A scene with random background, object, distractors and nuisance; ``legs`` default to none."""
-    background = make_background(size, rng)
-    sprite = _random_sprite(background, rng)
-    distractors = _random_distractors(background, size, rng)
+def random_scene(
+    size: tuple[int, int], rng: np.random.Generator, legs: list[Leg] | None = None, *, background: str | None = None
+) -> Scene:
+    """A scene with random background (of kind ``background`` if given), object, distractors and nuisance.
+
+    ``legs`` default to none.
+    """
+    image = make_background(size, rng, background)
+    sprite = _random_sprite(image, rng)
+    distractors = _random_distractors(image, size, rng)
     sigma = float(rng.uniform(*NOISE_SIGMA))
     blur = bool(rng.random() < BLUR_PROBABILITY)
     width, height = size
     gauss = rng.standard_normal((height + _NOISE_PAD, width + _NOISE_PAD, 3), dtype=np.float32)
     noise = np.round(gauss * sigma).astype(np.int16)
-    return Scene(size, background, sprite, list(legs or []), distractors, sigma, blur, noise)
+    return Scene(size, image, sprite, list(legs or []), distractors, sigma, blur, noise)
 
 
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
