@@ -67,7 +67,7 @@ CAMERA_SIZE = (1280, 720)
 FPS_FLOOR = 0.9  # a camera below this share of CAMERA_FPS is not kept up with
 COLUMNS = [
     "cameras", "fps_min", "fps_mean", "label_p50_ms", "label_p95_ms", "bound_ms",
-    "dropped", "cpu_pct", "rss_mb", "infer_ms", "load1", "verdict",
+    "dropped", "clips_per_cam_s", "stale_pct", "cpu_pct", "rss_mb", "infer_ms", "load1", "verdict",
 ]  # fmt: skip
 
 
@@ -251,12 +251,29 @@ def measure(
         "window_ms": window_ms,
         "engine_call_ms": call_ms,
         "label_samples": len(samples),
+        **clip_rates(rec, n),
         "seconds": round(t1 - t0, 2),
         "recognizer": rec,
         "per_camera": per_camera,
     }
     row["verdict"] = verdict(row)
     return row
+
+
+def clip_rates(rec: dict[str, Any], n: int) -> dict[str, float | None]:
+    """Clips scored per camera per second, and the share of due clips dropped as stale, over the whole run.
+
+    Live recognition scores the newest clip of each camera and drops older waiting ones, so a
+    machine past its capacity still shows full fps and a bounded latency but scores fewer
+    clips: these two say how many labels each camera really gets.
+    """
+    clips, stale, frames, fps = (rec.get(k) for k in ("clips", "dropped_clips", "frames", "fps"))
+    if not clips or not frames or not fps:
+        return {"clips_per_cam_s": None, "stale_pct": None}
+    return {
+        "clips_per_cam_s": clips / (frames / fps) / n,
+        "stale_pct": 100 * (stale or 0) / (clips + (stale or 0)),
+    }
 
 
 def camera_figures(records: list[dict[str, Any]], url: str, t0: float, t1: float) -> dict[str, Any]:

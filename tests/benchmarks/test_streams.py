@@ -12,6 +12,7 @@ from benchmarks.streams import (
     COLUMNS,
     DEMO_CONFIG,
     camera_counts,
+    clip_rates,
     main,
     model_for,
     plot,
@@ -72,10 +73,19 @@ def test_one_and_two_cameras_give_sane_rows(
         assert row["engine_call_ms"] == pytest.approx(row["infer_ms"] * row["cameras"])  # batch 4 holds them all
         assert row["dropped"] >= 0 and row["cpu_pct"] > 0 and row["rss_mb"] > 0
         assert row["recognizer"]["clips"] > 0
+        assert row["clips_per_cam_s"] > 0 and 0 <= row["stale_pct"] < 100
     json.dumps(rows)  # the JSON payload is plain data
     png = tmp_path / "out" / "streams.png"
     plot(rows, png, "test")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_clip_rates_count_scored_clips_per_camera_and_the_stale_share() -> None:
+    # 100 s of 2 cameras (5000 frames at 50 frames/s in all): 150 clips scored, 50 dropped as stale.
+    rates = clip_rates({"clips": 150, "dropped_clips": 50, "frames": 5000, "fps": 50.0}, 2)
+    assert rates == {"clips_per_cam_s": pytest.approx(0.75), "stale_pct": pytest.approx(25.0)}
+    assert clip_rates({"clips": 0, "frames": 10, "fps": 1.0}, 1) == {"clips_per_cam_s": None, "stale_pct": None}
+    assert clip_rates({}, 1)["stale_pct"] is None  # no recognizer metrics (the monitor died)
 
 
 def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
