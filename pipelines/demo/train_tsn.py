@@ -24,6 +24,15 @@ scenes), each frame a random 224x224 crop of the pipeline's ``Resize(-1, 256)``;
 clips are scored as the runtime scores them (8 frames, centre crop). The checkpoint is
 written atomically in MMAction2's layout (class names in ``meta.dataset_meta``) to
 ``~/.cache/action-stream/models/demo_tsn_r50_scenes.pth``, the config's ``load_from``.
+
+The model stays weak on 2 cores. The checkpoint measured on 2026-12-06 (AMD EPYC, 2 cores;
+docs/engines.md) took three runs, as the recipe was found: 300 steps at the defaults of the
+time (no frozen BN; loss left chance after about 130 steps), ``--init`` 400 more at ``--lr
+2e-4`` (held-out top-1 0.38 in eval mode, while the same weights scored 0.7-0.8 with batch
+statistics), then ``--init`` 200 more at ``--lr 1e-4 --frozen-bn-steps 200``: 900 steps, 30 min,
+held-out top-1 **0.57** (chance 0.25; flat 0.47, blobs 0.90, stripes 0.67, checker 0.23),
+median top-1 minus top-2 probability 0.065. The default command (300 steps, the last 100
+with frozen BN) is the same recipe, shorter.
 """
 
 from __future__ import annotations
@@ -67,7 +76,7 @@ TRAIN_SEED, VAL_SEED, RECALIBRATION_SEED = 31, 32, 33
 
 def render_scene_clip(
     background: str, n_frames: int, fps: float, size: tuple[int, int], rng: np.random.Generator,
-    frame_indices: Sequence[int],
+    frame_indices: Sequence[int] | np.ndarray,
 ) -> np.ndarray:  # fmt: skip
     """Frames ``frame_indices`` of a random scene on a ``background`` texture, its object doing a random action.
 
@@ -161,6 +170,14 @@ def recalibrate_batch_norm(model: nn.Module, spec: ClipSpec, *, clips: int = 64,
     model.eval()
 
 
+def freeze_batch_norm(model: nn.Module) -> None:
+    """Train mode for everything but the BN layers, which use (and keep) their running statistics."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
 @torch.no_grad()
 def predict(model: nn.Module, clips: np.ndarray, spec: ClipSpec, batch_size: int = 8) -> np.ndarray:
     """Eval-mode scores ``(N, classes)`` of held-out clips (the model's own forward, fp32)."""
@@ -185,6 +202,7 @@ def train_tsn(
     minutes: float | None = None,
     init: str | Path | None = None,
     recalibration_clips: int = 64,
+    frozen_bn_steps: int = 100,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build the config's TSN and train it from scratch on scene clips (bf16 autocast, AdamW).
 
@@ -193,7 +211,14 @@ def train_tsn(
         minutes: If given, training also stops when this wall-clock budget is spent, and the
             cosine schedule runs on elapsed time (as in :func:`pipelines.demo.train_r50.train_r50`).
         recalibration_clips: Clips whose batch statistics replace the BN running statistics
-            after training (:func:`recalibrate_batch_norm`).
+            (:func:`recalibrate_batch_norm`) before the last ``frozen_bn_steps`` steps.
+        frozen_bn_steps: The last steps train with every BN layer in eval mode, on the
+            recalibrated statistics (its scale and shift still learn), as MMAction2's
+            ``norm_eval`` fine-tuning does. Without them the model scored 0.38 on held-out clips
+            in eval mode while the same weights scored 0.7-0.8 with batch statistics: with 16
+            frames of scenes whose colours differ wildly, it had learnt features that only
+            separate the classes after each batch's own normalisation. 0 recalibrates after
+            the last step instead.
         init: Train on from this checkpoint instead of from scratch (another clip order).
         head_lr_scale: The classifier's rate relative to the backbone's. 1 here: at the 0.05
             the SlowOnly-R50 needed (``train_r50``), the loss stayed at chance for 110 steps,
@@ -239,9 +264,15 @@ def train_tsn(
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.train()
     losses: list[float] = []
+    frozen = False
     for step in range(steps):
         if minutes is not None and time.perf_counter() - start > 60 * minutes:
             break
+        if not frozen and step >= steps - frozen_bn_steps:
+            recalibrate_batch_norm(model, spec, clips=recalibration_clips)
+            freeze_batch_norm(model)
+            frozen = True
+            logger.info("step %d: BN statistics recalibrated and frozen for the last %d steps", step, steps - step)
         clips, targets = render_scene_clips(batch_size, spec, first_seed + 1000 * step, train=True)
         order = rng.permutation(batch_size)  # the classes come in a fixed cycle; mix them within the batch
         clips, targets = clips[order], targets[order]
@@ -257,7 +288,8 @@ def train_tsn(
             logger.info("step %d/%d: loss %.3f, %.0f s", step + 1, steps, np.mean(losses[-10:]),
                         time.perf_counter() - begin)  # fmt: skip
     model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-    recalibrate_batch_norm(model, spec, clips=recalibration_clips)
+    if not frozen:
+        recalibrate_batch_norm(model, spec, clips=recalibration_clips)
     val_x, val_y = render_scene_clips(val_clips, spec, VAL_SEED)
     scores = predict(model, val_x, spec)
     pred = scores.argmax(1)
@@ -313,6 +345,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the backbone (default 3e-4)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget: the schedule runs on time")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument(
+        "--frozen-bn-steps", type=int, default=100, help="last steps with BN statistics frozen (default 100)"
+    )
     parser.add_argument("--init", default=None, help="train on from this checkpoint (steps and time add up)")
     parser.add_argument("--quick", action="store_true", help="2 steps of 2 clips: a smoke test")
     parser.add_argument("--force", action="store_true", help="train again even if the checkpoint exists")
@@ -323,6 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.frozen_bn_steps < 0:
+        logger.error("--frozen-bn-steps: expected 0 or more, got %s", args.frozen_bn_steps)
+        return 2
     for name in ("steps", "val_clips", "threads"):
         if getattr(args, name) <= 0:
             logger.error("--%s: expected a positive int, got %s", name.replace("_", "-"), getattr(args, name))
@@ -330,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     options: dict[str, Any] = {
         "config": args.config, "steps": args.steps, "val_clips": args.val_clips, "lr": args.lr,
-        "minutes": args.minutes, "init": args.init,
+        "minutes": args.minutes, "init": args.init, "frozen_bn_steps": args.frozen_bn_steps,
     }  # fmt: skip
     if args.quick:
         options = {"config": args.config, "steps": 2, "batch_size": 2, "val_clips": 6, "recalibration_clips": 4}

@@ -147,3 +147,16 @@ def test_batch_norm_recalibration_replaces_running_statistics(tmp_path: Path) ->
     assert all(norm.running_var.min() > 1e-3 for norm in norms)
     assert all(norm.momentum == 0.1 for norm in norms)
     assert not model.training
+
+
+def test_frozen_batch_norm_keeps_its_statistics_while_the_rest_trains() -> None:
+    from torch import nn
+
+    from pipelines.demo.train_tsn import freeze_batch_norm
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5))
+    before = model[1].running_mean.clone()
+    freeze_batch_norm(model)
+    assert model.training and model[2].training and not model[1].training
+    model(torch.randn(2, 3, 8, 8) + 5.0)
+    assert torch.equal(model[1].running_mean, before)
