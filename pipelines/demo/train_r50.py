@@ -307,22 +307,38 @@ def trained_r50(path: str | Path | None = None, **train_options: Any) -> Path:
 
 def train_and_save(path: str | Path, **train_options: Any) -> Path:
     """:func:`train_r50` and write the checkpoint atomically to ``path`` (replacing it; ``init`` may be it)."""
-    path = Path(path)
     model, metrics = train_r50(**train_options)
-    if train_options.get("init") is not None:
-        previous = torch.load(train_options["init"], weights_only=True)["meta"]
+    meta = save_trained(
+        path, model, metrics, classes=ACTIONS, trained_by="pipelines.demo.train_r50",
+        config=train_options.get("config", R50_CONFIG), init=train_options.get("init"),
+    )  # fmt: skip
+    logger.info("wrote %s: held-out top-1 %.4f after %d steps, %.0f s", path, meta["val_top1"], meta["steps"],
+                meta["seconds"])  # fmt: skip
+    return Path(path)
+
+
+def save_trained(
+    path: str | Path, model: nn.Module, metrics: dict[str, Any], *, classes: Sequence[str], trained_by: str,
+    config: str | Path, init: str | Path | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Write a trained model in MMAction2's layout, atomically, with its metrics as ``meta``; returns the meta.
+
+    With ``init`` (the checkpoint training went on from, which may be ``path`` itself), the
+    steps and seconds of that earlier training are added.
+    """
+    metrics = dict(metrics)
+    if init is not None:
+        previous = torch.load(init, weights_only=True)["meta"]
         metrics["steps"] += int(previous.get("steps", 0))
         metrics["seconds"] += float(previous.get("seconds", 0.0))
     meta = {
-        "dataset_meta": {"classes": list(ACTIONS)},
-        "trained_by": "pipelines.demo.train_r50",
-        "config": Path(train_options.get("config", R50_CONFIG)).name,
+        "dataset_meta": {"classes": list(classes)},
+        "trained_by": trained_by,
+        "config": Path(config).name,
         **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
     }
     save_checkpoint(model, path, meta)
-    logger.info("wrote %s: held-out top-1 %.4f after %d steps, %.0f s", path, metrics["val_top1"], metrics["steps"],
-                metrics["seconds"])  # fmt: skip
-    return path
+    return meta
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -57,8 +57,8 @@ from torch import nn
 from engines.clip_spec import ClipSpec
 from engines.transforms import crop_boxes
 from pipelines.demo.synthetic import ACTIONS, Leg, _render_frames, place, random_scene, sample_motion
-from pipelines.demo.train import FPS_RANGE, _cosine, resize_clip, save_checkpoint, to_inputs
-from pipelines.demo.train_r50 import from_scratch, model_cache_dir
+from pipelines.demo.train import FPS_RANGE, _cosine, resize_clip, to_inputs
+from pipelines.demo.train_r50 import from_scratch, model_cache_dir, save_trained
 
 logger = logging.getLogger("pipelines.demo.train_tsn")
 
@@ -316,19 +316,12 @@ def trained_tsn(path: str | Path | None = None, **train_options: Any) -> Path:
 def train_and_save(path: str | Path, **train_options: Any) -> Path:
     """:func:`train_tsn` and write the checkpoint atomically to ``path`` (replacing it; ``init`` may be it)."""
     model, metrics = train_tsn(**train_options)
-    if train_options.get("init") is not None:
-        previous = torch.load(train_options["init"], weights_only=True)["meta"]
-        metrics["steps"] += int(previous.get("steps", 0))
-        metrics["seconds"] += float(previous.get("seconds", 0.0))
-    meta = {
-        "dataset_meta": {"classes": list(SCENE_CLASSES)},
-        "trained_by": "pipelines.demo.train_tsn",
-        "config": Path(train_options.get("config", TSN_CONFIG)).name,
-        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
-    }
-    save_checkpoint(model, path, meta)
+    meta = save_trained(
+        path, model, metrics, classes=SCENE_CLASSES, trained_by="pipelines.demo.train_tsn",
+        config=train_options.get("config", TSN_CONFIG), init=train_options.get("init"),
+    )  # fmt: skip
     logger.info("wrote %s: held-out top-1 %.4f (median margin %.3f) after %d steps, %.0f s", path,
-                metrics["val_top1"], metrics["val_margin"], metrics["steps"], metrics["seconds"])  # fmt: skip
+                meta["val_top1"], meta["val_margin"], meta["steps"], meta["seconds"])  # fmt: skip
     return Path(path)
 
 
