@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m pipelines.demo.train_tsn [--out CKPT] [--steps N] [--minutes M] [--force] [--quick]
+    python -m pipelines.demo.train_tsn [--out CKPT] [--steps N] [--frozen-bn-steps K] [--init CKPT]
+                                       [--lr LR] [--minutes M] [--force] [--quick]
 
 ``benchmarks/recognition.py`` and ``benchmarks/streams.py`` measure TSN-R50 (the speed issue's
 headline model) with ``--precision auto``, which keeps bf16 / INT8 only where their top-1
@@ -28,11 +29,11 @@ written atomically in MMAction2's layout (class names in ``meta.dataset_meta``) 
 The model stays weak on 2 cores. The checkpoint measured on 2026-12-06 (AMD EPYC, 2 cores;
 docs/engines.md) took three runs, as the recipe was found: 300 steps at the defaults of the
 time (no frozen BN; loss left chance after about 130 steps), ``--init`` 400 more at ``--lr
-2e-4`` (held-out top-1 0.38 in eval mode, while the same weights scored 0.7-0.8 with batch
-statistics), then ``--init`` 200 more at ``--lr 1e-4 --frozen-bn-steps 200``: 900 steps, 30 min,
-held-out top-1 **0.57** (chance 0.25; flat 0.47, blobs 0.90, stripes 0.67, checker 0.23),
-median top-1 minus top-2 probability 0.065. The default command (300 steps, the last 100
-with frozen BN) is the same recipe, shorter.
+2e-4`` (held-out top-1 0.38 in eval mode even with its BN statistics recalibrated, while the
+same weights scored 0.7-0.8 with batch statistics), then ``--init`` 200 more at ``--lr 1e-4
+--frozen-bn-steps 200``: 900 steps, 30 min, held-out top-1 **0.57** (chance 0.25; flat 0.47,
+blobs 0.90, stripes 0.67, checker 0.23), median top-1 minus top-2 probability 0.065. The
+default command (300 steps, the last 100 with frozen BN) is the same recipe, shorter.
 """
 
 from __future__ import annotations
