@@ -20,5 +20,5 @@ test_pipeline = [
 
 dataset_meta = dict(classes=("flat", "blobs", "stripes", "checker"))
 
-# Written by `python -m pipelines.demo.train_tsn` (about 15 minutes on 2 CPU cores); not in git.
-load_from = "~/.cache/action-stream/models/demo_tsn_r50_scenes.pth"
+# No load_from: the checkpoint is not shipped. `python -m pipelines.demo.train_tsn` writes it to
+# ~/.cache/action-stream/models/demo_tsn_r50_scenes.pth (not in git); pass it with --checkpoint.

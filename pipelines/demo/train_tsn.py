@@ -24,7 +24,8 @@ segments; 2 instead of 8 frames per clip makes a step 4x cheaper and shows the m
 scenes), each frame a random 224x224 crop of the pipeline's ``Resize(-1, 256)``; the held-out
 clips are scored as the runtime scores them (8 frames, centre crop). The checkpoint is
 written atomically in MMAction2's layout (class names in ``meta.dataset_meta``) to
-``~/.cache/action-stream/models/demo_tsn_r50_scenes.pth``, the config's ``load_from``.
+``~/.cache/action-stream/models/demo_tsn_r50_scenes.pth`` (the config has no ``load_from``, as
+the checkpoint is not shipped: pass it with ``--checkpoint``).
 
 The model stays weak on 2 cores. The checkpoint measured on 2026-12-06 (AMD EPYC, 2 cores;
 docs/engines.md) took three runs, as the recipe was found: 300 steps at the defaults of the
