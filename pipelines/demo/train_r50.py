@@ -61,7 +61,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,32 @@ def from_scratch(model: nn.Module, *, zero_init_residual: bool = False) -> None:
             nn.init.constant_(module.bias, 0.0)
 
 
+def head_scaled_groups(model: nn.Module, lr: float, head_lr_scale: float) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: all but the head at ``lr``, ``cls_head`` at ``lr * head_lr_scale``."""
+    cls_head: nn.Module = model.cls_head  # type: ignore[assignment]
+    head = list(cls_head.parameters())
+    head_ids = {id(param) for param in head}
+    return [
+        {"params": [param for param in model.parameters() if id(param) not in head_ids], "lr": lr},
+        {"params": head, "lr": lr * head_lr_scale},
+    ]
+
+
+def lr_factor(steps: int, warmup: int, minutes: float | None, start: float) -> Callable[[int], float]:
+    """The learning-rate factor of each step: linear warm-up, then cosine decay over ``steps``.
+
+    With ``minutes`` the decay runs on the wall-clock time elapsed since ``start``
+    (``time.perf_counter()``) instead of on steps; warm-up stays in steps.
+    """
+
+    def factor(step: int) -> float:
+        if minutes is None or step < warmup:
+            return _cosine(step, steps, min(warmup, steps))
+        return _cosine(warmup + int(1e6 * (time.perf_counter() - start) / (60 * minutes)), warmup + 10**6, warmup)
+
+    return factor
+
+
 def train_r50(
     config: str | Path = R50_CONFIG,
     *,
@@ -244,25 +270,13 @@ def train_r50(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + (0 if init is None else 1))  # another clip order when training on
     optim: torch.optim.Optimizer
-    cls_head: nn.Module = model.cls_head  # type: ignore[assignment]
-    head = list(cls_head.parameters())
-    head_ids = {id(param) for param in head}
-    groups = [
-        {"params": [param for param in model.parameters() if id(param) not in head_ids], "lr": lr},
-        {"params": head, "lr": lr * head_lr_scale},
-    ]
+    groups = head_scaled_groups(model, lr, head_lr_scale)
     if optimizer == "sgd":
         optim = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
     else:
         optim = torch.optim.AdamW(groups, lr=lr, weight_decay=0.05)
     start = time.perf_counter()
-
-    def factor(step: int) -> float:
-        if minutes is None or step < warmup:
-            return _cosine(step, steps, min(warmup, steps))
-        return _cosine(warmup + int(1e6 * (time.perf_counter() - start) / (60 * minutes)), warmup + 10**6, warmup)
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optim, factor)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optim, lr_factor(steps, warmup, minutes, start))
     order = rng.permutation(train_clips)
     losses: list[float] = []
     layout = torch.channels_last_3d if spec.input_format == "NCTHW" else torch.channels_last

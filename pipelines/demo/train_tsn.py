@@ -59,8 +59,8 @@ from torch import nn
 from engines.clip_spec import ClipSpec
 from engines.transforms import crop_boxes
 from pipelines.demo.synthetic import ACTIONS, Leg, _render_frames, place, random_scene, sample_motion
-from pipelines.demo.train import FPS_RANGE, _cosine, resize_clip, to_inputs
-from pipelines.demo.train_r50 import from_scratch, model_cache_dir, save_trained
+from pipelines.demo.train import FPS_RANGE, resize_clip, to_inputs
+from pipelines.demo.train_r50 import from_scratch, head_scaled_groups, lr_factor, model_cache_dir, save_trained
 
 logger = logging.getLogger("pipelines.demo.train_tsn")
 
@@ -245,24 +245,9 @@ def train_tsn(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     first_seed = TRAIN_SEED + (0 if init is None else 10**6)  # other scenes when training on
-    cls_head: nn.Module = model.cls_head  # type: ignore[assignment]
-    head_ids = {id(param) for param in cls_head.parameters()}
-    optim = torch.optim.AdamW(
-        [
-            {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": lr},
-            {"params": list(cls_head.parameters()), "lr": lr * head_lr_scale},
-        ],
-        lr=lr,
-        weight_decay=0.05,
-    )
+    optim = torch.optim.AdamW(head_scaled_groups(model, lr, head_lr_scale), lr=lr, weight_decay=0.05)
     start = time.perf_counter()
-
-    def factor(step: int) -> float:
-        if minutes is None or step < warmup:
-            return _cosine(step, steps, min(warmup, steps))
-        return _cosine(warmup + int(1e6 * (time.perf_counter() - start) / (60 * minutes)), warmup + 10**6, warmup)
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optim, factor)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optim, lr_factor(steps, warmup, minutes, start))
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.train()
     losses: list[float] = []
