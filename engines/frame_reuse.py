@@ -24,13 +24,19 @@ its temporal shift mixes neighbouring segments inside the backbone), 3D recogniz
 clip is one input), other heads (``TSMHead`` folds segments after ``fc_cls`` and may
 pool temporally) and ``fcn_test`` do not. The engines are built and cached like the
 AVA and skeleton engines (:func:`engines.cache.cached_graph_engine`), at the precision the
-full engine would use: ``precision='auto'`` tries the backend's fast precision (bf16 for
-OpenVINO on a CPU with native bf16) and keeps it for the pair only if the pair's top-1
-labels agree with torch fp32 on the same real-looking clips and with the same threshold as
+full engine would use, with the full engine's checks: ``precision='auto'`` first tries
+INT8 where the backend does (OpenVINO on a CPU with int8 dot products): the frame engine
+quantized on the frames of calibration clips (:mod:`engines.quantize`, the demo video or
+``--calibration VIDEO``), the head in fp32, kept only if the pair's top-1 labels agree with
+torch fp32 on the calibration video's held-out clips and the INT8 frame engine is faster
+than the float one; then the backend's fast float precision (bf16 for OpenVINO on a CPU
+with native bf16), kept for both parts only if the pair's top-1 labels agree with torch
+fp32 on the same real-looking clips and with the same threshold as
 :func:`engines.engine.build_engine`'s check; otherwise both parts fall back to fp32. In
-fp32 the split is exact up to float rounding; in bf16 the per-frame engine runs other
-kernels (batch 1) than the full engine (all views at once), so its scores may differ from
-the full bf16 engine's by bf16 rounding (measured in ``docs/engines.md``).
+fp32 the split is exact up to float rounding; in bf16 and INT8 the per-frame engine runs
+other kernels than the full engine (one frame per row instead of all views at once; INT8
+ranges calibrated on single frames), so its scores may differ from the full engine's at the
+same precision by that precision's rounding (measured in ``docs/engines.md``).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.clip_spec import ClipSpec
 from engines.engine import Engine
 from engines.errors import ModelConfigError
 from engines.tensors import TensorSpec
@@ -58,6 +65,8 @@ REUSE_VERSION = "frame-reuse-1"
 FRAME_BACKBONES = ("ResNet",)
 #: Backends that run graph engines (named tensors).
 REUSE_BACKENDS = ("onnxruntime", "openvino")
+#: Frames per engine call when ``auto`` times the INT8 frame engine against the float one.
+TIMING_FRAMES = 8
 
 
 def reuse_refusal(model_cfg: Mapping[str, Any]) -> str | None:
@@ -147,9 +156,13 @@ class FrameReuseEngines:
         head: ``features (batch, V, C)`` → ``scores (batch, num_classes)``.
         num_views: ``V``, the views of one sample.
         channels: ``C``, the pooled feature size.
-        auto_precision: With ``precision='auto'`` and a reduced precision tried: the pair's
-            check against torch fp32 (``tried``, ``top1_agreement``, ``kept``, ``samples``),
-            also recorded in the tried engines' manifests (``validation.auto_precision``).
+        auto_precision: With ``precision='auto'`` and a reduced float precision tried: the
+            pair's check against torch fp32 (``tried``, ``top1_agreement``, ``kept``,
+            ``samples``), also recorded in the tried engines' manifests
+            (``validation.auto_precision``).
+        auto_int8: With ``precision='auto'`` and INT8 tried: its check (agreement on the
+            calibration video's held-out clips, ``ms_per_frame`` against the float pick's,
+            ``kept``), also in the INT8 frame engine's manifest (``validation.auto_int8``).
     """
 
     frames: Engine
@@ -157,10 +170,11 @@ class FrameReuseEngines:
     num_views: int
     channels: int
     auto_precision: dict[str, Any] | None = None
+    auto_int8: dict[str, Any] | None = None
 
     @property
     def precision(self) -> str:
-        """The precision both engines run at."""
+        """The frame engine's precision (the head's too, except with ``int8``: the head then runs fp32)."""
         return str(self.frames.manifest.precision)
 
     def features(self, frames: np.ndarray) -> np.ndarray:
@@ -188,6 +202,8 @@ def build_reuse_engines(
     cache_dir: str | Path | None = None,
     trusted: bool = False,
     config_name: str | Path | None = None,
+    clip: ClipSpec | None = None,
+    calibration: str | Path | None = None,
 ) -> FrameReuseEngines:
     """Open the cached frame and head engines of a TSN model, or export, check and cache them.
 
@@ -196,21 +212,28 @@ def build_reuse_engines(
         checkpoint: Its checkpoint.
         input_shape: The full model's per-sample input ``(V, 3, H, W)``.
         backend: ``onnxruntime`` or ``openvino`` (``auto`` picks).
-        precision: ``'fp32'``; ``'bf16'`` / ``'fp16'`` where the backend offers them; or
-            ``'auto'``: the backend's fast precision (:meth:`Backend.auto_precision`) for both
-            engines if the pair's top-1 labels agree with torch fp32 on
-            :data:`~engines.engine.AUTO_CHECK_SAMPLES` real-looking clips at least
-            :data:`~engines.engine.AUTO_MIN_TOP1` of the time (the full engine's check), else
-            fp32 for both (logged; the check is kept in the tried engines' manifests, so a
-            later start does not repeat it).
+        precision: ``'fp32'``; ``'bf16'`` / ``'fp16'`` where the backend offers them;
+            ``'int8'``: the frame engine quantized (calibrated on the frames of clips cut from
+            ``calibration`` with ``clip``), the head in fp32; or ``'auto'``: where the backend
+            tries INT8 here (:meth:`Backend.auto_int8`) and a calibration video is at hand, the
+            INT8 pair if its top-1 labels agree with torch fp32 on the held-out clips of the
+            calibration video at least :data:`~engines.engine.AUTO_MIN_TOP1` of the time and its
+            frame engine is faster than the float one; else the backend's fast float precision
+            (:meth:`Backend.auto_precision`) for both engines if the pair's top-1 labels agree
+            with torch fp32 on :data:`~engines.engine.AUTO_CHECK_SAMPLES` real-looking clips
+            as often (the full engine's check); else fp32 for both. Each check is logged and
+            kept in the tried engines' manifests, so a later start does not repeat it.
         num_threads: CPU threads for the backends.
         cache_dir: The engine cache's root (default :func:`engines.cache.cache_root`).
         trusted: Allow full unpickling of an old checkpoint.
         config_name: For error messages.
+        clip: The model's clip spec (sampling, resize, crop): cuts INT8 calibration clips.
+        calibration: Video whose clips calibrate INT8 (default: the demo video).
 
     Raises:
-        ModelConfigError: The model does not qualify (:func:`reuse_refusal`), or ``input_shape``
-            is not ``(V, 3, H, W)``.
+        ModelConfigError: The model does not qualify (:func:`reuse_refusal`), ``input_shape``
+            is not ``(V, 3, H, W)``, or ``int8`` without a clip spec.
+        CalibrationError: ``int8`` with a calibration video that is missing or unreadable.
         CheckpointError: The checkpoint cannot be read or does not fit.
         ExportError: An fp32 engine disagrees with torch.
         BackendUnavailable: The backend is not installed.
@@ -224,6 +247,7 @@ def build_reuse_engines(
     from engines.config import to_plain
     from engines.export import build_recognizer
     from engines.graph import build_graph_engine
+    from engines.quantize import CalibrationSource, default_calibration_video
 
     reason = reuse_refusal(model_cfg)
     if reason is not None:
@@ -236,24 +260,49 @@ def build_reuse_engines(
     cls = backend_class(name)
     tried = cls.auto_precision() if precision == "auto" else precision
     cls.check_options(BackendOptions(precision=tried))
+    if precision == "int8" and clip is None:
+        raise ModelConfigError("frame reuse: precision int8 needs the config's test_pipeline to cut calibration clips")
+    int8_first = (
+        precision == "auto"
+        and "int8" in cls.precisions
+        and cls.auto_int8()
+        and clip is not None
+        and (calibration is not None or default_calibration_video().is_file())
+    )
+    source = CalibrationSource.resolve(calibration) if precision == "int8" or int8_first else None
     model, ckpt = build_recognizer(model_cfg, checkpoint, config_name=config_name, trusted=trusted)
     per_frame, head = split_model(model)
     tsn: Any = model.cls_head
     channels, num_classes = int(tsn.in_channels), int(tsn.num_classes)
     classes = ckpt.classes if ckpt is not None else None
     key = (repr(to_plain(dict(model_cfg))), file_sha256(Path(checkpoint)), repr(shape), REUSE_VERSION)
+    clips: dict[str, np.ndarray] = {}
+
+    def calibration_clips_once() -> tuple[np.ndarray, np.ndarray]:
+        """The calibration and held-out clips of ``source`` (decoded once, when first needed)."""
+        if not clips:
+            from engines.quantize import calibration_clips
+
+            if source is None or clip is None:  # set together with int8 above; never reached otherwise
+                raise ModelConfigError("frame reuse: int8 calibration needs a calibration video and a clip spec")
+            clips["calib"], clips["held_out"] = calibration_clips(source, clip, shape)
+        return clips["calib"], clips["held_out"]
 
     def open_pair(at: str) -> FrameReuseEngines:
         rng = np.random.default_rng(0)
+        head_at = "fp32" if at == "int8" else at  # the head is one fc over pooled features: nothing to gain
 
         def build_frames(out_dir: Path) -> Engine:
+            frames_in = None
+            if at == "int8":
+                frames_in = calibration_clips_once()[0].reshape(-1, 3, height, width)
             return build_graph_engine(
                 per_frame, inputs=[TensorSpec(FRAMES, (FRAMES, 3, height, width), layout="NCHW")],
                 outputs=[TensorSpec(FEATURES, (FRAMES, channels))],
                 example={FRAMES: rng.standard_normal((2, 3, height, width)).astype(np.float32)},
                 check={FRAMES: rng.standard_normal((3, 3, height, width)).astype(np.float32)},
                 out_dir=out_dir, backend=name, model_type="TSNFrameFeatures", num_classes=channels,
-                num_threads=num_threads, precision=at,
+                num_threads=num_threads, precision=at, calibration=frames_in,
             )  # fmt: skip
 
         def build_head(out_dir: Path) -> Engine:
@@ -266,20 +315,50 @@ def build_reuse_engines(
                 head, inputs=[TensorSpec(FEATURES, ("batch", views, channels))],
                 outputs=[TensorSpec(SCORES, ("batch", num_classes))], example={FEATURES: example[:1]},
                 check={FEATURES: example}, out_dir=out_dir, backend=name, model_type="TSNClipHead",
-                num_classes=num_classes, class_names=classes, num_threads=num_threads, atol=1e-5, precision=at,
+                num_classes=num_classes, class_names=classes, num_threads=num_threads, atol=1e-5, precision=head_at,
             )  # fmt: skip
 
-        common: dict[str, Any] = {"backend": name, "num_threads": num_threads, "cache_dir": cache_dir, "precision": at}
-        frames = cached_graph_engine("tsn-frames", key, build_frames, **common)
+        common: dict[str, Any] = {"backend": name, "num_threads": num_threads, "cache_dir": cache_dir}
+        frames_key = (*key, f"calibration={source.key()}") if at == "int8" and source is not None else key
+        frames = cached_graph_engine("tsn-frames", frames_key, build_frames, precision=at, **common)
         try:
-            head_engine = cached_graph_engine("tsn-head", key, build_head, **common)
+            head_engine = cached_graph_engine("tsn-head", key, build_head, precision=head_at, **common)
         except BaseException:
             frames.close()
             raise
         return FrameReuseEngines(frames, head_engine, views, channels)
 
+    if precision != "auto":
+        return open_pair(precision)
+    int8_check = None
+    if int8_first:
+        pair = open_pair("int8")
+        float_pair: FrameReuseEngines | None = None
+        try:
+            int8_check = pair.frames.manifest.validation.get("auto_int8")
+            if not isinstance(int8_check, dict) or "kept" not in int8_check:
+                float_pair = open_pair(tried)
+                int8_check = _check_int8_pair(pair, float_pair, model, calibration_clips_once()[1])
+                pair.frames.manifest.validation["auto_int8"] = int8_check
+                pair.frames.manifest.save(pair.frames.engine_dir)
+            else:
+                log.info("frame reuse: int8 checked before (%s): %s", pair.frames.engine_dir.name, int8_check)
+        except BaseException:
+            pair.close()
+            if float_pair is not None:
+                float_pair.close()
+            raise
+        if int8_check["kept"]:
+            if float_pair is not None:
+                float_pair.close()
+            pair.auto_int8 = int8_check
+            return pair
+        pair.close()
+        if float_pair is not None:
+            float_pair.close()
     pair = open_pair(tried)
-    if precision != "auto" or tried == "fp32":
+    pair.auto_int8 = int8_check
+    if tried == "fp32":
         return pair
     try:
         check = pair.frames.manifest.validation.get("auto_precision")
@@ -299,7 +378,63 @@ def build_reuse_engines(
     pair.close()
     fallback = open_pair("fp32")
     fallback.auto_precision = check
+    fallback.auto_int8 = int8_check
     return fallback
+
+
+def _ms_per_frame(pair: FrameReuseEngines, frames: np.ndarray, repeats: int = 3) -> float:
+    """Best-of-``repeats`` milliseconds per frame of the frame engine on ``frames`` (after a warm-up run)."""
+    import time
+
+    pair.features(frames)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        pair.features(frames)
+        best = min(best, time.perf_counter() - start)
+    return 1e3 * best / len(frames)
+
+
+def _check_int8_pair(
+    pair: FrameReuseEngines, float_pair: FrameReuseEngines, model: Any, held_out: np.ndarray
+) -> dict[str, Any]:
+    """``auto``'s INT8 check of the pair, as the full engine's: top-1 vs torch fp32 on held-out clips, and speed.
+
+    The held-out clips are windows of the calibration video that calibration did not use.
+    INT8 is kept if the pair's top-1 labels agree with torch fp32 on at least
+    :data:`~engines.engine.AUTO_MIN_TOP1` of them and its frame engine runs faster than
+    ``float_pair``'s (timed on the same frames, one engine call per batch of
+    :data:`TIMING_FRAMES`).
+    """
+    from engines import engine as engine_module
+    from engines.export import DeployModel, torch_scores
+
+    count, views = len(held_out), pair.num_views
+    reference = torch_scores(DeployModel(model, "NCHW").eval(), held_out)
+    frames = held_out.reshape(count * views, *held_out.shape[2:])
+    scores = pair.scores(pair.features(frames).reshape(count, views, pair.channels))
+    result = engine_module.compare(reference, scores)
+    agreement = result["top1_agreement"]
+    check: dict[str, Any] = {"tried": "int8", **result, "samples": count, "versus": float_pair.precision}
+    reason = None
+    if agreement < engine_module.AUTO_MIN_TOP1:
+        reason = (
+            f"it agrees with torch fp32 on top-1 for {100 * agreement:.0f}% of {count} held-out clips "
+            f"(< {100 * engine_module.AUTO_MIN_TOP1:.0f}%)"
+        )
+    else:
+        timing = frames[:TIMING_FRAMES]
+        int8_ms, float_ms = _ms_per_frame(pair, timing), _ms_per_frame(float_pair, timing)
+        check.update(ms_per_frame=round(int8_ms, 3), versus_ms_per_frame=round(float_ms, 3))
+        if int8_ms >= float_ms:
+            reason = f"it is not faster than {float_pair.precision} ({int8_ms:.1f} vs {float_ms:.1f} ms per frame)"
+    check["kept"] = reason is None
+    if reason is None:
+        log.info("frame reuse: precision 'auto': int8 kept (%s)", check)
+    else:
+        check["reason"] = reason
+        log.warning("frame reuse: precision 'auto': int8 not kept, %s; trying %s", reason, float_pair.precision)
+    return check
 
 
 def _check_pair(pair: FrameReuseEngines, model: Any, shape: tuple[int, ...]) -> dict[str, Any]:

@@ -47,6 +47,7 @@ def build_graph_engine(
     atol: float = 1e-4,
     num_threads: int | None = None,
     precision: str = "fp32",
+    calibration: np.ndarray | None = None,
 ) -> Engine:
     """Export ``module`` with named tensors, write an engine directory, open it and check it.
 
@@ -66,7 +67,11 @@ def build_graph_engine(
         precision: The backend's inference precision (``'fp32'``, or ``'bf16'`` / ``'fp16'``
             where it offers them). A reduced precision is not held to ``atol``: its measured
             difference is recorded, and the caller decides (e.g. by top-1 labels, as
-            :func:`engines.frame_reuse.build_reuse_engines` does).
+            :func:`engines.frame_reuse.build_reuse_engines` does). ``'int8'`` (one-input graphs):
+            the exported graph is quantized (:func:`engines.quantize.quantize_onnx`, QDQ) on
+            ``calibration`` and the backend runs that graph.
+        calibration: For ``'int8'``: inputs ``(N, ...)`` the quantizer calibrates on, one
+            row per call (each row gets a leading axis of 1).
 
     Returns:
         The opened engine; ``manifest.validation`` holds its measured agreement with torch.
@@ -75,6 +80,7 @@ def build_graph_engine(
         ExportError: The export failed, or ONNX Runtime / the backend (fp32) disagrees with torch.
         InputShapeError: ``example`` or ``check`` do not fit ``inputs``.
         BackendOptionError: The backend does not offer ``precision``.
+        ExportError: ``'int8'`` without calibration inputs, or for a graph with several inputs.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,6 +89,11 @@ def build_graph_engine(
     options = BackendOptions(precision=precision, max_batch=1, num_threads=num_threads)
     cls.check_options(options)
     cls.check_available()
+    if precision == "int8" and (calibration is None or len(inputs) != 1 or not len(calibration)):
+        raise ExportError(
+            f"{model_type}: precision int8 needs calibration inputs and a graph with one input "
+            f"(got {len(inputs)} input(s), {0 if calibration is None else len(calibration)} calibration rows)"
+        )
     export_diff = export_graph(module, out / ONNX_NAME, inputs, outputs, example, check=check, atol=atol)
     manifest = Manifest(
         model_type=model_type,
@@ -101,6 +112,11 @@ def build_graph_engine(
         inputs=list(inputs),
         outputs=list(outputs),
     )
+    if precision == "int8" and calibration is not None:
+        from engines.quantize import INT8_ONNX_NAME, quantize_onnx
+
+        quantize_onnx(out / ONNX_NAME, out / INT8_ONNX_NAME, np.asarray(calibration, np.float32))
+        manifest.files["onnx_int8"] = INT8_ONNX_NAME
     manifest.files.update(cls.prepare(out, manifest, options))
     manifest.sha256 = record_hashes(out, skip=[MANIFEST_NAME])
     manifest.save(out)

@@ -97,7 +97,7 @@ def add_model_args(
         dest="reuse",
         action="store_false",
         help="TSN-style models on ONNX Runtime / OpenVINO: do not reuse the backbone features of frames shared by "
-        "overlapping clips (same scores in fp32, within bf16 rounding in bf16; reuse computes each frame once)",
+        "overlapping clips (same scores in fp32, within rounding in bf16 / int8; reuse computes each frame once)",
     )
     parser.add_argument(
         "--cfg-options",

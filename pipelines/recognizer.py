@@ -170,7 +170,7 @@ def open_recognizer(
             Runtime / OpenVINO engine, also open the frame and head engines (at ``precision``,
             ``auto`` checked on the pair as on the full engine), so that frames shared by
             overlapping clips go through the backbone once (in fp32 the full engine's scores;
-            in bf16 within bf16 rounding of them; ``--no-reuse`` turns it off). Other models
+            in bf16 / int8 within that precision's rounding of them; ``--no-reuse`` turns it off). Other models
             and backends, and ``engine_dir``, run the full engine.
 
     Raises:
@@ -217,7 +217,7 @@ def open_recognizer(
         )
         if reuse:
             frame_reuse = _open_reuse(
-                cfg, checkpoint_path, engine, spec, input_shape, num_threads, trust_checkpoint, precision
+                cfg, checkpoint_path, engine, spec, input_shape, num_threads, trust_checkpoint, precision, calibration
             )
     manifest = engine.manifest
     try:
@@ -248,13 +248,15 @@ def _open_reuse(
     num_threads: int | None,
     trusted: bool,
     precision: str,
+    calibration: str | Path | None = None,
 ) -> FrameReuse | None:
     """The frame-reuse scorer for a TSN-style model on a CPU graph backend; None (logged why) otherwise.
 
     The frame and head engines are built at the precision asked for: ``auto`` runs the
-    full engine's top-1 check on the pair itself (both parts fall back to fp32 together;
-    they are never int8, also where the full engine keeps int8), an explicit precision is
-    the full engine's (``int8``: no reuse).
+    full engine's checks on the pair itself (INT8 where the backend tries it, on the same
+    calibration video; then bf16; both parts fall back to fp32 together), so the pair may
+    keep another precision than the full engine; an explicit precision is the full
+    engine's (``int8``: the frame engine in INT8, the head in fp32).
     """
     from engines.errors import EngineError
     from engines.frame_reuse import REUSE_BACKENDS, build_reuse_engines, reuse_refusal
@@ -265,8 +267,6 @@ def _open_reuse(
         reason = f"backend {manifest.backend} (reuse runs on {', '.join(REUSE_BACKENDS)})"
     if reason is None and manifest.normalize_folded:
         reason = "the engine folds normalisation in"
-    if reason is None and precision == "int8":  # under auto, the pair runs its own bf16 / fp32 check
-        reason = "--precision int8 (the frame and head engines are fp32 / bf16 only; auto reuses them)"
     if reason is not None:
         log.info("frame reuse off: %s", reason)
         return None
@@ -274,6 +274,7 @@ def _open_reuse(
         engines = build_reuse_engines(
             cfg.model, checkpoint, input_shape, backend=manifest.backend,
             precision="auto" if precision == "auto" else manifest.precision, num_threads=num_threads, trusted=trusted,
+            clip=spec, calibration=calibration,
         )  # fmt: skip
     except EngineError as exc:  # the full engine works: run it as without reuse
         log.warning("frame reuse off: the frame/head engines could not be built (%s)", exc)

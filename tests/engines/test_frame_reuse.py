@@ -230,3 +230,138 @@ def test_a_precision_the_backend_lacks_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BackendOptionError, match="supports precision"):
         build_reuse_engines(load_config(config).model, checkpoint, (2, 3, 32, 32), backend="onnxruntime",
                             precision="bf16", cache_dir=tmp_path / "c")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short video to calibrate INT8 with (quick to decode)."""
+    from tests.media import make_video
+
+    return make_video(tmp_path_factory.mktemp("calib") / "short.mp4", frames=60, size=(64, 48)).path
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_int8_quantizes_the_frame_engine_on_the_calibration_videos_frames(
+    tmp_path: Path, short_video: Path, backend: str
+) -> None:
+    """``int8``: a QDQ frame engine calibrated on the video's frames, an fp32 head, cached per calibration video."""
+    from engines.quantize import count_qdq
+
+    config = write_tiny_tsn_config(tmp_path / "tsn.py", views=2, average_clips="prob")
+    checkpoint = make_checkpoint(config, tmp_path / "tsn.pth", seed=1)
+    cfg = load_config(config)
+    shape, cache = (2, 3, 32, 32), tmp_path / "c"
+
+    def build(video: Path) -> Any:
+        return build_reuse_engines(cfg.model, checkpoint, shape, backend=backend, precision="int8", cache_dir=cache,
+                                   clip=cfg.clip, calibration=video)  # fmt: skip
+
+    engines = build(short_video)
+    try:
+        assert engines.precision == engines.frames.manifest.precision == "int8"
+        assert engines.head.manifest.precision == "fp32"
+        qdq = count_qdq(engines.frames.engine_dir / engines.frames.manifest.files["onnx_int8"])
+        assert qdq["QuantizeLinear"] > 0 and qdq["int8_initializers"] > 0
+        x = np.random.default_rng(5).standard_normal((4, *shape)).astype(np.float32)
+        with torch.no_grad():
+            want = random_model(config, seed=1)(torch.from_numpy(x)).numpy()
+        got = engines.scores(engines.features(x.reshape(8, 3, 32, 32)).reshape(4, 2, -1))
+        assert got.shape == want.shape
+        assert 0 < np.max(np.abs(got - want)) < 0.1  # quantized: close to fp32, not equal
+    finally:
+        engines.close()
+    other = tmp_path / "other.mp4"
+    other.write_bytes(short_video.read_bytes() + b"\0")  # other bytes: another calibration, another frame engine
+    again = build(other)
+    again.close()
+    assert again.frames.engine_dir != engines.frames.engine_dir
+    assert again.head.engine_dir == engines.head.engine_dir  # the fp32 head does not depend on calibration
+    names = sorted(p.name.split("-")[1] + "-" + p.name.split("-")[3] for p in cache.iterdir())
+    assert names == ["frames-int8", "frames-int8", "head-fp32"]
+
+
+@pytest.mark.parametrize(
+    ("min_top1", "int8_faster", "expected"),
+    [(0.0, True, "int8"), (1.01, True, "fp32"), (0.0, False, "bf16")],
+    ids=["agrees-and-faster", "disagrees", "slower"],
+)
+def test_auto_tries_int8_first_and_keeps_it_only_where_it_agrees_and_is_faster(
+    tmp_path: Path,
+    short_video: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    min_top1: float,
+    int8_faster: bool,
+    expected: str,
+) -> None:
+    """``auto`` where the backend tries INT8: the INT8 pair's check, then the bf16 pair's, then fp32."""
+    import engines.engine as engine_module
+    import engines.frame_reuse as frame_reuse
+    from engines.backends.ov import OpenVinoBackend
+
+    monkeypatch.setattr(OpenVinoBackend, "auto_precision", classmethod(lambda cls: "bf16"))
+    monkeypatch.setattr(OpenVinoBackend, "auto_int8", classmethod(lambda cls: True))
+    monkeypatch.setattr(engine_module, "AUTO_MIN_TOP1", min_top1)
+    monkeypatch.setattr(engine_module, "AUTO_CHECK_SAMPLES", 4)
+
+    def timed(pair: Any, frames: np.ndarray, repeats: int = 3) -> float:
+        assert len(frames) == frame_reuse.TIMING_FRAMES
+        return 1.0 if (pair.precision == "int8") == int8_faster else 2.0
+
+    monkeypatch.setattr(frame_reuse, "_ms_per_frame", timed)
+    config = write_tiny_tsn_config(tmp_path / "tsn.py", views=2, average_clips="prob")
+    checkpoint = make_checkpoint(config, tmp_path / "tsn.pth", seed=1)
+    cfg = load_config(config)
+    shape, cache = (2, 3, 32, 32), tmp_path / "c"
+
+    def build() -> Any:
+        return build_reuse_engines(cfg.model, checkpoint, shape, backend="openvino", precision="auto",
+                                   cache_dir=cache, clip=cfg.clip, calibration=short_video)  # fmt: skip
+
+    with caplog.at_level("INFO", logger="engines.frame_reuse"):
+        engines = build()
+    engines.close()
+    check = engines.auto_int8
+    assert check is not None and check["tried"] == "int8" and check["samples"] == 16 and check["versus"] == "bf16"
+    assert check["kept"] is (expected == "int8"), check
+    assert engines.precision == expected
+    assert engines.head.manifest.precision == ("fp32" if expected == "int8" else expected)
+    if expected == "int8":
+        assert check["ms_per_frame"] < check["versus_ms_per_frame"]
+        assert engines.auto_precision is None  # bf16 was not needed
+    else:
+        assert ("agrees with torch fp32 on top-1" if min_top1 > 1 else "not faster than bf16") in check["reason"]
+        assert "int8 not kept" in caplog.text
+        assert engines.auto_precision is not None and engines.auto_precision["tried"] == "bf16"
+    int8_dir = next(p for p in cache.iterdir() if p.name.startswith("tsn-frames-openvino-int8-"))
+    assert json.loads((int8_dir / "manifest.json").read_text())["validation"]["auto_int8"] == check
+    # a second start reads the recorded decisions instead of checking again
+    monkeypatch.setattr(frame_reuse, "_check_int8_pair", lambda *a: pytest.fail("int8 checked again"))
+    monkeypatch.setattr(frame_reuse, "_check_pair", lambda *a: pytest.fail("bf16 checked again"))
+    again = build()
+    again.close()
+    assert again.precision == expected and again.auto_int8 == check
+
+
+def test_int8_needs_a_clip_spec_and_a_readable_calibration_video(tmp_path: Path) -> None:
+    from engines.errors import ExportError
+    from engines.graph import build_graph_engine
+    from engines.quantize import CalibrationError
+    from engines.tensors import TensorSpec
+
+    config = write_tiny_tsn_config(tmp_path / "tsn.py", views=2)
+    checkpoint = make_checkpoint(config, tmp_path / "tsn.pth", seed=1)
+    cfg = load_config(config)
+    with pytest.raises(ModelConfigError, match="int8 needs the config's test_pipeline"):
+        build_reuse_engines(cfg.model, checkpoint, (2, 3, 32, 32), backend="onnxruntime", precision="int8",
+                            cache_dir=tmp_path / "c")  # fmt: skip
+    with pytest.raises(CalibrationError, match=r"missing\.mp4 is not a video file"):
+        build_reuse_engines(cfg.model, checkpoint, (2, 3, 32, 32), backend="onnxruntime", precision="int8",
+                            cache_dir=tmp_path / "c", clip=cfg.clip, calibration=tmp_path / "missing.mp4")  # fmt: skip
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+    spec = TensorSpec("x", ("batch", 4))
+    with pytest.raises(ExportError, match="int8 needs calibration inputs"):
+        build_graph_engine(
+            torch.nn.Linear(4, 2), inputs=[spec], outputs=[TensorSpec("y", ("batch", 2))],
+            example={"x": np.ones((1, 4), np.float32)}, out_dir=tmp_path / "g", precision="int8",
+        )  # fmt: skip

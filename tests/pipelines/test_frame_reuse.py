@@ -135,6 +135,40 @@ def test_bf16_reuse_under_auto_and_explicit_precision(
         reusing.close()
 
 
+def test_int8_reuse_runs_an_int8_frame_engine_calibrated_on_the_given_video(
+    engine_cache: Path, tiny_tsn: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``--precision int8`` (with ``--calibration``): reuse is on, with the frame engine in INT8."""
+    config, checkpoint = tiny_tsn
+    video = make_video(tmp_path / "calib.mp4", frames=60, size=(64, 48)).path
+    reusing = open_recognizer(config, checkpoint, backend="onnxruntime", precision="int8", calibration=video,
+                              max_batch=4)  # fmt: skip
+    try:
+        assert reusing.engine.manifest.precision == "int8"
+        assert reusing.reuse is not None and reusing.reuse.engines.precision == "int8"
+        assert "onnx_int8" in reusing.reuse.engines.frames.manifest.files
+        assert reusing.reuse.engines.head.manifest.precision == "fp32"
+        import av
+
+        with av.open(str(video)) as container:  # frames like those it was calibrated on
+            images = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)][:12]
+        clips = clips_of(
+            ClipBuffer(reusing.spec, source_id="cam", stride=0.5), [packet(f, i) for i, f in enumerate(images)]
+        )
+        fp32 = open_recognizer(config, checkpoint, backend="onnxruntime", precision="fp32", reuse=False, max_batch=4)
+        try:
+            want = fp32.engine.infer(fp32.inputs(clips))
+        finally:
+            fp32.close()
+        got = reusing.scores(clips)
+        assert reusing.reused_frames > 0
+        np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+        error = np.max(np.abs(got - want))
+        assert 0 < error < 0.02, error  # quantized: near fp32's probabilities, not equal to them
+    finally:
+        reusing.close()
+
+
 def test_a_frame_index_that_comes_back_with_other_pixels_is_computed_again(
     recognizers: tuple[Recognizer, Recognizer],
 ) -> None:
