@@ -42,7 +42,7 @@ same precision by that precision's rounding (measured in ``docs/engines.md``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -330,32 +330,12 @@ def build_reuse_engines(
 
     if precision != "auto":
         return open_pair(precision)
-    int8_check = None
+    int8_check: dict[str, Any] | None = None
     if int8_first:
-        pair = open_pair("int8")
-        float_pair: FrameReuseEngines | None = None
-        try:
-            int8_check = pair.frames.manifest.validation.get("auto_int8")
-            if not isinstance(int8_check, dict) or "kept" not in int8_check:
-                float_pair = open_pair(tried)
-                int8_check = _check_int8_pair(pair, float_pair, model, calibration_clips_once()[1])
-                pair.frames.manifest.validation["auto_int8"] = int8_check
-                pair.frames.manifest.save(pair.frames.engine_dir)
-            else:
-                log.info("frame reuse: int8 checked before (%s): %s", pair.frames.engine_dir.name, int8_check)
-        except BaseException:
-            pair.close()
-            if float_pair is not None:
-                float_pair.close()
-            raise
-        if int8_check["kept"]:
-            if float_pair is not None:
-                float_pair.close()
-            pair.auto_int8 = int8_check
-            return pair
-        pair.close()
-        if float_pair is not None:
-            float_pair.close()
+        attempt = _try_int8_pair(open_pair, tried, model, calibration_clips_once, demo=calibration is None)
+        if isinstance(attempt, FrameReuseEngines):
+            return attempt
+        int8_check = attempt
     pair = open_pair(tried)
     pair.auto_int8 = int8_check
     if tried == "fp32":
@@ -380,6 +360,51 @@ def build_reuse_engines(
     fallback.auto_precision = check
     fallback.auto_int8 = int8_check
     return fallback
+
+
+def _try_int8_pair(
+    open_pair: Callable[[str], FrameReuseEngines],
+    float_pick: str,
+    model: Any,
+    calibration_clips: Callable[[], tuple[np.ndarray, np.ndarray]],
+    *,
+    demo: bool,
+) -> FrameReuseEngines | dict[str, Any] | None:
+    """``auto``'s INT8 attempt: the INT8 pair if its check (recorded, or run now) keeps it, else the check.
+
+    Returns None where the demo video cannot calibrate (logged; a calibration video the user
+    gave must work, so its errors propagate).
+    """
+    from engines.quantize import CalibrationError
+
+    try:
+        pair = open_pair("int8")
+    except CalibrationError as exc:
+        if not demo:
+            raise
+        log.warning("frame reuse: precision 'auto': int8 not tried (%s); trying %s", exc, float_pick)
+        return None
+    float_pair: FrameReuseEngines | None = None
+    try:
+        check = pair.frames.manifest.validation.get("auto_int8")
+        if not isinstance(check, dict) or "kept" not in check:
+            float_pair = open_pair(float_pick)
+            check = _check_int8_pair(pair, float_pair, model, calibration_clips()[1])
+            pair.frames.manifest.validation["auto_int8"] = check
+            pair.frames.manifest.save(pair.frames.engine_dir)
+        else:
+            log.info("frame reuse: int8 checked before (%s): %s", pair.frames.engine_dir.name, check)
+    except BaseException:
+        pair.close()
+        raise
+    finally:
+        if float_pair is not None:
+            float_pair.close()
+    if check["kept"]:
+        pair.auto_int8 = check
+        return pair
+    pair.close()
+    return check
 
 
 def _ms_per_frame(pair: FrameReuseEngines, frames: np.ndarray, repeats: int = 3) -> float:

@@ -97,7 +97,7 @@ class CalibrationSource:
         return {"video": str(self.path), "sha256": self.sha256, "demo": self.demo}
 
 
-def _decode(path: Path, spec: ClipSpec, max_frames: int) -> list[np.ndarray]:
+def _decode(path: Path, spec: ClipSpec, max_frames: int, what: str = "--calibration") -> list[np.ndarray]:
     """Decode up to ``max_frames`` BGR frames, resized by the spec's ``Resize`` as they arrive."""
     import av
 
@@ -113,7 +113,7 @@ def _decode(path: Path, spec: ClipSpec, max_frames: int) -> list[np.ndarray]:
     except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
         detail = " ".join(str(exc).split())[:200]
         raise CalibrationError(
-            f"--calibration {path}: cannot decode it as a video ({detail}); pass a video file PyAV/FFmpeg can read"
+            f"{what} {path}: cannot decode it as a video ({detail}); pass a video file PyAV/FFmpeg can read"
         ) from exc
     return frames
 
@@ -155,18 +155,19 @@ def calibration_clips(
     """
     from engines.transforms import preprocess
 
-    frames = _decode(source.path, spec, MAX_DECODED_FRAMES)
+    what = "the demo video" if source.demo else "--calibration"
+    frames = _decode(source.path, spec, MAX_DECODED_FRAMES, what)
     window = spec.window_frames
     if len(frames) < window:
         raise CalibrationError(
-            f"--calibration {source.path}: {len(frames)} frames, fewer than one {window}-frame window of the model; "
+            f"{what} {source.path}: {len(frames)} frames, fewer than one {window}-frame window of the model; "
             "pass a longer video"
         )
     starts = np.arange(0, len(frames) - window + 1, max(1, min(_START_STEP, window // 4 or 1)))
     order = np.random.default_rng(seed).permutation(starts)
     if len(order) < check + 1:
         raise CalibrationError(
-            f"--calibration {source.path}: {len(frames)} frames give {len(order)} windows, fewer than the "
+            f"{what} {source.path}: {len(frames)} frames give {len(order)} windows, fewer than the "
             f"{check + 1} needed (held-out check + calibration); pass a longer video"
         )
     held_out, calib = order[:check], order[check:]

@@ -211,6 +211,11 @@ class RecognitionStage(Stage):
             "backbone_frames": 0 if recognizer is None else recognizer.backbone_frames,
             "reused_frames": 0 if recognizer is None else recognizer.reused_frames,
             "frame_reuse": recognizer is not None and recognizer.reuse is not None,
+            # what the engines run at (``auto`` decides per engine: the full one and the reuse pair apart)
+            "precision": None if recognizer is None else recognizer.engine.manifest.precision,
+            "reuse_precision": None
+            if recognizer is None or recognizer.reuse is None
+            else recognizer.reuse.engines.precision,
             "latency_p50_ms": None if lat is None else round(float(np.percentile(lat, 50)), 1),
             "latency_p95_ms": None if lat is None else round(float(np.percentile(lat, 95)), 1),
             "infer_p50_ms": None if inf is None else round(float(np.percentile(inf, 50)), 1),

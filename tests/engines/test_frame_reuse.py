@@ -365,3 +365,30 @@ def test_int8_needs_a_clip_spec_and_a_readable_calibration_video(tmp_path: Path)
             torch.nn.Linear(4, 2), inputs=[spec], outputs=[TensorSpec("y", ("batch", 2))],
             example={"x": np.ones((1, 4), np.float32)}, out_dir=tmp_path / "g", precision="int8",
         )  # fmt: skip
+
+
+def test_auto_goes_on_without_int8_when_the_demo_video_cannot_calibrate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken demo video costs INT8 (logged), not frame reuse; no INT8 entry is left in the cache."""
+    import engines.quantize as quantize
+    from engines.backends.ov import OpenVinoBackend
+
+    garbage = tmp_path / "demo.mp4"
+    garbage.write_bytes(b"not a video" * 100)
+    monkeypatch.setattr(quantize, "default_calibration_video", lambda: garbage)
+    monkeypatch.setattr(OpenVinoBackend, "auto_precision", classmethod(lambda cls: "fp32"))
+    monkeypatch.setattr(OpenVinoBackend, "auto_int8", classmethod(lambda cls: True))
+    config = write_tiny_tsn_config(tmp_path / "tsn.py", views=2)
+    checkpoint = make_checkpoint(config, tmp_path / "tsn.pth", seed=1)
+    cfg = load_config(config)
+    with caplog.at_level("WARNING", logger="engines.frame_reuse"):
+        engines = build_reuse_engines(cfg.model, checkpoint, (2, 3, 32, 32), backend="openvino", precision="auto",
+                                      cache_dir=tmp_path / "c", clip=cfg.clip)  # fmt: skip
+    engines.close()
+    assert engines.precision == "fp32" and engines.auto_int8 is None
+    assert "int8 not tried (the demo video" in caplog.text and "cannot decode it as a video" in caplog.text
+    assert sorted(p.name.split("-")[3] for p in (tmp_path / "c").iterdir()) == ["fp32", "fp32"]
+    with pytest.raises(quantize.CalibrationError, match="cannot decode"):  # a video the user gave must work
+        build_reuse_engines(cfg.model, checkpoint, (2, 3, 32, 32), backend="openvino", precision="auto",
+                            cache_dir=tmp_path / "c", clip=cfg.clip, calibration=garbage)  # fmt: skip

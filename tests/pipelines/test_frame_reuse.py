@@ -225,6 +225,7 @@ def test_long_video_stride_half_same_labels_half_the_backbone_frames(
         outputs[flag] = (json.loads(out.read_text())["sources"]["clip"]["frames"], rec)
     (reused, rec_on), (full, rec_off) = outputs["--reuse"], outputs["--no-reuse"]
     assert rec_on["frame_reuse"] is True and rec_off["frame_reuse"] is False
+    assert rec_on["reuse_precision"] == rec_on["precision"] == "fp32" and rec_off["reuse_precision"] is None
     assert rec_on["clips"] == rec_off["clips"] == 1 + (60 - VIEWS) // 2
     assert rec_off["backbone_frames"] == rec_off["clips"] * VIEWS
     assert rec_on["backbone_frames"] == 60  # each frame once: about half at stride 0.5
