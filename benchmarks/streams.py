@@ -315,7 +315,7 @@ def verdict(row: dict[str, Any]) -> str:
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
-    """fps per camera and label latency p95 against N, as a PNG (written atomically)."""
+    """fps and clips scored per camera, and label latency p95, against N, as a PNG (written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -327,10 +327,13 @@ def plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     left.plot(n, [r["fps_min"] for r in rows], "o-", color="tab:blue", label="fps, slowest camera")
     left.plot(n, [r["fps_mean"] for r in rows], "o--", color="tab:cyan", label="fps, mean")
     left.axhline(FPS_FLOOR * CAMERA_FPS, color="tab:blue", lw=0.8, ls=":", label=f"{FPS_FLOOR:.0%} of {CAMERA_FPS}")
+    scored = [(c, r["clips_per_cam_s"]) for c, r in zip(n, rows, strict=True) if r.get("clips_per_cam_s") is not None]
+    if scored:  # how many labels each camera really gets (live recognition drops stale clips)
+        left.plot(*zip(*scored, strict=True), "^-", color="tab:green", label="clips scored/s per camera")
     left.set_xscale("log", base=2)
     left.set_xticks(n, [str(v) for v in n])
     left.set_xlabel("cameras")
-    left.set_ylabel("frames/s per camera")
+    left.set_ylabel("per camera per second")
     left.set_ylim(bottom=0)
     right = left.twinx()
     right.plot(n, [r["label_p95_ms"] for r in rows], "s-", color="tab:red", label="label latency p95")
