@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -695,15 +695,20 @@ def _quantize(
     return held_out
 
 
-def time_per_clip(engine: Engine, clips: np.ndarray, repeats: int = 3) -> float:
-    """Best-of-``repeats`` seconds per clip of ``engine`` on ``clips`` (after one warm-up run)."""
-    engine.infer(clips)
+def best_seconds(run: Callable[[], object], repeats: int = 3) -> float:
+    """Best-of-``repeats`` seconds of one ``run()`` call, after one warm-up call."""
+    run()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        engine.infer(clips)
+        run()
         best = min(best, time.perf_counter() - start)
-    return best / len(clips)
+    return best
+
+
+def time_per_clip(engine: Engine, clips: np.ndarray, repeats: int = 3) -> float:
+    """Best-of-``repeats`` seconds per clip of ``engine`` on ``clips`` (after one warm-up run)."""
+    return best_seconds(lambda: engine.infer(clips), repeats) / len(clips)
 
 
 def _auto_int8(

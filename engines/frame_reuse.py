@@ -409,15 +409,9 @@ def _try_int8_pair(
 
 def _ms_per_frame(pair: FrameReuseEngines, frames: np.ndarray, repeats: int = 3) -> float:
     """Best-of-``repeats`` milliseconds per frame of the frame engine on ``frames`` (after a warm-up run)."""
-    import time
+    from engines.engine import best_seconds
 
-    pair.features(frames)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        pair.features(frames)
-        best = min(best, time.perf_counter() - start)
-    return 1e3 * best / len(frames)
+    return 1e3 * best_seconds(lambda: pair.features(frames), repeats) / len(frames)
 
 
 def _check_int8_pair(
