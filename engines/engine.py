@@ -711,6 +711,49 @@ def time_per_clip(engine: Engine, clips: np.ndarray, repeats: int = 3) -> float:
     return best_seconds(lambda: engine.infer(clips), repeats) / len(clips)
 
 
+#: Backends whose cost per clip can grow with the batch (CPU caches), so a cached engine's batch is measured.
+BATCH_PROBE_BACKENDS = ("openvino", "onnxruntime")
+#: Batch 1 is preferred only if it costs less than this share of the max batch's time per clip.
+BATCH_PROBE_MARGIN = 0.95
+#: Rounds of (batch 1, max batch) timings; each size keeps its best.
+BATCH_PROBE_ROUNDS = 3
+
+
+def batch_probe(engine: Engine, *, record: bool = True) -> dict[str, Any] | None:
+    """Time per clip at batch 1 and at the engine's max batch; which one to run (``preferred``).
+
+    On a CPU a bigger batch is not always cheaper per clip: X3D-S in OpenVINO fp32 on 2 cores
+    took 39.5 ms per clip at batch 1 and 50.9 at batch 8 (docs/engines.md). Batch 1 is
+    preferred where it costs less than :data:`BATCH_PROBE_MARGIN` of the max batch's time per
+    clip. The result is recorded in ``manifest.validation['batch_probe']`` (``record``: also
+    saved, for cache entries this project owns) and read back instead of timing again.
+
+    Returns:
+        ``{"ms_per_clip": {"1": ..., "<max>": ...}, "max_batch": ..., "preferred": ...}``, or
+        None for engines with a max batch of 1 or on backends not in :data:`BATCH_PROBE_BACKENDS`.
+    """
+    manifest = engine.manifest
+    max_batch = int(manifest.max_batch)
+    if max_batch <= 1 or engine.backend.name not in BATCH_PROBE_BACKENDS or not manifest.input_shape:
+        return None
+    recorded = manifest.validation.get("batch_probe")
+    if isinstance(recorded, dict) and recorded.get("max_batch") == max_batch:
+        return recorded
+    clips = np.random.default_rng(0).standard_normal((max_batch, *manifest.input_shape)).astype(np.float32)
+    one = full = float("inf")
+    for _ in range(BATCH_PROBE_ROUNDS):  # interleaved: a slow phase of a shared machine hits both sizes
+        one = min(one, time_per_clip(engine, clips[:1], repeats=2))
+        full = min(full, time_per_clip(engine, clips, repeats=2))
+    preferred = 1 if one < BATCH_PROBE_MARGIN * full else max_batch
+    result = {"ms_per_clip": {"1": round(1e3 * one, 3), str(max_batch): round(1e3 * full, 3)},
+              "max_batch": max_batch, "preferred": preferred}  # fmt: skip
+    manifest.validation["batch_probe"] = result
+    if record:
+        manifest.save(engine.engine_dir)
+    logger.info("batch probe %s: %s", engine.engine_dir.name, result)
+    return result
+
+
 def _auto_int8(
     engine: Engine,
     deploy: Any,

@@ -21,7 +21,8 @@ from core.errors import ConfigError
 from engines.cache import cached_engine, resolve_device
 from engines.clip_spec import ClipSpec
 from engines.config import ModelConfig, load_config
-from engines.engine import Engine, load_engine
+from engines.engine import Engine, batch_probe, load_engine
+from engines.errors import EngineError
 from pipelines.clip_buffer import Clip
 from pipelines.frame_reuse import FrameReuse
 from stream.errors import SourceNotFound
@@ -70,6 +71,8 @@ class Recognizer:
             :mod:`pipelines.frame_reuse`), or None: every clip runs the full engine.
         backbone_frames: Frame views (frames × crops) the backbone ran on so far.
         reused_frames: Frame views whose features came from the cache instead.
+        batch: Clips per engine call (at most the engine's max batch; None: its max batch).
+            On a CPU, batch 1 can be cheaper per clip (:func:`engines.engine.batch_probe`).
     """
 
     engine: Engine
@@ -80,17 +83,20 @@ class Recognizer:
     reuse: FrameReuse | None = None
     backbone_frames: int = 0
     reused_frames: int = 0
+    batch: int | None = None
 
     @property
     def max_batch(self) -> int:
-        return int(self.engine.manifest.max_batch)
+        """Clips per engine call: the engine's max batch, or fewer where that measured faster."""
+        most = int(self.engine.manifest.max_batch)
+        return most if self.batch is None else max(1, min(self.batch, most))
 
     def inputs(self, clips: Sequence[Clip]) -> np.ndarray:
         """Preprocess clips into one float32 batch."""
         return np.stack([clip.to_input(self.spec, normalize=self.normalize) for clip in clips])
 
     def scores(self, clips: Sequence[Clip]) -> np.ndarray:
-        """Class scores ``(len(clips), num_classes)``, in chunks of the engine's max batch.
+        """Class scores ``(len(clips), num_classes)``, in chunks of :attr:`max_batch`.
 
         Probabilities with ``average_clips='prob'``, else the head's raw scores (not softmaxed:
         MMAction2 reports and thresholds what the head gives).
@@ -229,6 +235,14 @@ def open_recognizer(
             frame_reuse.engines.close()
         raise
     probabilities = manifest.average_clips == "prob"
+    batch = None
+    if engine_dir is None and frame_reuse is None:  # a cache entry of ours: measured once, recorded in it
+        try:
+            probe = batch_probe(engine)
+        except (EngineError, OSError) as exc:  # the engine works: run its max batch as before
+            log.warning("batch probe of %s failed (%s); running batches of %d", engine.engine_dir, exc, max_batch)
+            probe = None
+        batch = None if probe is None else int(probe["preferred"])
     return Recognizer(
         engine,
         spec,
@@ -236,6 +250,7 @@ def open_recognizer(
         normalize=not manifest.normalize_folded,
         probabilities=probabilities,
         reuse=frame_reuse,
+        batch=batch,
     )
 
 
@@ -258,7 +273,6 @@ def _open_reuse(
     keep another precision than the full engine; an explicit precision is the full
     engine's (``int8``: the frame engine in INT8, the head in fp32).
     """
-    from engines.errors import EngineError
     from engines.frame_reuse import REUSE_BACKENDS, build_reuse_engines, reuse_refusal
 
     manifest = engine.manifest
