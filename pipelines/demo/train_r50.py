@@ -178,6 +178,46 @@ def from_scratch(model: nn.Module, *, zero_init_residual: bool = False) -> None:
             nn.init.constant_(module.bias, 0.0)
 
 
+def initial_weights(model: nn.Module, init: str | Path | None) -> None:
+    """From scratch (:func:`from_scratch`), or the weights of the checkpoint ``init`` to train on from."""
+    if init is None:
+        from_scratch(model)
+    else:
+        model.load_state_dict(torch.load(init, weights_only=True)["state_dict"])
+        logger.info("training on from %s", init)
+
+
+def optimize_step(
+    logits: torch.Tensor,
+    targets: np.ndarray,
+    optim: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    losses: list[float],
+    *,
+    steps: int,
+    begin: float,
+) -> None:
+    """One step on label-smoothed cross-entropy (class indices or soft targets); logs every 10 steps."""
+    loss = F.cross_entropy(logits, torch.from_numpy(targets), label_smoothing=0.05)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    schedule.step()
+    losses.append(float(loss.detach()))
+    if len(losses) % 10 == 0:
+        logger.info("step %d/%d: loss %.3f, %.0f s", len(losses), steps, np.mean(losses[-10:]),
+                    time.perf_counter() - begin)  # fmt: skip
+
+
+def positive_int_error(args: argparse.Namespace, names: Sequence[str]) -> bool:
+    """Log the first of ``names`` that is not a positive int (as its ``--flag``); True if there was one."""
+    for name in names:
+        if getattr(args, name) <= 0:
+            logger.error("--%s: expected a positive int, got %s", name.replace("_", "-"), getattr(args, name))
+            return True
+    return False
+
+
 def head_scaled_groups(model: nn.Module, lr: float, head_lr_scale: float) -> list[dict[str, Any]]:
     """Optimizer parameter groups: all but the head at ``lr``, ``cls_head`` at ``lr * head_lr_scale``."""
     cls_head: nn.Module = model.cls_head  # type: ignore[assignment]
@@ -259,11 +299,7 @@ def train_r50(
     cfg = load_config(config)
     spec = ClipSpec.from_config(config)
     model = build(cfg.model)
-    if init is None:
-        from_scratch(model)
-    else:
-        model.load_state_dict(torch.load(init, weights_only=True)["state_dict"])
-        logger.info("training on from %s", init)
+    initial_weights(model, init)
     train_x, train_y = render_segment_clips(train_clips, spec, TRAIN_SEED)
     val_x, val_y = render_segment_clips(val_clips, spec, VAL_SEED)
     logger.info("rendered %d + %d clips in %.0f s", train_clips, val_clips, time.perf_counter() - begin)
@@ -289,15 +325,7 @@ def train_r50(
         clips, targets = augment(train_x[picked], one_hot(train_y[picked]), rng)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = _logits(model, _layout(segment_inputs(clips, spec), layout), spec).float()
-        loss = F.cross_entropy(logits, torch.from_numpy(targets), label_smoothing=0.05)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        if (step + 1) % 10 == 0:
-            logger.info("step %d/%d: loss %.3f, %.0f s", step + 1, steps, np.mean(losses[-10:]),
-                        time.perf_counter() - begin)  # fmt: skip
+        optimize_step(logits, targets, optim, schedule, losses, steps=steps, begin=begin)
     model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     pred = predict_segments(model, segment_inputs(val_x, spec)).argmax(1)  # fp32, as the benchmarks' reference
     per_class = {name: float((pred[val_y == c] == c).mean()) for c, name in enumerate(ACTIONS)}
@@ -383,10 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for name in ("steps", "train_clips", "val_clips", "threads"):
-        if getattr(args, name) <= 0:
-            logger.error("--%s: expected a positive int, got %s", name.replace("_", "-"), getattr(args, name))
-            return 2
+    if positive_int_error(args, ("steps", "train_clips", "val_clips", "threads")):
+        return 2
     torch.set_num_threads(args.threads)
     options: dict[str, Any] = {
         "config": args.config, "steps": args.steps, "train_clips": args.train_clips, "val_clips": args.val_clips,

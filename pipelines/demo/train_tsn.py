@@ -53,14 +53,21 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engines.clip_spec import ClipSpec
 from engines.transforms import crop_boxes
 from pipelines.demo.synthetic import ACTIONS, Leg, _render_frames, place, random_scene, sample_motion
 from pipelines.demo.train import FPS_RANGE, resize_clip, to_inputs
-from pipelines.demo.train_r50 import from_scratch, head_scaled_groups, lr_factor, model_cache_dir, save_trained
+from pipelines.demo.train_r50 import (
+    head_scaled_groups,
+    initial_weights,
+    lr_factor,
+    model_cache_dir,
+    optimize_step,
+    positive_int_error,
+    save_trained,
+)
 
 logger = logging.getLogger("pipelines.demo.train_tsn")
 
@@ -237,11 +244,7 @@ def train_tsn(
     begin = time.perf_counter()
     spec = ClipSpec.from_config(config)
     model = build(load_config(config).model)
-    if init is None:
-        from_scratch(model)
-    else:
-        model.load_state_dict(torch.load(init, weights_only=True)["state_dict"])
-        logger.info("training on from %s", init)
+    initial_weights(model, init)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     first_seed = TRAIN_SEED + (0 if init is None else 10**6)  # other scenes when training on
@@ -265,15 +268,7 @@ def train_tsn(
         clips, targets = clips[order], targets[order]
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = _logits(model, clips, spec).float()
-        loss = F.cross_entropy(logits, torch.from_numpy(targets), label_smoothing=0.05)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        if (step + 1) % 10 == 0:
-            logger.info("step %d/%d: loss %.3f, %.0f s", step + 1, steps, np.mean(losses[-10:]),
-                        time.perf_counter() - begin)  # fmt: skip
+        optimize_step(logits, targets, optim, schedule, losses, steps=steps, begin=begin)
     model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     if not frozen:
         recalibrate_batch_norm(model, spec, clips=recalibration_clips)
@@ -341,10 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.frozen_bn_steps < 0:
         logger.error("--frozen-bn-steps: expected 0 or more, got %s", args.frozen_bn_steps)
         return 2
-    for name in ("steps", "val_clips", "threads"):
-        if getattr(args, name) <= 0:
-            logger.error("--%s: expected a positive int, got %s", name.replace("_", "-"), getattr(args, name))
-            return 2
+    if positive_int_error(args, ("steps", "val_clips", "threads")):
+        return 2
     torch.set_num_threads(args.threads)
     options: dict[str, Any] = {
         "config": args.config, "steps": args.steps, "val_clips": args.val_clips, "lr": args.lr,
