@@ -754,6 +754,23 @@ def batch_probe(engine: Engine, *, record: bool = True) -> dict[str, Any] | None
     return result
 
 
+def int8_disagreement(agreement: float, samples: int) -> str | None:
+    """Why ``auto`` drops INT8 for its top-1 agreement with torch fp32 on held-out clips; None if it passes."""
+    if agreement >= AUTO_MIN_TOP1:
+        return None
+    return (
+        f"it agrees with torch fp32 on top-1 for {100 * agreement:.0f}% of {samples} held-out clips "
+        f"(< {100 * AUTO_MIN_TOP1:.0f}%)"
+    )
+
+
+def int8_not_faster(int8_ms: float, float_ms: float, float_pick: str, per: str) -> str | None:
+    """Why ``auto`` drops INT8 for its speed (milliseconds per ``per``) against ``float_pick``; None if faster."""
+    if int8_ms < float_ms:
+        return None
+    return f"it is not faster than {float_pick} ({int8_ms:.1f} vs {float_ms:.1f} ms per {per})"
+
+
 def _auto_int8(
     engine: Engine,
     deploy: Any,
@@ -772,21 +789,15 @@ def _auto_int8(
     result = compare(torch_scores(deploy, held_out), engine.infer(held_out))
     agreement = result["top1_agreement"]
     check: dict[str, Any] = {"tried": "int8", **result, "samples": len(held_out), "versus": float_pick}
-    reason = None
     other: Engine | None = None  # the engine at float_pick, once timed
-    if agreement < AUTO_MIN_TOP1:
-        reason = (
-            f"it agrees with torch fp32 on top-1 for {100 * agreement:.0f}% of {len(held_out)} held-out clips "
-            f"(< {100 * AUTO_MIN_TOP1:.0f}%)"
-        )
-    else:
+    reason = int8_disagreement(agreement, len(held_out))
+    if reason is None:
         timing = held_out[: min(options.max_batch, len(held_out))]
         int8_s = time_per_clip(engine, timing)
         other = _reopen(out, manifest, cls, replace(options, precision=float_pick))
         other_s = time_per_clip(other, timing)
         check.update(ms_per_clip=round(1e3 * int8_s, 3), versus_ms_per_clip=round(1e3 * other_s, 3))
-        if int8_s >= other_s:
-            reason = f"it is not faster than {float_pick} ({1e3 * int8_s:.1f} vs {1e3 * other_s:.1f} ms per clip)"
+        reason = int8_not_faster(1e3 * int8_s, 1e3 * other_s, float_pick, "clip")
     check["kept"] = reason is None
     if reason is None:
         if other is not None:

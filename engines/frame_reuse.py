@@ -435,18 +435,12 @@ def _check_int8_pair(
     result = engine_module.compare(reference, scores)
     agreement = result["top1_agreement"]
     check: dict[str, Any] = {"tried": "int8", **result, "samples": count, "versus": float_pair.precision}
-    reason = None
-    if agreement < engine_module.AUTO_MIN_TOP1:
-        reason = (
-            f"it agrees with torch fp32 on top-1 for {100 * agreement:.0f}% of {count} held-out clips "
-            f"(< {100 * engine_module.AUTO_MIN_TOP1:.0f}%)"
-        )
-    else:
+    reason = engine_module.int8_disagreement(agreement, count)
+    if reason is None:
         timing = frames[:TIMING_FRAMES]
         int8_ms, float_ms = _ms_per_frame(pair, timing), _ms_per_frame(float_pair, timing)
         check.update(ms_per_frame=round(int8_ms, 3), versus_ms_per_frame=round(float_ms, 3))
-        if int8_ms >= float_ms:
-            reason = f"it is not faster than {float_pair.precision} ({int8_ms:.1f} vs {float_ms:.1f} ms per frame)"
+        reason = engine_module.int8_not_faster(int8_ms, float_ms, float_pair.precision, "frame")
     check["kept"] = reason is None
     if reason is None:
         log.info("frame reuse: precision 'auto': int8 kept (%s)", check)
