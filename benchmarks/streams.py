@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_name()
     print(f"{cpu}; {CAMERA_SIZE[0]}x{CAMERA_SIZE[1]} H.264 at {CAMERA_FPS} fps per camera; {args.config.name}")
     print(f"bound = window {model.window_s * 1000:.0f} ms + 1.5 x engine call (infer_p50_ms x min(N, batch))")
-    first = rows[0].get("recognizer") or {} if rows else {}
+    first = (rows[0].get("recognizer") or {}) if rows else {}
     print(f"engine precision {first.get('precision')}, frame-reuse pair {first.get('reuse_precision')}")
     print_table(rows, COLUMNS)
     if args.plot:
